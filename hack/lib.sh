@@ -1,0 +1,16 @@
+# Shared settings and progress helpers for hack/*.sh. Sourced, never run.
+# Caches live outside the repository so fresh clones reuse them and `git clean` never wipes them.
+CACHE=${WORKERLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workerlab}
+K8S_VERSION=${K8S_VERSION:-v1.34.4}
+KIND_VERSION=${KIND_VERSION:-v0.30.0}
+CLUSTER_NAME=${CLUSTER_NAME:-workerlab}
+export GOFLAGS=${GOFLAGS:--mod=mod}
+export GOCACHE=${GOCACHE:-$CACHE/go-build}
+export GOMODCACHE=${GOMODCACHE:-$CACHE/go-mod}
+export PATH="$CACHE/bin:$CACHE/k8s/$K8S_VERSION/bin:$PATH"
+
+_ts() { printf '%(%H:%M:%S)T' -1; }
+progress() { printf '[%s] ==> %s\n' "$(_ts)" "$*" >&2; }
+step_cached() { printf '[%s] [cache hit]  %s (%s)\n' "$(_ts)" "$1" "$2" >&2; }
+step_miss() { printf '[%s] [cache miss] %s: %s\n' "$(_ts)" "$1" "$2" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""The course: lab texts, their checkers and the `workerlab` command line."""

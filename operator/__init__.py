@@ -1,0 +1,1 @@
+"""The cluster-level master: WorkerCluster CRD model, pure reconcile core, kopf handlers."""

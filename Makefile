@@ -1,0 +1,71 @@
+# The lab's commands. `make up` brings the lab up; `make test` runs the whole suite (unit,
+# integration, and e2e on the kind cluster, which it brings up first).
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help venv host-deps lint format up down images test unit integration e2e bench clean
+
+help:
+	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
+	@echo "make test        the whole suite: lint, unit, integration, e2e (brings the cluster up)"
+	@echo "make unit        unit tests only (no cluster, no servers)"
+	@echo "make integration real processes on loopback (no cluster)"
+	@echo "make e2e         end-to-end on the kind cluster"
+	@echo "make images      build the worker and operator images"
+	@echo "make bench       the side-by-side benchmarks (after make up)"
+	@echo "make down        remove the cluster (caches stay)"
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Debian packages the integration tests and benchmarks run for real (a Redis server, wrk).
+host-deps:
+	@bash hack/host-deps.sh redis-server wrk
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+up: venv
+	$(BIN)/workerlab up
+
+down:
+	bash hack/down.sh
+
+images: venv
+	PYTHON=$(BIN)/python bash hack/build-images.sh
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
+define run_pytest
+	$(BIN)/pytest $(1) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests for '$(1)': failing"; exit 1; fi; exit $$rc
+endef
+
+unit: venv
+	$(call run_pytest,tests/unit)
+
+integration: venv host-deps
+	$(call run_pytest,tests/integration)
+
+e2e: up
+	$(call run_pytest,tests/e2e)
+
+test: lint host-deps up
+	$(call run_pytest,tests)
+
+bench: venv host-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .build .pytest_cache .ruff_cache

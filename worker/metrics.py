@@ -1,0 +1,105 @@
+"""Prometheus metrics in multiprocess mode, so one scrape of /metrics covers the whole pod.
+
+prometheus_client picks its storage when first imported: PROMETHEUS_MULTIPROC_DIR must be set
+(the entry point does it) before this module is imported in a forked process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+# Only known routes become label values: arbitrary paths would grow the series without bound.
+KNOWN_PATHS = frozenset(
+    {
+        "/",
+        "/work/cpu",
+        "/work/io",
+        "/crash",
+        "/hang",
+        "/leak",
+        "/healthz",
+        "/readyz",
+        "/processes",
+        "/metrics",
+        "/counter",
+    }
+)
+
+REQUESTS = Counter(
+    "workerlab_http_requests_total",
+    "HTTP requests answered by the pod's processes",
+    ["method", "path", "status"],
+)
+LATENCY = Histogram(
+    "workerlab_http_request_duration_seconds",
+    "Time from request start to the end of the response",
+    ["path"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+# "liveall" keeps a `pid` label per live process and drops a process's series when the
+# arbiter marks it dead, so learners see requests spread across the current processes.
+PROCESS_REQUESTS = Gauge(
+    "workerlab_process_requests_served",
+    "Requests served by each live process since it was forked",
+    multiprocess_mode="liveall",
+)
+LEAKED_BYTES = Gauge(
+    "workerlab_process_leaked_bytes",
+    "Memory deliberately leaked by POST /leak in each live process",
+    multiprocess_mode="liveall",
+)
+
+
+def path_label(path: str) -> str:
+    return path if path in KNOWN_PATHS else "other"
+
+
+class RequestMetrics:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): counts and times every request."""
+
+    def __init__(self, app, on_request: Callable[[], int]) -> None:
+        self.app = app
+        self.on_request = on_request  # bumps the process's own count, returns the new total
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            path = path_label(scope["path"])
+            REQUESTS.labels(scope["method"], path, str(status)).inc()
+            LATENCY.labels(path).observe(time.perf_counter() - started)
+            PROCESS_REQUESTS.set(self.on_request())
+
+
+def exposition() -> tuple[bytes, str]:
+    """All processes' metrics when running under the arbiter; this process's otherwise."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

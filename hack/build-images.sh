@@ -23,6 +23,6 @@ rm -rf .build/wheels && mkdir -p .build/wheels
 "$python" -m pip wheel -q --wheel-dir .build/wheels ".[worker,operator]"
 for component in worker operator; do
   progress "docker build workerlab/$component:dev (FROM $BASE_IMAGE)"
-  docker build -q -f "$component/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-    -t "workerlab/$component:dev" . >/dev/null
+  docker_build -q -f "$component/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    -t "workerlab/$component:dev" .
 done

@@ -59,7 +59,7 @@ image() { # name, base, binary, entrypoint-json
   cp "$3" "$dir/"
   printf 'FROM %s\nCOPY %s /usr/local/bin/\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n%s\n' \
     "$2" "$(basename "$3")" "${4:+ENTRYPOINT $4}" >"$dir/Dockerfile"
-  docker build -q -t "$1" "$dir" >/dev/null
+  docker_build -q -t "$1" "$dir"
   echo "$1"
 }
 progress "building the control-plane, DNS, proxy, CNI and sandbox images"
@@ -106,14 +106,16 @@ containerd >/tmp/containerd.log 2>&1 &
 for _ in $(seq 30); do [ -S /run/containerd/containerd.sock ] && break; sleep 1; done
 ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned --all-platforms \
     --no-unpack --digests /kind/images.tar >/dev/null
-ctr --namespace=k8s.io images list -q | grep -v '^sha256:'
+ctr --namespace=k8s.io images list -q | grep -v -e '^sha256:' -e '@sha256:' | sed 's/^/  imported: /' >&2
 pkill containerd; sleep 2
 rm -f /kind/images.tar /tmp/containerd.log
 SETUP
-docker commit \
-  --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-  --change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' --change 'CMD []' \
-  --change "LABEL dev.workerlab.k8s-version=$K8S_VERSION" \
-  "$build" "$node_image" >/dev/null
+# docker 20.10's commit cannot set STOPSIGNAL, so the image config is finished by a build step.
+docker commit "$build" "$node_image-rootfs" >/dev/null
+printf '%s\n' "FROM $node_image-rootfs" 'ENV container=docker' 'STOPSIGNAL SIGRTMIN+3' \
+  'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' 'CMD []' \
+  "LABEL dev.workerlab.k8s-version=$K8S_VERSION" >"$ctx/Dockerfile.node"
+docker_build -q -t "$node_image" -f "$ctx/Dockerfile.node" "$ctx/bin"
+docker rmi "$node_image-rootfs" >/dev/null
 progress "node image ready: $node_image ($(docker image inspect -f '{{.Size}}' "$node_image" | numfmt --to=iec))"
 echo "$node_image"

@@ -14,3 +14,16 @@ progress() { printf '[%s] ==> %s\n' "$(_ts)" "$*" >&2; }
 step_cached() { printf '[%s] [cache hit]  %s (%s)\n' "$(_ts)" "$1" "$2" >&2; }
 step_miss() { printf '[%s] [cache miss] %s: %s\n' "$(_ts)" "$1" "$2" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# docker build, quiet: Debian's docker has no buildx, so every build prints a deprecation
+# banner for the legacy builder. Show the output only when the build fails.
+docker_build() {
+  local log
+  log=$(mktemp)
+  if ! DOCKER_BUILDKIT=0 docker build "$@" >"$log" 2>&1; then
+    grep -v -e '^DEPRECATED' -e '^ *BuildKit is' -e '^ *environment-variable' -e '^ *Install the buildx' -e 'docs.docker.com/go/buildx' "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import typer
+from workerlab.labs.cmd_cluster import chaos_app, status
+from workerlab.labs.cmd_lab import lab_app
+from workerlab.labs.cmd_load import load
+from workerlab.labs.errors import WorkerlabError
+from workerlab.labs.paths import repo_root
 
 app = typer.Typer(
     help="workerlab: the master-worker pattern, on Kubernetes, for real.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     add_completion=False,
 )
 
@@ -37,22 +42,12 @@ def operator(ctx: typer.Context) -> None:
     raise typer.Exit(operator_main(ctx.args))
 
 
-def _repo_root() -> Path:
-    """The checkout holding hack/: the lab environment is driven by its scripts."""
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for candidate in (start, *start.parents):
-            if (candidate / "hack" / "up.sh").is_file():
-                return candidate
-    typer.secho(
-        "error: cannot find the workerlab checkout (hack/up.sh); run this from inside it",
-        fg="red",
-        err=True,
-    )
-    raise typer.Exit(2)
-
-
 def _run_script(name: str) -> int:
-    root = _repo_root()
+    try:
+        root = repo_root()
+    except WorkerlabError as error:
+        typer.secho(f"error: {error}; {error.hint}", fg="red", err=True)
+        raise typer.Exit(2) from None
     env = dict(os.environ)
     env.setdefault("PATH", "")
     return subprocess.call(["bash", str(root / "hack" / name)], cwd=root, env=env)
@@ -77,6 +72,12 @@ def down() -> None:
     Example: workerlab down
     """
     raise typer.Exit(_run_script("down.sh"))
+
+
+app.command()(status)
+app.command()(load)
+app.add_typer(chaos_app, name="chaos")
+app.add_typer(lab_app, name="lab")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ so with REDIS_URL every process of every pod agrees and no increment is lost.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Protocol
 
 REDIS_KEY = "workerlab:counter"
@@ -66,10 +67,8 @@ class RedisCounter:
         return int(raw or 0)
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a broken connection must not fail shutdown
             await self._client.aclose()
-        except Exception:  # closing a broken connection must not fail shutdown
-            pass
 
     @staticmethod
     async def _call(method, *args):

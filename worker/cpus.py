@@ -80,7 +80,7 @@ def _candidates(base: Path, cgroup_path: str, filename: str) -> list[Path]:
     return paths
 
 
-def _read_v2(path: Path) -> float | None | object:
+def _read_v2(path: Path) -> float | object | None:
     try:
         fields = path.read_text().split()
     except OSError:
@@ -94,7 +94,7 @@ def _read_v2(path: Path) -> float | None | object:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def _read_v1(quota_path: Path) -> float | None | object:
+def _read_v1(quota_path: Path) -> float | object | None:
     try:
         quota = int(quota_path.read_text().strip())
         period = int((quota_path.parent / "cpu.cfs_period_us").read_text().strip())

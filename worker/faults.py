@@ -1,4 +1,4 @@
-"""Fault injection for the labs. Mounted only in lab mode; each fault is healed by a different layer.
+"""Fault injection for the labs, mounted only in lab mode. Each fault is healed by another layer.
 
 The response is sent first and the fault strikes a moment later, so the learner sees which pid
 was hit and who is expected to heal it.
@@ -10,8 +10,7 @@ import asyncio
 import os
 import time
 
-from fastapi import APIRouter, BackgroundTasks, Query
-
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from workerlab.worker import metrics, siblings
 from workerlab.worker.config import MAX_LEAK_MB
 
@@ -36,15 +35,15 @@ async def _block_event_loop() -> None:
     time.sleep(HANG_MAX_S)
 
 
-def _base() -> dict:
-    identity = siblings.current
-    return {"pod": os.environ.get("POD_NAME", ""), "pid": os.getpid(), "index": identity.index}
+def _base(request: Request) -> dict:
+    pod = request.app.state.settings.pod_name
+    return {"pod": pod, "pid": os.getpid(), "process_index": siblings.current.index}
 
 
 @router.post("/crash", status_code=202)
-async def crash(background: BackgroundTasks) -> dict:
+async def crash(request: Request, background: BackgroundTasks) -> dict:
     background.add_task(_exit_abruptly)
-    return _base() | {
+    return _base(request) | {
         "fault": "crash",
         "effect": f"this process exits with code {CRASH_EXIT_CODE} right after this response",
         "healed_by": "gunicorn arbiter: it reaps the dead process and forks a replacement",
@@ -52,9 +51,9 @@ async def crash(background: BackgroundTasks) -> dict:
 
 
 @router.post("/hang", status_code=202)
-async def hang(background: BackgroundTasks) -> dict:
+async def hang(request: Request, background: BackgroundTasks) -> dict:
     background.add_task(_block_event_loop)
-    return _base() | {
+    return _base(request) | {
         "fault": "hang",
         "effect": "this process stops answering (its event loop is blocked)",
         "healed_by": "gunicorn arbiter: after WORKER_TIMEOUT without a heartbeat it kills "
@@ -63,12 +62,14 @@ async def hang(background: BackgroundTasks) -> dict:
 
 
 @router.post("/leak")
-async def leak(mb: int = Query(64, ge=1, le=MAX_LEAK_MB, description="MiB to leak")) -> dict:
+async def leak(
+    request: Request, mb: int = Query(64, ge=1, le=MAX_LEAK_MB, description="MiB to leak")
+) -> dict:
     # Filled with a non-zero byte so the pages are really resident, not lazily zero-mapped.
     _leaked.append(bytearray(b"\x01") * (mb * 1024 * 1024))
     total = sum(len(chunk) for chunk in _leaked)
     metrics.LEAKED_BYTES.set(total)
-    return _base() | {
+    return _base(request) | {
         "fault": "leak",
         "leaked_mb": mb,
         "leaked_mb_total": total // (1024 * 1024),

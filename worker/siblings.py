@@ -4,7 +4,7 @@ Processes forked by the arbiter share no memory, so they tell each other about t
 through files: each process rewrites its own `processes/<pid>.json`, the arbiter marks a record
 dead when it reaps the process, and `GET /processes` in any process reads them all.
 
-    <state_dir>/processes/<pid>.json   {"pid","index","generation","started_at","requests_served",...}
+    <state_dir>/processes/<pid>.json   {"pid","index","started_at","requests_served",...}
     <state_dir>/metrics/               prometheus_client multiprocess files
     <state_dir>/draining               exists once the arbiter got SIGTERM: every /readyz says 503
 """

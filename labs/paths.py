@@ -1,0 +1,27 @@
+"""Where the checkout's files are (hack/, manifests/) and where the lab texts ship."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from workerlab.labs.errors import MissingPrerequisite
+
+
+def repo_root() -> Path:
+    """The checkout holding hack/ and manifests/: the lab environment is driven by its files."""
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for candidate in (start, *start.parents):
+            if (candidate / "hack" / "up.sh").is_file():
+                return candidate
+    raise MissingPrerequisite(
+        "cannot find the workerlab checkout (hack/up.sh)", hint="run this from inside it"
+    )
+
+
+def package_dir() -> Path:
+    return Path(str(resources.files("workerlab.labs")))
+
+
+def content_dir() -> Path:
+    return package_dir() / "content"

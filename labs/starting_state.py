@@ -1,0 +1,94 @@
+"""Putting the cluster into a lab's starting state (`workerlab lab reset N`).
+
+The sample WorkerCluster `demo` is *replaced* (PUT), not applied: `kubectl apply` would keep
+fields a learner added with `kubectl patch`, and a reset must really reset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from workerlab.labs.errors import MissingPrerequisite
+from workerlab.labs.kube import WC_RESOURCE, Kube
+from workerlab.labs.paths import repo_root
+from workerlab.labs.wcstate import wait_converged
+
+DEMO = "demo"
+DEMO_NODE_PORT = 30080
+CONVERGE_TIMEOUT_S = 240
+
+
+def demo_manifest(namespace: str, sample: Path | None = None) -> dict:
+    """The sample's spec (its image etc.), forced to the course's known starting point."""
+    body: dict = {}
+    if sample is not None and sample.is_file():
+        docs = [d for d in yaml.safe_load_all(sample.read_text()) if d]
+        body = next((d for d in docs if d.get("kind") == "WorkerCluster"), {})
+    spec = dict(body.get("spec") or {})
+    spec.update(
+        replicas=2,
+        processesPerPod=2,
+        labMode=True,
+        service={"type": "NodePort", "nodePort": DEMO_NODE_PORT},
+    )
+    spec.pop("env", None)
+    return {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": DEMO, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def _sample_path() -> Path | None:
+    try:
+        return repo_root() / "manifests" / "samples" / "demo.yaml"
+    except MissingPrerequisite:
+        return None
+
+
+def reset_demo(kube: Kube, wait: bool = True) -> str:
+    manifest = demo_manifest(kube.namespace, _sample_path())
+    current = kube.get(WC_RESOURCE, DEMO)
+    if current is None:
+        kube.run("create", "-f", "-", stdin=json.dumps(manifest))
+    else:
+        # Custom resources allow no unconditional update: replace the version we just read.
+        manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        kube.run("replace", "-f", "-", stdin=json.dumps(manifest))
+    if wait:
+        wait_converged(kube, DEMO, CONVERGE_TIMEOUT_S)
+    return f"wc/{DEMO} reset to 2 pods x 2 processes, labMode on, NodePort {DEMO_NODE_PORT}"
+
+
+def delete_wc(kube: Kube, name: str) -> str | None:
+    if kube.get(WC_RESOURCE, name) is None:
+        return None
+    kube.run("delete", WC_RESOURCE, name, "--wait=true", "--timeout=120s")
+    return f"deleted wc/{name}"
+
+
+def delete_addon(kube: Kube, name: str) -> str | None:
+    path = repo_root() / "manifests" / "addons" / name
+    if not path.is_dir():
+        return None
+    out = kube.run(
+        "delete",
+        "-k",
+        str(path),
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+        namespaced=False,
+    )
+    return f"removed add-on {name}" if out.strip() else None
+
+
+def require_operator(kube: Kube) -> None:
+    if kube.get("crd", "workerclusters.workerlab.dev", namespaced=False) is None:
+        raise MissingPrerequisite(
+            "the WorkerCluster CRD is not installed",
+            hint="make up  (or kubectl apply -k manifests/)",
+        )

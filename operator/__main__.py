@@ -1,0 +1,154 @@
+"""`workerlab operator` / `python -m workerlab.operator`: run the master against a cluster.
+
+Before handing over to kopf it checks, with short timeouts, that an API server answers and the
+WorkerCluster CRD is installed, so a missing cluster is one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+
+DEFAULT_PEERING = "workerlab"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="workerlab operator",
+        description="Run the WorkerCluster operator (the cluster-level master) with kopf.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="serve WorkerClusters in this namespace (repeatable); default: workerlab",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="serve WorkerClusters in every namespace",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: do not pause when another operator instance is running",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="peering priority; an instance pauses while one with higher or equal priority runs",
+    )
+    parser.add_argument("--peering-name", default=DEFAULT_PEERING, help="ClusterKopfPeering to use")
+    parser.add_argument(
+        "--liveness",
+        default="http://127.0.0.1:8080/healthz",
+        help="liveness endpoint URL ('' to disable); in-cluster: http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (0: off)")
+    parser.add_argument("--metrics-address", default="127.0.0.1", help="Prometheus bind address")
+    parser.add_argument(
+        "--process-poll-seconds",
+        type=float,
+        default=10.0,
+        help="how often Ready pods are asked for their processes",
+    )
+    parser.add_argument(
+        "--resync-seconds", type=float, default=300.0, help="safety-net resync period"
+    )
+    parser.add_argument(
+        "--log-format", choices=["plain", "full", "json"], default="full", help="log line format"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def preflight(args: argparse.Namespace) -> str | None:
+    """None when the cluster is usable, else the one-line reason it is not."""
+    from kubernetes import config as kube_config
+    from workerlab.operator.kube import ApiError, Kube
+    from workerlab.operator.model import GROUP, PLURAL, VERSION
+
+    try:
+        kube = Kube.connect()
+    except (kube_config.ConfigException, OSError) as error:
+        return f"no usable kubeconfig or in-cluster credentials ({error})"
+    try:
+        kube.server_version(timeout=5.0)
+    except Exception as error:
+        host = kube.api.configuration.host
+        return f"cannot reach the Kubernetes API server at {host} ({type(error).__name__}: {error})"
+    namespace = "" if args.all_namespaces else f"namespaces/{args.namespace[0]}/"
+    try:
+        kube._call(
+            "GET", f"/apis/{GROUP}/{VERSION}/{namespace}{PLURAL}", query={"limit": "1"}, timeout=5.0
+        )
+    except ApiError as error:
+        if error.status == 404:
+            return "the WorkerCluster CRD is not installed: run `kubectl apply -k manifests/`"
+        return f"cannot list WorkerClusters: {error}"
+    if not args.standalone:
+        try:
+            if kube.ensure_cluster_peering(args.peering_name) == "no-crd":
+                return (
+                    "kopf's peering CRDs are not installed (run `kubectl apply -k manifests/`) "
+                    "or pass --standalone"
+                )
+        except ApiError as error:
+            if error.status != 403:
+                return f"cannot prepare peering object {args.peering_name}: {error}"
+            # Not allowed to create it: kopf will use it if it exists, or fail clearly if not.
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.all_namespaces and not args.namespace:
+        args.namespace = ["workerlab"]
+
+    import kopf
+
+    log_format = {
+        "plain": kopf.LogFormat.PLAIN,
+        "full": kopf.LogFormat.FULL,
+        "json": kopf.LogFormat.JSON,
+    }[args.log_format]
+    kopf.configure(verbose=args.verbose, log_format=log_format)
+    if not args.verbose:
+        # kopf logs every handler call on every pod event; our own lines say what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+    problem = preflight(args)
+    if problem:
+        print(f"workerlab operator: {problem}", file=sys.stderr)
+        return 2
+
+    from workerlab.operator import handlers
+
+    handlers.OPTIONS.metrics_port = args.metrics_port
+    handlers.OPTIONS.metrics_address = args.metrics_address
+    handlers.OPTIONS.process_poll_seconds = args.process_poll_seconds
+    handlers.OPTIONS.resync_seconds = args.resync_seconds
+
+    logging.getLogger("workerlab.operator").info(
+        "serving %s", "all namespaces" if args.all_namespaces else ", ".join(args.namespace)
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        kopf.run(
+            clusterwide=args.all_namespaces,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+            priority=args.priority,
+            peering_name=None if args.standalone else args.peering_name,
+            liveness_endpoint=args.liveness or None,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

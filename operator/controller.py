@@ -1,0 +1,323 @@
+"""The thin shell around the pure core: read the world, call plan(), apply what it says.
+
+One reconcile of one WorkerCluster reads everything fresh from the API server (the object and
+its pods), so it is level-triggered: it does the right thing whatever happened before, after an
+operator restart, a lost event or a failed write. Writes happen only when something differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from workerlab.operator.kube import ApiError, Kube
+from workerlab.operator.metrics import Metrics
+from workerlab.operator.model import ObservedPod, WorkerCluster
+from workerlab.operator.processes import ProcessProbe
+from workerlab.operator.reconcile import CreatePod, Plan, plan
+from workerlab.operator.status import status_patch
+from workerlab.operator.templates import (
+    build_ingress,
+    build_pod,
+    build_service,
+    ingress_update,
+    service_update,
+)
+
+logger = logging.getLogger("workerlab.operator")
+
+Key = tuple[str, str]  # (namespace, name)
+
+DELETE_WHY = {
+    "ScaleDown": "scale down",
+    "RollingUpdate": "rolling update, outdated pod template",
+    "ReplaceFailed": "pod failed, replacing it",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c.get("type"): c for c in status.get("conditions") or []}
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    probe: ProcessProbe
+    metrics: Metrics
+    poll_seconds: float = 10.0
+    resync_seconds: float = 300.0
+    clock: Callable[[], datetime] = _now
+    _said: dict[Key, set[str]] = field(default_factory=dict)
+
+    async def reconcile(self, key: Key) -> float | None:
+        started = time.perf_counter()
+        try:
+            again = await self._reconcile(key)
+        except Exception as error:
+            self.metrics.reconcile_total.labels(result="error").inc()
+            self.metrics.reconcile_errors.inc()
+            logger.warning("reconcile failed: namespace=%s name=%s error=%s", *key, error)
+            raise
+        finally:
+            self.metrics.reconcile_time.observe(time.perf_counter() - started)
+        self.metrics.reconcile_total.labels(result="requeue" if again else "success").inc()
+        return again
+
+    def forget(self, key: Key) -> None:
+        self._said.pop(key, None)
+
+    async def _reconcile(self, key: Key) -> float | None:
+        namespace, name = key
+        body = await self.kube.get_cluster(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Garbage collection removes what it owned; nothing to do, nothing to remember.
+            self.forget(key)
+            return None
+        cluster = WorkerCluster.from_body(body)
+        raw_pods = await self.kube.list_pods(namespace, cluster.selector_string)
+        pods = await self._observe(cluster, raw_pods)
+        now = self.clock()
+        result = plan(cluster, pods, now)
+
+        await self._apply(cluster, body, result, now)
+        await self._ensure_service(cluster, body, now)
+        await self._ensure_ingress(cluster, body, now)
+        await self._write_status(cluster, body, result, now)
+
+        logger.info(
+            "reconciled: namespace=%s name=%s phase=%s ready=%s/%s processes=%s actions=%d",
+            namespace,
+            name,
+            result.status["phase"],
+            result.status["readyReplicas"],
+            cluster.spec.replicas,
+            result.status["readyProcesses"],
+            len(result.actions),
+        )
+        again = self.resync_seconds
+        if result.status["readyReplicas"]:
+            again = min(again, self.poll_seconds)  # keep process counts fresh
+        if result.requeue_after is not None:
+            again = min(again, result.requeue_after + 0.1)
+        return again
+
+    async def _observe(
+        self, cluster: WorkerCluster, raw: list[dict[str, Any]]
+    ) -> list[ObservedPod]:
+        bare = [ObservedPod.from_pod(p) for p in raw]
+        serving = [
+            (p.name, p.uid) for p in bare if p.ready and not p.terminating and p.owned_by(cluster)
+        ]
+        alive = await self.probe.alive(cluster.namespace, serving, cluster.spec.port)
+        return [ObservedPod.from_pod(p, alive.get(b.uid)) for p, b in zip(raw, bare, strict=True)]
+
+    # -- pods ----------------------------------------------------------------------------------
+
+    async def _apply(
+        self, cluster: WorkerCluster, body: dict[str, Any], result: Plan, now: datetime
+    ) -> None:
+        ns = cluster.namespace
+        for action in result.deletes:
+            if await self.kube.delete_pod(ns, action.name, action.uid):
+                self.metrics.pods_deleted.labels(reason=action.reason).inc()
+                await self._event(
+                    body,
+                    "Normal",
+                    "DeletedPod",
+                    f"Deleted pod {action.name}: {DELETE_WHY[action.reason]}",
+                    now,
+                )
+        replacing_failed = any(d.reason == "ReplaceFailed" for d in result.deletes)
+        for action in result.creates:
+            await self._create_pod(cluster, body, action, replacing_failed, now)
+        if any(a.reason == "ScaleUp" for a in result.creates) or any(
+            a.reason == "ScaleDown" for a in result.deletes
+        ):
+            direction = "up" if result.creates else "down"
+            await self._event(
+                body, "Normal", "Scaled", f"Scaled {direction} to {cluster.spec.replicas} pods", now
+            )
+        for reason, message in result.warnings:
+            await self._say_once(cluster, body, "Warning", reason, message, now)
+
+    async def _create_pod(
+        self,
+        cluster: WorkerCluster,
+        body: dict[str, Any],
+        action: CreatePod,
+        replacing_failed: bool,
+        now: datetime,
+    ) -> None:
+        try:
+            created = await self.kube.create_pod(cluster.namespace, build_pod(cluster))
+        except ApiError as error:
+            # e.g. rejected by Pod Security admission or a quota: say it where users look.
+            await self._event(
+                body, "Warning", "FailedCreate", f"Creating a pod failed: {error.message}", now
+            )
+            raise
+        pod_name = created["metadata"]["name"]
+        self.metrics.pods_created.labels(reason=action.reason).inc()
+        if action.reason == "Replace" or replacing_failed:
+            self.metrics.pods_replaced.inc()
+            reason, why = "ReplacedPod", "replacing a pod that was deleted or failed"
+        elif action.reason == "RollingUpdate":
+            reason, why = "CreatedPod", "rolling update"
+        else:
+            reason, why = "CreatedPod", "scale up"
+        await self._event(body, "Normal", reason, f"Created pod {pod_name}: {why}", now)
+
+    # -- service and ingress -------------------------------------------------------------------
+
+    def _controlled(self, cluster: WorkerCluster, obj: dict[str, Any]) -> bool:
+        refs = obj["metadata"].get("ownerReferences") or []
+        return any(r.get("controller") and r.get("uid") == cluster.uid for r in refs)
+
+    async def _ensure_service(
+        self, cluster: WorkerCluster, body: dict[str, Any], now: datetime
+    ) -> None:
+        desired = build_service(cluster)
+        actual = await self.kube.get_service(cluster.namespace, cluster.name)
+        if actual is None:
+            await self.kube.create_service(cluster.namespace, desired)
+            kind = cluster.spec.service.type
+            await self._event(
+                body, "Normal", "CreatedService", f"Created {kind} Service {cluster.name}", now
+            )
+        elif not self._controlled(cluster, actual):
+            await self._say_once(
+                cluster,
+                body,
+                "Warning",
+                "ServiceConflict",
+                f"Service {cluster.name} exists and is not owned by this WorkerCluster; left alone",
+                now,
+            )
+        elif (update := service_update(desired, actual)) is not None:
+            await self.kube.replace_service(cluster.namespace, update)
+            await self._event(
+                body,
+                "Normal",
+                "UpdatedService",
+                f"Service {cluster.name} differed from the spec; restored",
+                now,
+            )
+
+    async def _ensure_ingress(
+        self, cluster: WorkerCluster, body: dict[str, Any], now: datetime
+    ) -> None:
+        desired = build_ingress(cluster)
+        actual = await self.kube.get_ingress(cluster.namespace, cluster.name)
+        if actual is not None and not self._controlled(cluster, actual):
+            if desired is not None:
+                await self._say_once(
+                    cluster,
+                    body,
+                    "Warning",
+                    "IngressConflict",
+                    f"Ingress {cluster.name} exists, not owned by this WorkerCluster; left alone",
+                    now,
+                )
+            return
+        if desired is None:
+            if actual is not None:
+                await self.kube.delete_ingress(cluster.namespace, cluster.name)
+                await self._event(
+                    body, "Normal", "DeletedIngress", f"Deleted Ingress {cluster.name}", now
+                )
+        elif actual is None:
+            await self.kube.create_ingress(cluster.namespace, desired)
+            host = cluster.spec.ingress.host
+            await self._event(
+                body, "Normal", "CreatedIngress", f"Created Ingress {cluster.name} for {host}", now
+            )
+        elif (update := ingress_update(desired, actual)) is not None:
+            await self.kube.replace_ingress(cluster.namespace, update)
+            await self._event(
+                body,
+                "Normal",
+                "UpdatedIngress",
+                f"Ingress {cluster.name} differed from the spec; restored",
+                now,
+            )
+
+    # -- status and events ---------------------------------------------------------------------
+
+    async def _write_status(
+        self, cluster: WorkerCluster, body: dict[str, Any], result: Plan, now: datetime
+    ) -> None:
+        patch = status_patch(cluster.status, result.status)
+        if patch is None:
+            return  # nothing changed: no write, so no watch event, so no hot loop
+        try:
+            await self.kube.patch_cluster_status(cluster.namespace, cluster.name, patch)
+        except ApiError as error:
+            if error.status == 404:
+                return  # deleted meanwhile
+            raise
+        self.metrics.status_writes.inc()
+        await self._transition_events(body, cluster.status, result.status, now)
+
+    async def _transition_events(
+        self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], now: datetime
+    ) -> None:
+        before, after = _conditions(old), _conditions(new)
+        degraded = after.get("Degraded", {})
+        was_degraded = before.get("Degraded", {}).get("status") == "True"
+        if degraded.get("status") == "True" and (
+            not was_degraded or before["Degraded"].get("reason") != degraded.get("reason")
+        ):
+            await self._event(body, "Warning", degraded["reason"], degraded.get("message", ""), now)
+        elif was_degraded and degraded.get("status") == "False":
+            await self._event(body, "Normal", "Recovered", "No pod is failing any more", now)
+        ready = after.get("Ready", {})
+        if ready.get("status") == "True" and before.get("Ready", {}).get("status") != "True":
+            await self._event(body, "Normal", "Ready", ready.get("message", ""), now)
+        progressing = after.get("Progressing", {})
+        if (
+            progressing.get("reason") == "Paused"
+            and before.get("Progressing", {}).get("reason") != "Paused"
+        ):
+            await self._event(body, "Normal", "Paused", "Pod management paused (spec.paused)", now)
+
+    async def _say_once(
+        self,
+        cluster: WorkerCluster,
+        body: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+    ) -> None:
+        """Events for standing situations are posted when they change, not on every poll."""
+        key = (cluster.namespace, cluster.name)
+        said = self._said.setdefault(key, set())
+        if f"{reason}:{message}" in said:
+            return
+        said.add(f"{reason}:{message}")
+        await self._event(body, event_type, reason, message, now)
+
+    async def _event(
+        self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
+    ) -> None:
+        meta = body["metadata"]
+        log = logger.warning if event_type == "Warning" else logger.info
+        log(
+            "event: namespace=%s name=%s reason=%s message=%s",
+            meta["namespace"],
+            meta["name"],
+            reason,
+            message,
+        )
+        try:
+            await self.kube.post_event(body, event_type, reason, message, now)
+        except ApiError as error:  # an Event is worth a log line, never a failed reconcile
+            logger.warning("posting event failed: %s", error)

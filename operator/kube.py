@@ -1,0 +1,243 @@
+"""The operator's only door to the API server: plain JSON over the official client's transport.
+
+The generated typed API coerces bodies into model classes, which can silently drop fields it
+does not know. The operator builds its manifests as plain dicts, so it sends and receives plain
+dicts: the `kubernetes` package is used only for kubeconfig/in-cluster auth and HTTP. Calls are
+blocking, so each runs in a worker thread to keep kopf's event loop free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client, config
+from workerlab.operator.model import GROUP, PLURAL, VERSION, format_time
+
+# A kubeconfig with insecure-skip-tls-verify is the user's choice: say so once, not per request.
+warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarning)
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = 15.0
+PROXY_TIMEOUT = 3.0
+COMPONENT = "workerlab-operator"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, method: str, path: str, body: str) -> None:
+        try:
+            message = json.loads(body).get("message", body)
+        except ValueError:
+            message = body
+        super().__init__(f"{method} {path}: HTTP {status}: {message[:500]}")
+        self.status = status
+        self.message = message
+
+
+def load_client_config(context: str | None = None) -> client.Configuration:
+    """In-cluster service account first, then the kubeconfig (current or given context)."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        # Read KUBECONFIG now, not when the kubernetes package was imported.
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None,
+            context=context,
+            client_configuration=configuration,
+        )
+    return configuration
+
+
+@dataclass
+class Kube:
+    api: client.ApiClient
+
+    @classmethod
+    def connect(cls, context: str | None = None) -> Kube:
+        return cls(client.ApiClient(load_client_config(context)))
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, str] | None = None,
+        content_type: str = JSON,
+        timeout: float = REQUEST_TIMEOUT,
+        raw: bool = False,
+    ) -> Any:
+        headers = {"Accept": JSON, "Content-Type": content_type}
+        method, url, headers, body, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(method, url, headers, body, _request_timeout=timeout)
+        response.read()
+        text = (response.data or b"").decode("utf-8", "replace")
+        if not 200 <= response.status <= 299:
+            raise ApiError(response.status, method, path, text)
+        if raw:
+            return text
+        return json.loads(text) if text else {}
+
+    async def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._call, method, path, body, **kwargs)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def server_version(self, timeout: float = 5.0) -> dict[str, Any]:
+        return self._call("GET", "/version", timeout=timeout)
+
+    async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none(_cluster_path(namespace, name))
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        result = await self.call(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
+        )
+        return result.get("items") or []
+
+    async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none(f"/api/v1/namespaces/{namespace}/services/{name}")
+
+    async def get_ingress(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none(_ingress_path(namespace, name))
+
+    async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
+        """GET /processes of a pod through the API server's pod proxy (works from anywhere)."""
+        target = quote(f"{pod}:{port}", safe="")
+        text = await self.call(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{target}/proxy/processes",
+            timeout=PROXY_TIMEOUT,
+            raw=True,
+        )
+        return json.loads(text)
+
+    async def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self.call("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+
+    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete exactly this pod (uid precondition); False if it is already gone."""
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self.call("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", options)
+        except ApiError as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
+        await self.call("POST", f"/api/v1/namespaces/{namespace}/services", body)
+
+    async def replace_service(self, namespace: str, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        await self.call("PUT", f"/api/v1/namespaces/{namespace}/services/{name}", body)
+
+    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> None:
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
+        await self.call("POST", path, body)
+
+    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> None:
+        await self.call("PUT", _ingress_path(namespace, body["metadata"]["name"]), body)
+
+    async def delete_ingress(self, namespace: str, name: str) -> None:
+        try:
+            await self.call("DELETE", _ingress_path(namespace, name))
+        except ApiError as error:
+            if error.status != 404:
+                raise
+
+    async def patch_cluster_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        path = _cluster_path(namespace, name) + "/status"
+        await self.call("PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
+
+    async def post_event(
+        self,
+        involved: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: Any,
+    ) -> None:
+        """A core/v1 Event on the WorkerCluster: what `kubectl describe wc NAME` lists."""
+        meta = involved["metadata"]
+        namespace = meta["namespace"]
+        stamp = format_time(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": involved.get("kind", "WorkerCluster"),
+                "name": meta["name"],
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1000],
+            "source": {"component": COMPONENT},
+            "reportingComponent": f"{GROUP}/operator",
+            "reportingInstance": socket.gethostname()[:128],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        await self.call("POST", f"/api/v1/namespaces/{namespace}/events", body)
+
+    def ensure_cluster_peering(self, name: str) -> str:
+        """Create kopf's ClusterKopfPeering object if missing: 'created', 'exists' or 'no-crd'."""
+        body = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "workerlab"}},
+        }
+        try:
+            self._call("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", body, timeout=5.0)
+        except ApiError as error:
+            if error.status == 409:
+                return "exists"
+            if error.status == 404:
+                return "no-crd"
+            raise
+        return "created"
+
+
+def _cluster_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+def _ingress_path(namespace: str, name: str) -> str:
+    return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"

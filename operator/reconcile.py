@@ -1,0 +1,176 @@
+"""The pure core: from (WorkerCluster, observed pods, now) to the actions and status. No I/O.
+
+The algorithm is the Deployment controller's rolling update, done on pods directly instead of
+on ReplicaSets:
+
+1. Pods this cluster does not control, and pods already terminating, are never touched; the
+   latter are not counted either (they are draining, as in a Deployment).
+2. Failed/Succeeded pods are replaced, but with an exponential backoff persisted in status, so a
+   pod that dies at once cannot make the operator delete and recreate in a tight loop.
+3. Outdated pods that are not Ready serve nobody: they go at once.
+4. Current pods beyond `replicas` go, unready first, then newest first (scale-down).
+5. Outdated Ready pods go only while Ready pods stay >= replicas - maxUnavailable.
+6. Missing current pods are created while pods stay <= replicas + maxSurge.
+
+Containers that crash-loop are restarted by the kubelet (with its own backoff); the operator
+does not delete those pods, it reports them in the Degraded condition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
+from workerlab.operator.status import Counts, build_status
+from workerlab.operator.templates import template_hash
+
+BACKOFF_BASE_SECONDS = 10.0
+BACKOFF_CAP_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    template_hash: str
+    reason: str  # ScaleUp | Replace | RollingUpdate
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+    ready: bool
+    reason: str  # ScaleDown | RollingUpdate | ReplaceFailed
+
+
+Action = CreatePod | DeletePod
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: list[Action]
+    status: dict[str, Any]
+    # When the core wants to be asked again even if nothing changes (a backoff expiring).
+    requeue_after: float | None = None
+    # Situations worth an Event that are not actions (e.g. a foreign pod was ignored).
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def creates(self) -> list[CreatePod]:
+        return [a for a in self.actions if isinstance(a, CreatePod)]
+
+    @property
+    def deletes(self) -> list[DeletePod]:
+        return [a for a in self.actions if isinstance(a, DeletePod)]
+
+
+def backoff_delay(consecutive_failures: int) -> float:
+    """0 for the first failure, then 10 s, 20 s, 40 s... capped at 5 minutes."""
+    if consecutive_failures <= 0:
+        return 0.0
+    return min(BACKOFF_BASE_SECONDS * 2 ** (consecutive_failures - 1), BACKOFF_CAP_SECONDS)
+
+
+def _newest_first(pods: list[ObservedPod]) -> list[ObservedPod]:
+    return sorted(pods, key=lambda p: (p.created.timestamp() if p.created else 0.0, p.name))[::-1]
+
+
+def _scale_down_order(pods: list[ObservedPod]) -> list[ObservedPod]:
+    """Unready before Ready; within each, newest first (they have served the least)."""
+    newest = _newest_first(pods)
+    return [p for p in newest if not p.ready] + [p for p in newest if p.ready]
+
+
+def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan:
+    spec = cluster.spec
+    desired = spec.replicas
+    current_hash = template_hash(cluster)
+    surge, unavailable = spec.update_strategy.bounds(desired)
+
+    owned = [p for p in pods if p.owned_by(cluster)]
+    foreign = [p for p in pods if not p.owned_by(cluster) and not p.terminating]
+    live = [p for p in owned if not p.terminating]
+    finished = [p for p in live if p.finished]
+    active = [p for p in live if not p.finished]
+    current = [p for p in active if p.template_hash == current_hash]
+    outdated = [p for p in active if p.template_hash != current_hash]
+
+    backoff = FailureBackoff.from_status(cluster.status)
+    warnings: list[tuple[str, str]] = []
+    if foreign:
+        names = ", ".join(sorted(p.name for p in foreign)[:5])
+        warnings.append(
+            ("IgnoredPods", f"pods with this cluster's labels but another owner: {names}")
+        )
+
+    if spec.paused:
+        counts = Counts.of(active, current, desired, pods_waiting_backoff=0)
+        status = build_status(cluster, owned, counts, now, backoff, current_hash, paused=True)
+        return Plan(actions=[], status=status, warnings=warnings)
+
+    actions: list[Action] = []
+    requeue_after: float | None = None
+
+    # 2. Failed pods: replace once the backoff allows it; until then they hold their slot.
+    waiting_failed = 0
+    if finished:
+        ready_at = (backoff.last_replacement or now) + timedelta(
+            seconds=backoff_delay(backoff.consecutive_failures)
+        )
+        if backoff.last_replacement is None or now >= ready_at:
+            actions += [DeletePod(p.name, p.uid, False, "ReplaceFailed") for p in finished]
+            backoff = FailureBackoff(backoff.consecutive_failures + 1, now)
+        else:
+            waiting_failed = len(finished)
+            requeue_after = (ready_at - now).total_seconds()
+
+    # 3. Outdated pods that serve nobody.
+    actions += [DeletePod(p.name, p.uid, False, "RollingUpdate") for p in outdated if not p.ready]
+    outdated_ready = [p for p in outdated if p.ready]
+
+    # 4. Scale-down of current pods.
+    kept_current = current
+    if len(current) > desired:
+        order = _scale_down_order(current)
+        surplus = order[: len(current) - desired]
+        actions += [DeletePod(p.name, p.uid, p.ready, "ScaleDown") for p in surplus]
+        kept_current = order[len(current) - desired :]
+
+    # 5. Outdated Ready pods, within the availability budget.
+    min_available = max(0, desired - unavailable)
+    ready_now = sum(p.ready for p in kept_current) + len(outdated_ready)
+    budget = max(0, ready_now - min_available)
+    retiring = _newest_first(outdated_ready)[:budget]
+    actions += [DeletePod(p.name, p.uid, True, "RollingUpdate") for p in retiring]
+    kept_outdated = len(outdated_ready) - len(retiring)
+
+    # 6. Create what is missing, within the surge budget.
+    missing = desired - len(kept_current) - waiting_failed
+    room = desired + surge - len(kept_current) - kept_outdated - waiting_failed
+    to_create = max(0, min(missing, room))
+    if to_create:
+        if outdated:
+            reason = "RollingUpdate"
+        elif cluster.generation != cluster.status.get("observedGeneration") or not current:
+            reason = "ScaleUp"
+        else:
+            reason = "Replace"
+        actions += [CreatePod(current_hash, reason) for _ in range(to_create)]
+
+    counts = Counts.of(active, current, desired, pods_waiting_backoff=waiting_failed)
+    converged = counts.converged and not finished
+    if converged and backoff.consecutive_failures:
+        backoff = FailureBackoff()  # healthy again: the next failure is replaced at once
+    status = build_status(
+        cluster,
+        owned,
+        counts,
+        now,
+        backoff,
+        current_hash,
+        paused=False,
+        pending_actions=len(actions),
+        waiting_failed=waiting_failed,
+    )
+    return Plan(actions=actions, status=status, requeue_after=requeue_after, warnings=warnings)

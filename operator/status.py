@@ -1,0 +1,207 @@
+"""The WorkerCluster status: counts, Deployment-style conditions, per-pod summary. Pure.
+
+Conditions keep their lastTransitionTime unless their status flips, and nothing in here reads
+the clock except for that, so an unchanged world yields a byte-identical status (no writes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster, format_time
+
+MAX_PODS_IN_STATUS = 50
+MAX_MESSAGE = 400
+
+
+@dataclass(frozen=True)
+class Counts:
+    desired: int
+    replicas: int
+    ready: int
+    updated: int
+    updated_ready: int
+    outdated: int
+    waiting_backoff: int
+    ready_processes: int
+
+    @classmethod
+    def of(
+        cls,
+        active: list[ObservedPod],
+        current: list[ObservedPod],
+        desired: int,
+        pods_waiting_backoff: int,
+    ) -> Counts:
+        return cls(
+            desired=desired,
+            replicas=len(active),
+            ready=sum(p.ready for p in active),
+            updated=len(current),
+            updated_ready=sum(p.ready for p in current),
+            outdated=len(active) - len(current),
+            waiting_backoff=pods_waiting_backoff,
+            ready_processes=sum(p.processes_alive or 0 for p in active if p.ready),
+        )
+
+    @property
+    def converged(self) -> bool:
+        return self.replicas == self.updated == self.updated_ready == self.desired
+
+
+def _condition(
+    prior: dict[str, dict[str, Any]],
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int,
+) -> dict[str, Any]:
+    before = prior.get(kind)
+    changed = before is None or before.get("status") != status
+    since = format_time(now) if changed else before.get("lastTransitionTime", format_time(now))
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message[:MAX_MESSAGE],
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def degradation(pods: list[ObservedPod]) -> tuple[str, str] | None:
+    """(reason, message) of the first pod that will not get well on its own, if any."""
+    for pod in sorted(pods, key=lambda p: p.name):
+        if pod.terminating:
+            continue
+        if pod.stuck:
+            detail = f"pod {pod.name}: {pod.waiting_reason}, {pod.restarts} restarts"
+            if pod.last_exit_code is not None:
+                detail += f"; last exit code {pod.last_exit_code}"
+            if pod.last_exit_message:
+                detail += f": {pod.last_exit_message.splitlines()[-1]}"
+            return pod.waiting_reason or "PodStuck", detail
+        if pod.phase == "Failed":
+            reason = pod.status_reason or "PodFailed"
+            return reason, f"pod {pod.name} failed ({reason}); it is replaced with backoff"
+    return None
+
+
+def _progress(counts: Counts) -> tuple[str, str]:
+    if counts.outdated:
+        return "RollingUpdate", f"{counts.updated}/{counts.desired} pods updated"
+    if counts.replicas < counts.desired:
+        return "ScalingUp", f"{counts.replicas}/{counts.desired} pods exist"
+    if counts.replicas > counts.desired:
+        return "ScalingDown", f"{counts.replicas} pods exist, {counts.desired} wanted"
+    return "WaitingForPods", f"{counts.updated_ready}/{counts.desired} pods ready"
+
+
+def pod_summary(pods: list[ObservedPod], current_hash: str) -> list[dict[str, Any]]:
+    summary = []
+    for pod in sorted(pods, key=lambda p: p.name)[:MAX_PODS_IN_STATUS]:
+        entry: dict[str, Any] = {
+            "name": pod.name,
+            "phase": "Terminating" if pod.terminating else pod.phase,
+            "ready": pod.ready and not pod.terminating,
+            "restarts": pod.restarts,
+            "updated": pod.template_hash == current_hash,
+        }
+        if pod.processes_alive is not None:
+            entry["processes"] = pod.processes_alive
+        reason = pod.waiting_reason or pod.status_reason
+        if reason:
+            entry["reason"] = reason
+        summary.append(entry)
+    return summary
+
+
+def build_status(
+    cluster: WorkerCluster,
+    owned: list[ObservedPod],
+    counts: Counts,
+    now: datetime,
+    backoff: FailureBackoff,
+    current_hash: str,
+    *,
+    paused: bool,
+    pending_actions: int = 0,
+    waiting_failed: int = 0,
+) -> dict[str, Any]:
+    prior = {c.get("type"): c for c in cluster.status.get("conditions") or [] if c.get("type")}
+    gen = cluster.generation
+
+    def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
+        return _condition(prior, kind, status, reason, message, now, gen)
+
+    ready_msg = f"{counts.updated_ready}/{counts.desired} pods ready and up to date"
+    ready = (
+        condition("Ready", "True", "AllPodsReady", ready_msg)
+        if counts.converged
+        else condition("Ready", "False", "PodsNotReady", ready_msg)
+    )
+    if paused:
+        progressing = condition("Progressing", "Unknown", "Paused", "spec.paused is true")
+    elif counts.converged and not pending_actions:
+        progressing = condition("Progressing", "False", "Complete", ready_msg)
+    else:
+        progressing = condition("Progressing", "True", *_progress(counts))
+    trouble = degradation(owned)
+    if trouble is None and waiting_failed:
+        trouble = ("BackoffReplacingFailedPods", f"{waiting_failed} failed pods wait for backoff")
+    degraded = (
+        condition("Degraded", "True", *trouble)
+        if trouble
+        else condition("Degraded", "False", "AsExpected", "no pod is failing")
+    )
+
+    if paused:
+        phase = "Paused"
+    elif trouble:
+        phase = "Degraded"
+    elif counts.converged and not pending_actions:
+        phase = "Ready"
+    else:
+        phase = "Progressing"
+
+    return {
+        "observedGeneration": gen,
+        "replicas": counts.replicas,
+        "readyReplicas": counts.ready,
+        "updatedReplicas": counts.updated,
+        "availableReplicas": counts.ready,
+        "readyProcesses": counts.ready_processes,
+        "selector": cluster.selector_string,
+        "templateHash": current_hash,
+        "phase": phase,
+        "conditions": [ready, progressing, degraded],
+        "pods": pod_summary(owned, current_hash),
+        "failureBackoff": backoff.to_status(),
+    }
+
+
+def status_patch(
+    old: dict[str, Any], new: dict[str, Any], *, top_level: bool = True
+) -> dict[str, Any] | None:
+    """A JSON merge patch turning `old` into `new`; None when nothing differs (no write).
+
+    Merge patches keep keys they do not mention, so keys that disappeared from a nested object
+    (e.g. failureBackoff.lastReplacementTime) are sent as null. Top-level keys we do not write
+    are left alone. Lists (conditions, pods) are replaced whole, as merge patch does anyway.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = status_patch(before, value, top_level=False)
+            if nested is not None:
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
+    if not top_level:
+        patch.update({key: None for key in old.keys() - new.keys()})
+    return patch or None

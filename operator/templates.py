@@ -1,0 +1,292 @@
+"""Manifests the operator owns (Pod, Service, Ingress), built from a WorkerCluster. Pure.
+
+The template hash is computed over the pod template exactly as it will be sent, so any change
+that alters a pod (image, env, processesPerPod, resources, probes, extras) rolls the pods, and
+anything that does not (replicas, service, ingress, paused) does not.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from workerlab.operator.model import (
+    APP_NAME,
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_TEMPLATE_HASH,
+    MANAGER,
+    WorkerCluster,
+    WorkerClusterSpec,
+)
+
+WORKER_UID = 10001
+STATE_DIR = "/tmp/workerlab"
+CONTAINER_NAME = "worker"
+PORT_NAME = "http"
+# Extra grace after preStop + the worker's own graceful timeout, so the kubelet's SIGKILL only
+# ever hits a worker that ignored its deadline.
+GRACE_MARGIN_SECONDS = 5
+
+
+def owned_labels(cluster: WorkerCluster) -> dict[str, str]:
+    return {
+        LABEL_NAME: APP_NAME,
+        LABEL_INSTANCE: cluster.name,
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_COMPONENT: "worker",
+    }
+
+
+def default_resources(spec: WorkerClusterSpec) -> dict[str, Any]:
+    """Sized by process count: every uvicorn process is a full Python interpreter."""
+    n = spec.processes_per_pod
+    return {
+        "requests": {"cpu": "50m", "memory": f"{48 + 40 * n}Mi"},
+        "limits": {"memory": f"{128 + 96 * n}Mi"},
+    }
+
+
+def termination_grace_seconds(spec: WorkerClusterSpec) -> int:
+    return spec.pre_stop_sleep_seconds + spec.graceful_timeout_seconds + GRACE_MARGIN_SECONDS
+
+
+def _env(spec: WorkerClusterSpec) -> list[dict[str, Any]]:
+    own: list[dict[str, Any]] = [
+        {"name": "WORKER_PROCESSES", "value": str(spec.processes_per_pod)},
+        {"name": "PORT", "value": str(spec.port)},
+        {"name": "WORKERLAB_LAB_MODE", "value": "true" if spec.lab_mode else "false"},
+        {"name": "WORKERLAB_STATE_DIR", "value": STATE_DIR},
+        {"name": "GRACEFUL_TIMEOUT", "value": str(spec.graceful_timeout_seconds)},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+    return own + [copy.deepcopy(e) for e in spec.env]
+
+
+def _container(spec: WorkerClusterSpec) -> dict[str, Any]:
+    def http_get(path: str) -> dict[str, Any]:
+        return {"path": path, "port": PORT_NAME, "scheme": "HTTP"}
+
+    return {
+        "name": CONTAINER_NAME,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
+        "env": _env(spec),
+        "resources": copy.deepcopy(spec.resources) or default_resources(spec),
+        # Startup gives gunicorn time to fork every process before liveness can kill it.
+        "startupProbe": {
+            "httpGet": http_get("/healthz"),
+            "periodSeconds": 1,
+            "timeoutSeconds": 2,
+            "failureThreshold": 60,
+        },
+        "readinessProbe": {
+            "httpGet": http_get("/readyz"),
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": http_get("/healthz"),
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        # The endpoint is removed as soon as the pod is terminating, but kube-proxy and ingress
+        # controllers learn it a moment later: keep serving while they catch up, then SIGTERM.
+        "lifecycle": {"preStop": {"sleep": {"seconds": spec.pre_stop_sleep_seconds}}},
+        # On a crash the last log lines become the termination message, which ends up in the
+        # WorkerCluster's Degraded condition.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": WORKER_UID,
+            "runAsGroup": WORKER_UID,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def pod_template(cluster: WorkerCluster) -> dict[str, Any]:
+    """The pod template without the hash label (the hash is computed over this)."""
+    spec = cluster.spec
+    extras = spec.pod_template
+    pod_spec: dict[str, Any] = {
+        "containers": [_container(spec)],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": termination_grace_seconds(spec),
+        # The worker never talks to the API server; no token, no service-link env noise.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": WORKER_UID,
+            "runAsGroup": WORKER_UID,
+            "fsGroup": WORKER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+    }
+    if extras.node_selector:
+        pod_spec["nodeSelector"] = dict(extras.node_selector)
+    if extras.tolerations:
+        pod_spec["tolerations"] = copy.deepcopy(extras.tolerations)
+    if extras.affinity:
+        pod_spec["affinity"] = copy.deepcopy(extras.affinity)
+    if extras.topology_spread_constraints:
+        pod_spec["topologySpreadConstraints"] = copy.deepcopy(extras.topology_spread_constraints)
+    labels = {**extras.labels, **owned_labels(cluster)}
+    metadata: dict[str, Any] = {"labels": labels}
+    if extras.annotations:
+        metadata["annotations"] = dict(extras.annotations)
+    return {"metadata": metadata, "spec": pod_spec}
+
+
+def template_hash(cluster: WorkerCluster) -> str:
+    canonical = json.dumps(pod_template(cluster), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def build_pod(cluster: WorkerCluster) -> dict[str, Any]:
+    template = pod_template(cluster)
+    digest = template_hash(cluster)
+    metadata = template["metadata"]
+    metadata["labels"][LABEL_TEMPLATE_HASH] = digest
+    # The API server appends 5 random characters; the hash in the name shows the generation.
+    metadata["generateName"] = f"{cluster.name}-{digest[:5]}-"
+    metadata["namespace"] = cluster.namespace
+    metadata["ownerReferences"] = [cluster.owner_reference()]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def _object_meta(cluster: WorkerCluster) -> dict[str, Any]:
+    labels = owned_labels(cluster)
+    labels[LABEL_COMPONENT] = "endpoint"
+    return {
+        "name": cluster.name,
+        "namespace": cluster.namespace,
+        "labels": labels,
+        "ownerReferences": [cluster.owner_reference()],
+    }
+
+
+def build_service(cluster: WorkerCluster) -> dict[str, Any]:
+    service = cluster.spec.service
+    port: dict[str, Any] = {
+        "name": PORT_NAME,
+        "port": service.port,
+        "targetPort": PORT_NAME,
+        "protocol": "TCP",
+    }
+    if service.type == "NodePort" and service.node_port:
+        port["nodePort"] = service.node_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _object_meta(cluster),
+        "spec": {"type": service.type, "selector": dict(cluster.selector), "ports": [port]},
+    }
+
+
+def build_ingress(cluster: WorkerCluster) -> dict[str, Any] | None:
+    ingress = cluster.spec.ingress
+    if not ingress.enabled:
+        return None
+    backend = {"service": {"name": cluster.name, "port": {"name": PORT_NAME}}}
+    rule = {
+        "host": ingress.host,
+        "http": {"paths": [{"path": ingress.path, "pathType": "Prefix", "backend": backend}]},
+    }
+    spec: dict[str, Any] = {"rules": [rule]}
+    if ingress.class_name:
+        spec["ingressClassName"] = ingress.class_name
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _object_meta(cluster),
+        "spec": spec,
+    }
+
+
+def _metadata_drifted(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
+    labels = actual["metadata"].get("labels") or {}
+    if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
+        return True
+    owner_uid = desired["metadata"]["ownerReferences"][0]["uid"]
+    return not any(
+        ref.get("uid") == owner_uid and ref.get("controller")
+        for ref in actual["metadata"].get("ownerReferences") or []
+    )
+
+
+def _merge_metadata(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+    """Keep what others put on the object (their labels, resourceVersion), restore ours."""
+    merged = copy.deepcopy(actual)
+    meta = merged["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), **desired["metadata"]["labels"]}
+    owner_uid = desired["metadata"]["ownerReferences"][0]["uid"]
+    others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != owner_uid]
+    meta["ownerReferences"] = [*others, *desired["metadata"]["ownerReferences"]]
+    for key in ("managedFields", "creationTimestamp", "generation"):
+        meta.pop(key, None)
+    merged.pop("status", None)
+    return merged
+
+
+def service_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
+    """The body to PUT when the live Service drifted from the desired one; None when in sync.
+
+    Compares only the fields we own, so the API server's own additions (clusterIP, an
+    allocated nodePort, ipFamilies...) never count as drift and never cause a write.
+    """
+    want, have = desired["spec"], actual.get("spec") or {}
+    want_port = want["ports"][0]
+    have_ports = have.get("ports") or []
+    have_port = have_ports[0] if len(have_ports) == 1 else {}
+    port_keys = ("name", "port", "targetPort", "protocol")
+    drifted = (
+        have.get("type") != want["type"]
+        or have.get("selector") != want["selector"]
+        or any(have_port.get(k) != want_port.get(k) for k in port_keys)
+        or ("nodePort" in want_port and have_port.get("nodePort") != want_port["nodePort"])
+        or _metadata_drifted(desired, actual)
+    )
+    if not drifted:
+        return None
+    merged = _merge_metadata(desired, actual)
+    port = dict(want_port)
+    # Keep an allocated nodePort when the user did not ask for a specific one (no churn).
+    if want["type"] == "NodePort" and "nodePort" not in port and have_port.get("nodePort"):
+        port["nodePort"] = have_port["nodePort"]
+    merged["spec"]["type"] = want["type"]
+    merged["spec"]["selector"] = dict(want["selector"])
+    merged["spec"]["ports"] = [port]
+    if want["type"] == "ClusterIP":
+        merged["spec"].pop("externalTrafficPolicy", None)
+    return merged
+
+
+def ingress_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
+    """Same contract as service_update, for the Ingress."""
+    have = actual.get("spec") or {}
+    want = desired["spec"]
+    drifted = (
+        have.get("rules") != want["rules"]
+        or have.get("ingressClassName") != want.get("ingressClassName")
+        or _metadata_drifted(desired, actual)
+    )
+    if not drifted:
+        return None
+    merged = _merge_metadata(desired, actual)
+    merged["spec"] = copy.deepcopy(want)
+    return merged

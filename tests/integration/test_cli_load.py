@@ -1,0 +1,125 @@
+"""`workerlab load` and `workerlab lab check` against a real local worker (gunicorn + FastAPI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+WORKERLAB = str(Path(sys.executable).with_name("workerlab"))
+
+
+@pytest.fixture
+def lab_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKERLAB_LAB_HOME", str(tmp_path / "lab-home"))
+    return tmp_path / "lab-home"
+
+
+def workerlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [WORKERLAB, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=os.environ.copy(),
+        cwd="/tmp",
+    )
+
+
+def load_json(*args: str) -> tuple[int, dict]:
+    done = workerlab("load", *args, "--json")
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_load_reports_the_distribution_over_processes(start_worker, lab_home):
+    worker = start_worker(processes=2)
+    rc, run = load_json(
+        f"{worker.base_url}/work/cpu?ms=20", "--requests", "60", "--concurrency", "4"
+    )
+    summary = run["summary"]
+    assert rc == 0, run
+    assert (summary["requests"], summary["ok"], summary["errors"]) == (60, 60, 0)
+    assert set(summary["by_pod"]) == {"test-pod"}
+    # CPU work keeps a process busy, so both processes take connections
+    assert summary["processes_seen"] == 2, summary["by_process"]
+    assert sum(summary["by_process"].values()) == 60
+    lat = summary["latency_ms"]
+    assert 15 <= lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert run["target_processes"] == 2
+    recorded = (lab_home / "load-runs.jsonl").read_text().splitlines()
+    assert json.loads(recorded[-1])["summary"] == summary
+
+
+def test_load_is_bounded_in_time(start_worker, lab_home):
+    worker = start_worker(processes=1)
+    started = time.monotonic()
+    rc, run = load_json(
+        f"{worker.base_url}/work/io?ms=300",
+        "--requests",
+        "100000",
+        "--concurrency",
+        "2",
+        "--duration",
+        "1.5",
+        "--timeout",
+        "5",
+    )
+    elapsed = time.monotonic() - started
+    assert rc == 0
+    assert run["summary"]["stopped_by"] == "duration"
+    assert 4 <= run["summary"]["requests"] <= 20
+    assert elapsed < 1.5 + 5 + 10  # duration + one request timeout + process start-up
+
+
+def test_errors_are_counted_and_exit_1(start_worker, lab_home):
+    worker = start_worker(processes=1)
+    rc, run = load_json(
+        f"{worker.base_url}/work/cpu?ms=999999", "--requests", "5", "--concurrency", "1"
+    )
+    assert rc == 1
+    assert run["summary"]["errors_by_kind"] == {"http 422": 5}
+
+
+def test_crashed_process_shows_up_as_a_new_pid(start_worker, lab_home):
+    worker = start_worker(processes=2)
+    before = worker.alive_pids()
+    crashed = worker.post("/crash").json()["pid"]
+    worker.wait_for_alive(lambda p: crashed not in p and len(p) == 2, 15, "re-forking")
+    rc, run = load_json(
+        f"{worker.base_url}/work/cpu?ms=20",
+        "--requests",
+        "40",
+        "--concurrency",
+        "4",
+        "--no-keepalive",
+    )
+    pids = {int(k.rsplit("/", 1)[1]) for k in run["summary"]["by_process"]}
+    assert rc == 0 and crashed not in pids and pids - before
+
+
+def test_probe_shows_one_process_blocking_everyone(start_worker, lab_home):
+    """Lab 1's claim, measured: the check passes on the learner's two runs."""
+    one, two = start_worker(processes=1), start_worker(processes=2)
+    for worker in (one, two):
+        rc, _ = load_json(
+            f"{worker.base_url}/work/cpu?ms=200",
+            "--requests",
+            "10",
+            "--concurrency",
+            "1",
+            "--probe",
+            "/",
+        )
+        assert rc == 0
+    done = workerlab("lab", "check", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4/4 checks, passed" in done.stdout

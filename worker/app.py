@@ -1,0 +1,169 @@
+"""The FastAPI app each forked process serves: the seed's "Hello from Worker!", made observable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from workerlab.worker import faults, metrics, siblings
+from workerlab.worker.config import MAX_CPU_MS, MAX_IO_MS, Settings
+from workerlab.worker.counter import CounterUnavailable, make_counter
+
+RECORD_FLUSH_S = 0.5  # how stale /processes may be about a sibling's request count
+
+
+class ProcessState:
+    """This process's own bookkeeping, published to the pod's state dir for its siblings."""
+
+    def __init__(self, identity: siblings.ProcessIdentity, state: siblings.StateDir) -> None:
+        self.identity = identity
+        self.state = state
+        self.requests_served = 0
+        self._published = -1
+
+    def count_request(self) -> int:
+        self.requests_served += 1
+        return self.requests_served
+
+    def publish(self) -> None:
+        if self._published != self.requests_served:
+            self.state.write_record(self.identity, self.requests_served)
+            self._published = self.requests_served
+
+    async def publish_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(RECORD_FLUSH_S)
+            with contextlib.suppress(OSError):  # a full or vanished dir must not kill serving
+                self.publish()
+
+
+def burn_cpu(ms: int) -> int:
+    """Hash in a tight loop for about `ms` milliseconds, holding this process's only thread."""
+    deadline = time.perf_counter() + ms / 1000
+    digest, rounds = b"workerlab", 0
+    while time.perf_counter() < deadline:
+        for _ in range(500):
+            digest = hashlib.sha256(digest).digest()
+        rounds += 500
+    return rounds
+
+
+def create_app(settings: Settings) -> FastAPI:
+    identity = siblings.current
+    state = siblings.StateDir(settings.state_dir or Path(tempfile.mkdtemp(prefix="workerlab-")))
+    state.processes.mkdir(parents=True, exist_ok=True)
+    process = ProcessState(identity, state)
+    counter = make_counter(settings.redis_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        process.publish()
+        publisher = asyncio.create_task(process.publish_periodically())
+        try:
+            yield
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(OSError):
+                process.publish()
+            await counter.close()
+
+    app = FastAPI(
+        title="workerlab worker",
+        summary="One process of the pod's master-worker: gunicorn's arbiter forked it.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(metrics.RequestMetrics, on_request=process.count_request)
+
+    def who() -> dict:
+        return {"pod": settings.pod_name, "pid": identity.pid, "process_index": identity.index}
+
+    @app.exception_handler(CounterUnavailable)
+    async def counter_unavailable(request: Request, exc: CounterUnavailable) -> JSONResponse:
+        body = {"error": "redis unavailable", "detail": str(exc), "backend": counter.name}
+        return JSONResponse(body | who(), status_code=503)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        body = {"error": "internal error", "detail": type(exc).__name__}
+        return JSONResponse(body | who(), status_code=500)
+
+    @app.get("/")
+    async def hello() -> dict:
+        return {
+            "message": "Hello from Worker!",
+            **who(),
+            "generation": identity.generation,
+            "arbiter_pid": identity.arbiter_pid,
+            "started_at": identity.started_at,
+            "uptime_s": round(identity.uptime(), 3),
+            "requests_served": process.requests_served,
+            "lab_mode": settings.lab_mode,
+        }
+
+    @app.get("/work/cpu")
+    async def work_cpu(
+        ms: int = Query(..., ge=0, le=MAX_CPU_MS, description="milliseconds of hashing"),
+    ) -> dict:
+        # Deliberately on the event loop, like Node's single thread: this process answers
+        # nothing else meanwhile; its siblings do.
+        started = time.perf_counter()
+        rounds = burn_cpu(ms)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        return who() | {"ms": ms, "elapsed_ms": elapsed_ms, "hash_rounds": rounds}
+
+    @app.get("/work/io")
+    async def work_io(
+        ms: int = Query(..., ge=0, le=MAX_IO_MS, description="milliseconds of non-blocking wait"),
+    ) -> dict:
+        started = time.perf_counter()
+        await asyncio.sleep(ms / 1000)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        return who() | {"ms": ms, "elapsed_ms": elapsed_ms}
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return who() | {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if state.is_draining():
+            body = who() | {"ready": False, "reason": "shutting down: draining in-flight requests"}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(who() | {"ready": True})
+
+    @app.get("/processes")
+    async def processes() -> dict:
+        with contextlib.suppress(OSError):
+            process.publish()
+        return {
+            "pod": settings.pod_name,
+            "arbiter_pid": identity.arbiter_pid or os.getppid(),
+            "served_by": identity.pid,
+            "processes": state.read_records(),
+        }
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.get("/counter")
+    async def get_counter() -> dict:
+        return who() | {"count": await counter.value(), "backend": counter.name}
+
+    @app.post("/counter")
+    async def increment_counter() -> dict:
+        return who() | {"count": await counter.increment(), "backend": counter.name}
+
+    if settings.lab_mode:
+        app.include_router(faults.router)
+    return app

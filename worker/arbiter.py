@@ -1,0 +1,159 @@
+"""gunicorn's arbiter as the pod's master: bind once, fork N processes, re-fork the dead.
+
+The seed's `cluster.fork()` is `spawn_worker`, its `cluster.on('exit')` is `child_exit` below.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
+from workerlab.worker import siblings
+from workerlab.worker.config import Settings
+
+HEARTBEAT_S = 1.0
+
+
+class HeartbeatUvicornWorker(UvicornWorker):
+    """uvicorn-worker, heartbeating every second instead of every WORKER_TIMEOUT/2.
+
+    The arbiter kills a process whose last heartbeat is older than WORKER_TIMEOUT. With the
+    stock interval (5 s of the default 10), a bounded 5 s /work/cpu right after a quiet spell
+    could be taken for a hang; with 1 s, only a real hang (/hang) trips the watchdog.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.timeout_notify = min(self.config.timeout_notify, HEARTBEAT_S)
+        self._server: Server | None = None
+
+    async def _serve(self) -> None:
+        # As UvicornWorker._serve, but keeping the server so SIGQUIT can reach it.
+        self.config.app = self.wsgi
+        self._server = Server(config=self.config)
+        self._install_sigquit_handler()
+        await self._server.serve(sockets=self.sockets)
+        if not self._server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    def handle_exit(self, sig, frame) -> None:
+        # The arbiter's quick stop (SIGINT/SIGQUIT to it) sends SIGQUIT; stock uvicorn-worker only
+        # flips a flag uvicorn never reads, so processes lingered until GRACEFUL_TIMEOUT's SIGKILL.
+        # (Only should_exit: force_exit would skip the app's lifespan shutdown.)
+        super().handle_exit(sig, frame)
+        if self._server is not None:
+            self._server.should_exit = True
+
+
+WORKER_CLASSES = {
+    "uvicorn": f"{__name__}.HeartbeatUvicornWorker",  # uvloop + httptools
+    "asgi": "gunicorn.workers.gasgi.ASGIWorker",  # gunicorn's native asyncio ASGI worker
+}
+DEFAULT_WORKER_CLASS = "uvicorn"  # faster on `/` when measured with wrk: see docs/worker.md
+
+
+class DrainingArbiter(Arbiter):
+    """On SIGTERM, first turn every process's /readyz to 503, keep serving DRAIN_DELAY seconds
+    so the Service/Ingress stop routing here, then stop gracefully (in-flight requests finish
+    within GRACEFUL_TIMEOUT)."""
+
+    def handle_term(self) -> None:
+        app: WorkerApplication = self.app
+        app.state.mark_draining()
+        delay = app.settings.drain_delay
+        self.log.info("SIGTERM: readiness is now false; serving %.1fs more, then draining", delay)
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            for sig in self.wait_for_signals(timeout=min(remaining, 0.25)):
+                if sig in (signal.SIGINT, signal.SIGQUIT):
+                    self.handle_quit()  # the impatient path: stop now (raises StopIteration)
+                elif sig == signal.SIGCHLD:
+                    self.handle_chld()
+            # Still the master during the delay: replace processes that die meanwhile.
+            self.murder_workers()
+            self.manage_workers()
+        raise StopIteration
+
+
+class WorkerApplication(BaseApplication):
+    def __init__(
+        self,
+        settings: Settings,
+        bind: str,
+        worker_class: str = DEFAULT_WORKER_CLASS,
+        access_log: bool = False,
+        owns_state_dir: bool = False,
+    ) -> None:
+        assert settings.state_dir is not None, "the entry point resolves the state dir"
+        self.settings = settings
+        self.state = siblings.StateDir(settings.state_dir)
+        self.bind = bind
+        self.worker_class = WORKER_CLASSES[worker_class]
+        self.access_log = access_log
+        self.owns_state_dir = owns_state_dir
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options = {
+            "bind": [self.bind],
+            "workers": s.processes,
+            "worker_class": self.worker_class,
+            "timeout": s.worker_timeout,
+            "graceful_timeout": s.graceful_timeout,
+            "max_requests": s.max_requests,
+            "max_requests_jitter": 0,  # predictable recycling for the labs
+            "keepalive": 5,
+            "worker_tmp_dir": str(s.state_dir),  # heartbeats; the root filesystem is read-only
+            "control_socket_disable": True,  # no control socket to place or to secure
+            "proc_name": f"workerlab-worker[{s.pod_name}]",
+            "errorlog": "-",
+            "accesslog": "-" if self.access_log else None,
+            "loglevel": "info",
+            "pre_fork": self._pre_fork,
+            "post_fork": self._post_fork,
+            "child_exit": self._child_exit,
+            "on_exit": self._on_exit,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        # Imported in the forked process, after PROMETHEUS_MULTIPROC_DIR is set.
+        from workerlab.worker.app import create_app
+
+        return create_app(self.settings)
+
+    def run(self) -> None:
+        DrainingArbiter(self).run()
+
+    # --- hooks (gunicorn calls them with the arbiter as `server`) ------------------------------
+    @staticmethod
+    def _pre_fork(server, worker) -> None:
+        # Give the new process the lowest free slot, so a replacement takes the dead one's index.
+        taken = {getattr(w, "workerlab_index", None) for w in server.WORKERS.values()}
+        worker.workerlab_index = next(i for i in range(len(taken) + 1) if i not in taken)
+
+    @staticmethod
+    def _post_fork(server, worker) -> None:
+        siblings.set_current(
+            siblings.ProcessIdentity(
+                index=worker.workerlab_index, generation=worker.age, arbiter_pid=server.pid
+            )
+        )
+
+    def _child_exit(self, server, worker) -> None:
+        from prometheus_client import multiprocess
+
+        self.state.mark_dead(worker.pid, "exited (reaped by the arbiter)")
+        multiprocess.mark_process_dead(worker.pid, str(self.state.metrics))
+
+    def _on_exit(self, server) -> None:
+        if self.owns_state_dir:
+            shutil.rmtree(self.state.root, ignore_errors=True)

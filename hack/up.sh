@@ -21,7 +21,7 @@ if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   fi
 fi
 if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
-  for port in 30080 30081 30082; do
+  for port in $(seq 30080 30089); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port 127.0.0.1:$port is taken; the lab maps its Services there. Free it and retry."
     fi

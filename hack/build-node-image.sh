@@ -7,7 +7,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-bash "$here/build-k8s.sh"
 k8s_bin="$CACHE/k8s/$K8S_VERSION/bin"
 etcd_version=v3.6.5      # kubeadm $K8S_VERSION asks for etcd 3.6.5-0
 coredns_version=v1.12.1  # ... and CoreDNS v1.12.1
@@ -22,6 +21,13 @@ if docker image inspect "$node_image" >/dev/null 2>&1; then
   exit 0
 fi
 step_miss "node image" "assembling $node_image"
+
+# Debootstrap is network- and disk-bound, the Go builds CPU-bound: run them side by side.
+bash "$here/debootstrap-image.sh" workerlab/kind-base:bookworm $(grep -v '^#' "$here/node/packages.txt") &
+node_base=$!
+bash "$here/debootstrap-image.sh" workerlab/debian-iptables:bookworm iptables conntrack kmod &
+iptables_base=$!
+bash "$here/build-k8s.sh"
 
 # 1. The small Go programs the node runs besides Kubernetes itself, cached by version or source.
 bin="$CACHE/node-bin"
@@ -48,9 +54,9 @@ if [ ! -x "$bin/coredns-$coredns_version" ]; then  # a plain module: go install 
 fi
 cp "$bin/coredns-$coredns_version" "$ctx/bin/coredns"
 
-# 2. Base root filesystems, from Debian packages.
-bash "$here/debootstrap-image.sh" workerlab/kind-base:bookworm $(grep -v '^#' "$here/node/packages.txt")
-bash "$here/debootstrap-image.sh" workerlab/debian-iptables:bookworm iptables conntrack kmod
+# 2. Base root filesystems, from Debian packages (started above).
+wait "$node_base" || die "building the node base image failed"
+wait "$iptables_base" || die "building the iptables base image failed"
 
 # 3. The images kubeadm (and the CNI manifest) will ask for, under exactly those names.
 image() { # name, base, binary, entrypoint-json
@@ -117,5 +123,9 @@ printf '%s\n' "FROM $node_image-rootfs" 'ENV container=docker' 'STOPSIGNAL SIGRT
   "LABEL dev.workerlab.k8s-version=$K8S_VERSION" >"$ctx/Dockerfile.node"
 docker_build -q -t "$node_image" -f "$ctx/Dockerfile.node" "$ctx/bin"
 docker rmi "$node_image-rootfs" >/dev/null
+# Older node images are ~1 GiB each: drop those no container uses any more.
+for old in $(docker images workerlab/kind-node --format '{{.Repository}}:{{.Tag}}' | grep -vx "$node_image"); do
+  docker rmi "$old" >/dev/null 2>&1 || true
+done
 progress "node image ready: $node_image ($(docker image inspect -f '{{.Size}}' "$node_image" | numfmt --to=iec))"
 echo "$node_image"

@@ -10,9 +10,8 @@ start=$(date +%s)
 
 bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
-bash "$here/build-k8s.sh"   # kubectl matching the server, even when the node image is pulled
-
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  bash "$here/build-k8s.sh"   # kubectl matching the server
   if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; then
     step_cached "kind cluster $CLUSTER_NAME" "already running"
   else
@@ -30,6 +29,7 @@ if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   step_miss "kind cluster $CLUSTER_NAME" "creating from $node_image (~1-2 min)"
   kind create cluster --name "$CLUSTER_NAME" --image "$node_image" \
     --config "${KIND_CONFIG:-$here/kind-config.yaml}" --wait 180s
+  bash "$here/build-k8s.sh"   # kubectl matching the server, even when the node image was pulled
 fi
 kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
 

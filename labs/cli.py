@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import typer
@@ -19,8 +18,15 @@ app = typer.Typer(
     add_completion=False,
 )
 
+# `worker` and `operator` hand every argument, --help included, to the component's own parser.
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],
+}
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+
+@app.command(context_settings=_PASS_THROUGH)
 def worker(ctx: typer.Context) -> None:
     """Run the worker (gunicorn arbiter + FastAPI processes) locally.
 
@@ -31,7 +37,7 @@ def worker(ctx: typer.Context) -> None:
     raise typer.Exit(worker_main(ctx.args))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings=_PASS_THROUGH)
 def operator(ctx: typer.Context) -> None:
     """Run the operator locally against the current kubeconfig.
 
@@ -48,9 +54,7 @@ def _run_script(name: str) -> int:
     except WorkerlabError as error:
         typer.secho(f"error: {error}; {error.hint}", fg="red", err=True)
         raise typer.Exit(2) from None
-    env = dict(os.environ)
-    env.setdefault("PATH", "")
-    return subprocess.call(["bash", str(root / "hack" / name)], cwd=root, env=env)
+    return subprocess.call(["bash", str(root / "hack" / name)], cwd=root)
 
 
 @app.command()

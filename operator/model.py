@@ -278,6 +278,15 @@ class ObservedPod:
     def stuck(self) -> bool:
         return self.waiting_reason in STUCK_REASONS
 
+    @property
+    def crash_looping(self) -> bool:
+        """Stuck, or restarted and not Ready again yet.
+
+        Between two crashes the container runs (unready) for a moment and its waiting reason is
+        gone; without the second clause Degraded would flap to False at every restart.
+        """
+        return self.stuck or (self.restarts > 0 and not self.ready and self.phase == "Running")
+
     def owned_by(self, cluster: WorkerCluster) -> bool:
         return self.controller_uid is not None and self.controller_uid == cluster.uid
 

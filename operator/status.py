@@ -78,13 +78,14 @@ def degradation(pods: list[ObservedPod]) -> tuple[str, str] | None:
     for pod in sorted(pods, key=lambda p: p.name):
         if pod.terminating:
             continue
-        if pod.stuck:
-            detail = f"pod {pod.name}: {pod.waiting_reason}, {pod.restarts} restarts"
+        if pod.crash_looping:
+            reason = pod.waiting_reason if pod.stuck else "CrashLoopBackOff"
+            detail = f"pod {pod.name}: {reason}, {pod.restarts} restarts"
             if pod.last_exit_code is not None:
                 detail += f"; last exit code {pod.last_exit_code}"
             if pod.last_exit_message:
                 detail += f": {pod.last_exit_message.splitlines()[-1]}"
-            return pod.waiting_reason or "PodStuck", detail
+            return reason or "PodStuck", detail
         if pod.phase == "Failed":
             reason = pod.status_reason or "PodFailed"
             return reason, f"pod {pod.name} failed ({reason}); it is replaced with backoff"

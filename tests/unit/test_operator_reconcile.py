@@ -132,15 +132,14 @@ def test_both_bounds_zero_still_makes_progress_with_one_surge_pod():
 
 
 def crashing(wc, **extra):
-    return make_pod(
-        wc,
-        ready=False,
-        waiting_reason="CrashLoopBackOff",
-        restarts=5,
-        last_exit_code=1,
-        last_exit_message="Traceback...\nRuntimeError: boom",
-        **extra,
-    )
+    fields = {
+        "ready": False,
+        "waiting_reason": "CrashLoopBackOff",
+        "restarts": 5,
+        "last_exit_code": 1,
+        "last_exit_message": "Traceback...\nRuntimeError: boom",
+    }
+    return make_pod(wc, **(fields | extra))
 
 
 def test_crash_loop_marks_degraded_and_deletes_nothing():
@@ -153,6 +152,19 @@ def test_crash_loop_marks_degraded_and_deletes_nothing():
     assert degraded["reason"] == "CrashLoopBackOff"
     assert looping.name in degraded["message"] and "RuntimeError: boom" in degraded["message"]
     assert result.status["phase"] == "Degraded"
+
+
+def test_crash_loop_stays_degraded_while_the_restarted_container_runs_unready():
+    # Between two crashes the kubelet runs the container again: no waiting reason, not Ready.
+    wc = make_cluster(replicas=1)
+    between = crashing(wc, waiting_reason=None)
+    result = plan(wc, [between], T0)
+    assert result.actions == []
+    assert conditions(result.status)["Degraded"]["reason"] == "CrashLoopBackOff"
+    assert result.status["phase"] == "Degraded"
+    # Ready again after its restarts: healthy, whatever its restart count.
+    healed = plan(wc, [crashing(wc, waiting_reason=None, ready=True)], T0)
+    assert conditions(healed.status)["Degraded"]["status"] == "False"
 
 
 def test_rollout_to_a_crashing_template_stalls_within_surge_and_keeps_old_pods():

@@ -1,0 +1,25 @@
+"""The bench's own namespace, with the same Pod Security level as the lab's namespaces."""
+
+from __future__ import annotations
+
+from api import Api, ApiError
+from common import NAMESPACE
+
+
+def ensure_namespace(api: Api) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": NAMESPACE,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "app.kubernetes.io/name": "workerlab-bench",
+            },
+        },
+    }
+    try:
+        api.post("/api/v1/namespaces", body)
+    except ApiError as error:
+        if error.status != 409:
+            raise

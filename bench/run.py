@@ -1,0 +1,102 @@
+"""`make bench`: the four side-by-side measurements of issue 7, written to bench/results/.
+
+    .venv/bin/python bench/run.py            # full: 5-minute steady-state window (< 20 min)
+    .venv/bin/python bench/run.py --quick    # 60 s window, shorter wrk runs (about 10 min)
+
+Needs the kind cluster (`make up`), wrk and node. Every figure is a ratio against a reference
+measured in the same run; see bench/README.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench/ siblings, never the root
+
+import controller_bench  # noqa: E402
+import efficiency  # noqa: E402
+import http_bench  # noqa: E402
+import profiling  # noqa: E402
+import report  # noqa: E402
+from api import Api  # noqa: E402
+from common import RESULTS_DIR, log, machine  # noqa: E402
+from namespace import ensure_namespace  # noqa: E402
+from servers import serving  # noqa: E402
+
+SECTIONS = ("controller", "http", "isolation", "efficiency", "profile")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="60 s window, shorter loads")
+    parser.add_argument("--window", type=int, help="steady-state window in s (default 300)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    args.window = args.window or (60 if args.quick else 300)
+    args.wrk_seconds = 3 if args.quick else 5
+    args.wrk_rounds = 2 if args.quick else 3
+    args.heals = 5  # per round, 2 rounds per side: a median of 10
+    return args
+
+
+def profile(out: Path) -> dict:
+    """The largest gap found (worker vs minimal ASGI on `/`): both profiled the same way."""
+    profiles = {}
+    with tempfile.TemporaryDirectory() as logs:
+        for server in ("worker", "minimal_asgi"):
+            with serving(server, 1, Path(logs)) as running:
+                profiles[server] = profiling.profile_server(
+                    running.pid, running.url, out, f"profile-{server}"
+                )
+    return profiles
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: dict = {"machine": machine(), "args": {"quick": args.quick, "window_s": args.window}}
+    api = Api()
+    ensure_namespace(api)
+    steady: dict = {}
+    if "efficiency" in args.only:
+        # The window watches only the `steady` WorkerCluster's objects, and the loopback
+        # benchmarks do not touch the cluster: run them meanwhile.
+        thread = threading.Thread(
+            target=lambda: steady.update(efficiency.steady_state(Api(), args.window)), daemon=True
+        )
+        thread.start()
+    with tempfile.TemporaryDirectory() as logs:
+        if "http" in args.only:
+            results["worker_vs_seed"] = http_bench.throughput(
+                Path(logs), args.wrk_rounds, args.wrk_seconds
+            )
+        if "isolation" in args.only:
+            results["cpu_isolation"] = http_bench.isolation(
+                Path(logs), args.wrk_rounds, args.wrk_seconds
+            )
+    if "profile" in args.only:
+        results["profile"] = profile(args.out)
+    if "efficiency" in args.only:
+        thread.join(args.window + 400)
+        results["operator_efficiency"] = {"steady_state": steady}
+    if "controller" in args.only:
+        results["master_vs_controller"] = controller_bench.run(api, heals=args.heals)
+    if "efficiency" in args.only:
+        results["operator_efficiency"]["burst"] = efficiency.burst(api)
+    results["total_run_s"] = round(time.monotonic() - started, 1)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "latest.md").write_text(report.markdown(results))
+    log(f"done in {results['total_run_s']} s: {args.out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

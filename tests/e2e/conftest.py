@@ -1,0 +1,150 @@
+"""Shared e2e fixtures for the kind cluster (context kind-workerlab, override with
+WORKERLAB_KUBE_CONTEXT).
+
+- `kube`: a kubectl bound to that context (`run`, `ok`, `get`, `apply`).
+- `cluster`: fails (never skips) with the reason when the cluster is unreachable.
+- `namespace`: a factory of throwaway namespaces enforcing the `restricted` Pod Security
+  Standard, deleted after the test.
+- `wait_for`: poll a check until it returns something truthy, bounded in time.
+- `figures`: print measured figures and write them to /tmp/workerlab-e2e-figures/NAME.json.
+
+Test modules cannot import each other (--import-mode=importlib), hence fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
+CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
+FIGURES_DIR = Path(os.environ.get("WORKERLAB_E2E_FIGURES", "/tmp/workerlab-e2e-figures"))
+
+
+def _kubectl_binary() -> str:
+    # The toolchain's kubectl matches the cluster's version; fall back to PATH.
+    for found in sorted(CACHE.glob("k8s/v*/bin/kubectl"), reverse=True):
+        return str(found)
+    return shutil.which("kubectl") or "kubectl"
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    context: str = CONTEXT
+    binary: str = ""
+
+    def run(
+        self, *args: str, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.binary or _kubectl_binary(), "--context", self.context, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+        result = self.run(*args, stdin=stdin, timeout=timeout)
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr.strip()}"
+        return result.stdout
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.ok("get", *args, "-o", "json"))
+
+    def apply(self, manifest: dict[str, Any] | str) -> str:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        return self.ok("apply", "-f", "-", stdin=text)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
+    """The first truthy result of check(); exceptions count as 'not yet'. Fails after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as error:
+            last = error
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="session")
+def kube() -> Kubectl:
+    return Kubectl(binary=_kubectl_binary())
+
+
+@pytest.fixture(scope="session")
+def cluster(kube: Kubectl) -> Kubectl:
+    try:
+        probe = kube.run("get", "--raw", "/readyz", "--request-timeout=10s", timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.fail(f"kind cluster not reachable (context {kube.context}): {error}; run `make up`")
+    if probe.returncode != 0:
+        pytest.fail(
+            f"kind cluster not reachable (context {kube.context}): "
+            f"{probe.stderr.strip()[:300]}; run `make up` first"
+        )
+    return kube
+
+
+@pytest.fixture
+def namespace(cluster: Kubectl) -> Iterator[Callable[[str], str]]:
+    """namespace("prefix") creates `prefix-<random>` (restricted PSS) and deletes it after."""
+    created: list[str] = []
+
+    def make(prefix: str = "e2e") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    },
+                },
+            }
+        )
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:  # don't wait: pods drain in the background
+        cluster.run("delete", "namespace", name, "--wait=false", timeout=60)
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> Callable[..., Any]:
+    return wait_until
+
+
+@pytest.fixture(scope="session")
+def figures() -> Callable[..., dict[str, Any]]:
+    """figures("scenario", key=value...) prints them and writes NAME.json for the notes."""
+
+    def record(name: str, **values: Any) -> dict[str, Any]:
+        FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+        values = {"scenario": name, **values}
+        (FIGURES_DIR / f"{name}.json").write_text(json.dumps(values, indent=2, default=str))
+        print(f"\nFIGURES {name}: {json.dumps(values, default=str)}")
+        return values
+
+    return record

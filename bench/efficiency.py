@@ -50,7 +50,10 @@ WATCHED = {
         f"/api/v1/namespaces/{NAMESPACE}/events",
         f"fieldSelector=involvedObject.name={STEADY}",
     ),
-    "kopf_peering": ("/apis/kopf.dev/v1/clusterkopfpeerings", "fieldSelector=metadata.name=workerlab"),
+    "kopf_peering": (
+        "/apis/kopf.dev/v1/clusterkopfpeerings",
+        "fieldSelector=metadata.name=workerlab",
+    ),
 }
 
 
@@ -74,8 +77,9 @@ def _count(stream: str) -> Counter:
 
 
 def operator_rss() -> dict:
-    pod = kubectl("get", "pods", "-n", OPERATOR_NS, "-l", "app.kubernetes.io/name=workerlab-operator",
-                  "-o", "jsonpath={.items[0].metadata.name} {.items[0].spec.nodeName}").split()
+    where = "jsonpath={.items[0].metadata.name} {.items[0].spec.nodeName}"
+    selector = "app.kubernetes.io/name=workerlab-operator"
+    pod = kubectl("get", "pods", "-n", OPERATOR_NS, "-l", selector, "-o", where).split()
     summary = json.loads(kubectl("get", "--raw", f"/api/v1/nodes/{pod[1]}/proxy/stats/summary"))
     for entry in summary["pods"]:
         if entry["podRef"]["name"] == pod[0]:
@@ -174,7 +178,8 @@ def _burst_once(api: Api, kind: str) -> dict:
         names = {s.name for s in sides}
         pods = api.get(f"/api/v1/namespaces/{NAMESPACE}/pods", labelSelector=selector)["items"]
         return [
-            p for p in pods
+            p
+            for p in pods
             if p["metadata"]["labels"].get("app.kubernetes.io/instance") in names
             and "deletionTimestamp" not in p["metadata"]
         ]
@@ -188,6 +193,7 @@ def _burst_once(api: Api, kind: str) -> dict:
         list(pool.map(lambda s: Api().post(s.collection, s.body(1, processes=1)), sides))
     created_s = None
     try:
+
         def progress() -> bool:
             nonlocal created_s
             pods = live()
@@ -202,9 +208,9 @@ def _burst_once(api: Api, kind: str) -> dict:
             api.delete(side.path)
         wait_until(lambda: not live(), 300, interval=1, what="burst gone")
         wait_until(
-            lambda: not api.get(f"/api/v1/namespaces/{NAMESPACE}/pods", labelSelector=selector)[
-                "items"
-            ],
+            lambda: (
+                not api.get(f"/api/v1/namespaces/{NAMESPACE}/pods", labelSelector=selector)["items"]
+            ),
             300,
             interval=1,
             what="burst pods terminated",

@@ -23,6 +23,7 @@ def _children(pid: int) -> list[int]:
 def summarize(collapsed: Path, top: int = 15) -> dict:
     own: Counter = Counter()
     inclusive: Counter = Counter()
+    by_package: Counter = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -31,6 +32,7 @@ def summarize(collapsed: Path, top: int = 15) -> dict:
         total += n
         if frames:
             own[frames[-1]] += n
+            by_package[_package(frames[-1])] += n
         for frame in set(frames):
             inclusive[frame] += n
 
@@ -40,7 +42,20 @@ def summarize(collapsed: Path, top: int = 15) -> dict:
             for f, n in counter.most_common(top)
         ]
 
-    return {"samples": total, "self": share(own), "inclusive": share(inclusive)}
+    return {
+        "samples": total,
+        "self_by_package": share(by_package),
+        "self": share(own),
+        "inclusive": share(inclusive),
+    }
+
+
+def _package(frame: str) -> str:
+    """'f (starlette/routing.py:255)' -> 'starlette'; stdlib files and frozen modules: 'stdlib'."""
+    where = frame.rsplit(" (", 1)[-1].rstrip(")")
+    if "/" not in where:
+        return "stdlib"
+    return where.split("/")[0]
 
 
 def profile_server(pid: int, url: str, out_dir: Path, name: str, seconds: float = 8) -> dict:

@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench/ siblings, never the root
 
-import controller_bench  # noqa: E402
-import efficiency  # noqa: E402
-import http_bench  # noqa: E402
-import profiling  # noqa: E402
-import report  # noqa: E402
-from api import Api  # noqa: E402
-from common import RESULTS_DIR, log, machine  # noqa: E402
-from namespace import ensure_namespace  # noqa: E402
-from servers import serving  # noqa: E402
+import controller_bench
+import efficiency
+import http_bench
+import profiling
+import report
+from api import Api
+from common import RESULTS_DIR, log, machine
+from namespace import ensure_namespace
+from servers import serving
 
 SECTIONS = ("controller", "http", "isolation", "efficiency", "profile")
 

@@ -125,7 +125,10 @@ def create_app(settings: Settings) -> FastAPI:
         ms: int = Query(..., ge=0, le=MAX_IO_MS, description="milliseconds of non-blocking wait"),
     ) -> dict:
         started = time.perf_counter()
-        await asyncio.sleep(ms / 1000)
+        deadline = started + ms / 1000
+        # The event loop may wake a sleep up to its clock resolution early: wait out the rest.
+        while (remaining := deadline - time.perf_counter()) > 0:
+            await asyncio.sleep(remaining)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return who() | {"ms": ms, "elapsed_ms": elapsed_ms}
 

@@ -138,37 +138,42 @@ def test_operator_killed_mid_scale_converges_without_duplicates_or_orphans(
     cluster, namespace, wait_for, figures
 ):
     ns = namespace("e2e-op-kill")
-    target = 6
+    first, final = 6, 4
     cluster.apply(worker_cluster("mid", ns, replicas=1, processesPerPod=1))
     wc = wait_for(lambda: settled(cluster, ns, "mid", 1, 1), 180, "1 pod Ready")
     victim = operator_pod(cluster)["metadata"]["name"]
 
     try:
-        cluster.ok("scale", "wc/mid", "-n", ns, f"--replicas={target}")
-        # Kill it while it is creating pods: wait for the first new pod, then no grace at all.
+        cluster.ok("scale", "wc/mid", "-n", ns, f"--replicas={first}")
+        # Kill it while it scales (its new pods exist, none Ready yet), with no grace at all...
         wait_for(lambda: len(live_pods(cluster, ns, "mid")) > 1, 30, "the scale-up to begin", 0.1)
         killed_at = time.monotonic()
         cluster.ok("delete", "pod", victim, "-n", OPERATOR_NS, "--grace-period=0", "--force")
         pods_when_killed = len(live_pods(cluster, ns, "mid"))
+        # ...and change the target while no operator runs: its successor must resume from there.
+        cluster.ok("scale", "wc/mid", "-n", ns, f"--replicas={final}")
         cluster.ok("rollout", "status", OPERATOR, "-n", OPERATOR_NS, "--timeout=180s", timeout=200)
-        wait_for(lambda: settled(cluster, ns, "mid", target, 1), 240, f"{target} pods Ready")
+        wait_for(lambda: settled(cluster, ns, "mid", final, 1), 240, f"{final} pods Ready")
         converged_s = time.monotonic() - killed_at
     finally:
         # Whatever happened, leave one operator instance running for the other suites.
         cluster.run("rollout", "status", OPERATOR, "-n", OPERATOR_NS, "--timeout=180s", timeout=200)
 
-    time.sleep(3)  # a duplicate would show up now, if the old and the new instance both created
-    pods = cluster.get("pods", "-n", ns)["items"]
-    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    uid = wc["metadata"]["uid"]
+    time.sleep(3)  # a duplicate would show up now, if two instances had both acted
+    live = [
+        p
+        for p in cluster.get("pods", "-n", ns)["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    ]
     owners = [[r["uid"] for r in p["metadata"].get("ownerReferences") or []] for p in live]
-    assert len(live) == target, [p["metadata"]["name"] for p in live]
-    assert owners == [[uid]] * target, "every pod owned by the WorkerCluster, none orphaned"
+    assert len(live) == final, [p["metadata"]["name"] for p in live]
+    assert owners == [[wc["metadata"]["uid"]]] * final, "every pod owned by it, none orphaned"
     assert len({p["metadata"]["labels"]["workerlab.dev/template-hash"] for p in live}) == 1
     figures(
         "operator-killed-mid-scale",
-        target_replicas=target,
+        scaled_to=first,
         pods_when_killed=pods_when_killed,
+        rescaled_while_down_to=final,
         converged_after_kill_s=round(converged_s, 1),
         final_pods=len(live),
     )

@@ -58,6 +58,7 @@ INVALID = [
     ),
     ("graceful-timeout-zero", {"gracefulTimeoutSeconds": 0}, "spec.gracefulTimeoutSeconds"),
     ("typo-in-field-name", {"replica": 3}, "spec.replica"),
+    ("9-name-not-dns-1035", {}, "metadata.name"),
 ]
 
 # Valid specs that are unusual; the evidence that the operator handled each one.
@@ -145,18 +146,19 @@ def specs_ns(cluster, operator_never_crashes):
 
 @pytest.mark.parametrize(("case", "spec", "field"), INVALID, ids=[c[0] for c in INVALID])
 def test_invalid_spec_is_rejected_naming_the_field(cluster, specs_ns, case, spec, field):
-    result = cluster.run("apply", "-f", "-", stdin=json.dumps(manifest(case, specs_ns, spec)))
+    name = case if case[0].isdigit() else f"bad-{case}"  # only the name case has a bad name
+    result = cluster.run("apply", "-f", "-", stdin=json.dumps(manifest(name, specs_ns, spec)))
     assert result.returncode != 0, f"{case} was accepted"
     assert field in result.stderr, result.stderr
-    assert cluster.run("get", "wc", case, "-n", specs_ns).returncode != 0
+    assert cluster.run("get", "wc", name, "-n", specs_ns).returncode != 0
 
 
 def test_odd_but_valid_specs_are_handled_without_crashing_the_operator(cluster, specs_ns, wait_for):
     for case, spec in ACCEPTED:
-        cluster.apply(manifest(case, specs_ns, spec))
+        cluster.apply(manifest(f"ok-{case}", specs_ns, spec))
 
     def handled(case: str) -> bool:
-        wc = cluster.get("wc", case, "-n", specs_ns)
+        wc = cluster.get("wc", f"ok-{case}", "-n", specs_ns)
         if case == "affinity-rejected-by-pods":  # its pod cannot be created: say so, retry
             events = cluster.get(
                 "events",
@@ -171,7 +173,7 @@ def test_odd_but_valid_specs_are_handled_without_crashing_the_operator(cluster, 
     for case, _ in ACCEPTED:
         wait_for(lambda c=case: handled(c), 60, f"the operator to handle {case}")
     phases = {
-        c: cluster.get("wc", c, "-n", specs_ns)["status"].get("phase")
+        c: cluster.get("wc", f"ok-{c}", "-n", specs_ns)["status"].get("phase")
         for c, _ in ACCEPTED
         if c != "affinity-rejected-by-pods"
     }
@@ -179,11 +181,12 @@ def test_odd_but_valid_specs_are_handled_without_crashing_the_operator(cluster, 
     assert phases["unschedulable"] == "Progressing"
     wait_for(
         lambda: (
-            cluster.get("wc", "image-never-pulled", "-n", specs_ns)["status"]["phase"] == "Degraded"
+            cluster.get("wc", "ok-image-never-pulled", "-n", specs_ns)["status"]["phase"]
+            == "Degraded"
         ),
         60,
         "ErrImageNeverPull reported as Degraded",
     )
-    assert not cluster.get("pods", "-n", specs_ns, "-l", "app.kubernetes.io/instance=paused")[
+    assert not cluster.get("pods", "-n", specs_ns, "-l", "app.kubernetes.io/instance=ok-paused")[
         "items"
     ]

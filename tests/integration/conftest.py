@@ -197,7 +197,10 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     """A real redis-server on a free loopback port, no persistence; stopped at session end."""
     exe = shutil.which("redis-server") or REDIS_SERVER
     if not Path(exe).exists():
-        pytest.fail("redis-server is not installed: run `make integration` (it installs it) or apt-get install redis-server")
+        pytest.fail(
+            "redis-server is not installed: `make integration` installs it "
+            "(or apt-get install redis-server)"
+        )
     home = tmp_path_factory.mktemp("redis")
     port = free_port()
     log = (home / "redis.log").open("w")

@@ -35,12 +35,13 @@ def _controller(section: dict) -> list[str]:
     ]
     for key, fig in section["figures"].items():
         ratio_cell = _fmt(fig.get("ratio")) if "ratio" in fig else "-"
+        goal = _goal(fig["holds"])
+        if key == "rollout_failed_requests":
+            goal += f" (of {fig['sent']['WorkerCluster']} / {fig['sent']['Deployment']} sent)"
         lines.append(
             f"| {fig['label']} ({fig['unit']}) | {_fmt(fig['operator'])} | "
-            f"{_fmt(fig['deployment'])} | {ratio_cell} | {_goal(fig['holds'])} |"
+            f"{_fmt(fig['deployment'])} | {ratio_cell} | {goal} |"
         )
-        if key == "rollout_failed_requests":
-            lines[-1] += f" (sent: {fig['sent']})"
     return [*lines, ""]
 
 
@@ -91,6 +92,7 @@ def _isolation(section: dict) -> list[str]:
 
 def _efficiency(section: dict) -> list[str]:
     steady, burst = section.get("steady_state") or {}, section.get("burst") or {}
+    steady, burst = ({} if "error" in x else x for x in (steady, burst))
     lines = ["## 4. Operator efficiency", ""]
     if steady:
         per = steady["requests_per_steady_reconcile"]
@@ -155,17 +157,26 @@ def _profile(section: dict) -> list[str]:
     return [*lines, ""]
 
 
+SECTIONS = (
+    ("master_vs_controller", _controller),
+    ("worker_vs_seed", _http),
+    ("cpu_isolation", _isolation),
+    ("operator_efficiency", _efficiency),
+    ("profile", _profile),
+)
+
+
 def markdown(results: dict) -> str:
     lines = ["# workerlab benchmarks (`make bench`)", "", *_machine(results["machine"])]
-    if "master_vs_controller" in results:
-        lines += _controller(results["master_vs_controller"])
-    if "worker_vs_seed" in results:
-        lines += _http(results["worker_vs_seed"])
-    if "cpu_isolation" in results:
-        lines += _isolation(results["cpu_isolation"])
-    if "operator_efficiency" in results:
-        lines += _efficiency(results["operator_efficiency"])
-    if "profile" in results:
-        lines += _profile(results["profile"])
+    for key, render in SECTIONS:
+        section = results.get(key)
+        if section is None:
+            continue
+        parts = [section, *section.values()]
+        failures = [v["error"] for v in parts if isinstance(v, dict) and "error" in v]
+        if failures:
+            lines += [f"## {key}: failed", "", *[f"- `{f}`" for f in failures], ""]
+        if "error" not in section:
+            lines += render(section)
     lines.append(f"Total run time: {results['total_run_s']} s.")
     return "\n".join(lines) + "\n"

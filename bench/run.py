@@ -58,6 +58,15 @@ def profile(out: Path) -> dict:
     return profiles
 
 
+def attempt(results: dict, key: str, measure, *args) -> None:
+    """One section; a failure is recorded in the results instead of losing the whole run."""
+    try:
+        results[key] = measure(*args)
+    except Exception as error:
+        log(f"{key} failed: {error!r}")
+        results[key] = {"error": repr(error)}
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -70,27 +79,24 @@ def main(argv: list[str]) -> int:
         # The window watches only the `steady` WorkerCluster's objects, and the loopback
         # benchmarks do not touch the cluster: run them meanwhile.
         thread = threading.Thread(
-            target=lambda: steady.update(efficiency.steady_state(Api(), args.window)), daemon=True
+            target=attempt, args=(steady, "result", efficiency.steady_state, Api(), args.window)
         )
         thread.start()
     with tempfile.TemporaryDirectory() as logs:
+        loads = (Path(logs), args.wrk_rounds, args.wrk_seconds)
         if "http" in args.only:
-            results["worker_vs_seed"] = http_bench.throughput(
-                Path(logs), args.wrk_rounds, args.wrk_seconds
-            )
+            attempt(results, "worker_vs_seed", http_bench.throughput, *loads)
         if "isolation" in args.only:
-            results["cpu_isolation"] = http_bench.isolation(
-                Path(logs), args.wrk_rounds, args.wrk_seconds
-            )
+            attempt(results, "cpu_isolation", http_bench.isolation, *loads)
     if "profile" in args.only:
-        results["profile"] = profile(args.out)
+        attempt(results, "profile", profile, args.out)
     if "efficiency" in args.only:
         thread.join(args.window + 400)
-        results["operator_efficiency"] = {"steady_state": steady}
+        results["operator_efficiency"] = {"steady_state": steady.get("result", {})}
     if "controller" in args.only:
-        results["master_vs_controller"] = controller_bench.run(api, heals=args.heals)
+        attempt(results, "master_vs_controller", controller_bench.run, api, 2, args.heals)
     if "efficiency" in args.only:
-        results["operator_efficiency"]["burst"] = efficiency.burst(api)
+        attempt(results["operator_efficiency"], "burst", efficiency.burst, api)
     results["total_run_s"] = round(time.monotonic() - started, 1)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "latest.md").write_text(report.markdown(results))

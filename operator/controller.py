@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
 from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.reconcile import CreatePod, Plan, plan
-from workerlab.operator.status import status_patch
+from workerlab.operator.status import status_patch, with_create_failure
 from workerlab.operator.templates import (
     build_ingress,
     build_pod,
@@ -87,9 +87,14 @@ class Controller:
         now = self.clock()
         result = plan(cluster, pods, now)
 
-        await self._apply(cluster, body, result, now)
+        refused = await self._apply(cluster, body, result, now)
         await self._ensure_service(cluster, body, now)
         await self._ensure_ingress(cluster, body, now)
+        if refused is not None:
+            # Say it in status too, then fail the reconcile so the work queue retries with backoff.
+            status = with_create_failure(cluster, result.status, refused.message, now)
+            await self._write_status(cluster, body, replace(result, status=status), now)
+            raise refused
         await self._write_status(cluster, body, result, now)
 
         logger.info(
@@ -123,7 +128,8 @@ class Controller:
 
     async def _apply(
         self, cluster: WorkerCluster, body: dict[str, Any], result: Plan, now: datetime
-    ) -> None:
+    ) -> ApiError | None:
+        """Carry out the plan; a pod creation the API server refuses (4xx) is returned."""
         ns = cluster.namespace
         for action in result.deletes:
             if await self.kube.delete_pod(ns, action.name, action.uid):
@@ -136,8 +142,15 @@ class Controller:
                     now,
                 )
         replacing_failed = any(d.reason == "ReplaceFailed" for d in result.deletes)
+        refused: ApiError | None = None
         for action in result.creates:
-            await self._create_pod(cluster, body, action, replacing_failed, now)
+            try:
+                await self._create_pod(cluster, body, action, replacing_failed, now)
+            except ApiError as error:
+                if not 400 <= error.status < 500 or error.status in (409, 429):
+                    raise  # transient: retried as any other error
+                refused = error
+                break  # the next pod would be refused the same way
         if any(a.reason == "ScaleUp" for a in result.creates) or any(
             a.reason == "ScaleDown" for a in result.deletes
         ):
@@ -147,6 +160,7 @@ class Controller:
             )
         for reason, message in result.warnings:
             await self._say_once(cluster, body, "Warning", reason, message, now)
+        return refused
 
     async def _create_pod(
         self,
@@ -272,8 +286,10 @@ class Controller:
         before, after = _conditions(old), _conditions(new)
         degraded = after.get("Degraded", {})
         was_degraded = before.get("Degraded", {}).get("status") == "True"
-        if degraded.get("status") == "True" and (
-            not was_degraded or before["Degraded"].get("reason") != degraded.get("reason")
+        if (
+            degraded.get("status") == "True"
+            and degraded.get("reason") != "FailedCreate"  # its own Event was just posted
+            and (not was_degraded or before["Degraded"].get("reason") != degraded.get("reason"))
         ):
             await self._event(body, "Warning", degraded["reason"], degraded.get("message", ""), now)
         elif was_degraded and degraded.get("status") == "False":

@@ -185,6 +185,26 @@ def build_status(
     }
 
 
+def with_create_failure(
+    cluster: WorkerCluster, status: dict[str, Any], message: str, now: datetime
+) -> dict[str, Any]:
+    """The status when the API server refused to create a pod (admission, quota, a podTemplate
+    field it accepted in the WorkerCluster but not in a Pod): Degraded, reason FailedCreate."""
+    prior = {c.get("type"): c for c in cluster.status.get("conditions") or [] if c.get("type")}
+    degraded = _condition(
+        prior,
+        "Degraded",
+        "True",
+        "FailedCreate",
+        f"creating a pod failed: {message}",
+        now,
+        cluster.generation,
+    )
+    conditions = [c for c in status["conditions"] if c["type"] != "Degraded"] + [degraded]
+    phase = status["phase"] if status["phase"] == "Paused" else "Degraded"
+    return {**status, "conditions": conditions, "phase": phase}
+
+
 def status_patch(
     old: dict[str, Any], new: dict[str, Any], *, top_level: bool = True
 ) -> dict[str, Any] | None:

@@ -44,7 +44,7 @@ class Kubectl:
     binary: str = ""
 
     def run(
-        self, *args: str, stdin: str | None = None, timeout: float = 120
+        self, *args: str, stdin: str | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.binary or _kubectl_binary(), "--context", self.context, *args],
@@ -55,7 +55,7 @@ class Kubectl:
             check=False,
         )
 
-    def ok(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+    def ok(self, *args: str, stdin: str | None = None, timeout: float = 300) -> str:
         result = self.run(*args, stdin=stdin, timeout=timeout)
         assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr.strip()}"
         return result.stdout

@@ -143,9 +143,7 @@ def worker_cluster(name: str, ns: str, **spec: Any) -> dict[str, Any]:
 
 
 def wait_wc_ready(kube, ns: str, name: str, replicas: int, wait_for) -> set[str]:
-    kube.ok(
-        "wait", "--for=condition=Ready", f"wc/{name}", "-n", ns, "--timeout=180s", timeout=190
-    )
+    kube.ok("wait", "--for=condition=Ready", f"wc/{name}", "-n", ns, "--timeout=180s", timeout=190)
     return wait_for(
         lambda: (pods := ready_pods(kube, ns, name)) and len(pods) == replicas and pods,
         60,
@@ -277,9 +275,7 @@ def test_ingress_spreads_over_every_pod(addons, workloads, wait_for, figures) ->
     # Unknown hosts are not routed to the pods.
     assert http(INGRESS_URL, host="nobody.invalid")[0] == 404
 
-    bodies, failures = bounded_load(
-        lambda: http(INGRESS_URL, host=host), REQUESTS, 4, DEADLINE_S
-    )
+    bodies, failures = bounded_load(lambda: http(INGRESS_URL, host=host), REQUESTS, 4, DEADLINE_S)
     print(f"\nTraefik routed Host {host} {routed_after}s after wc Ready; failures {dict(failures)}")
     assert not failures, failures
     assert_spread("ingress-traefik", bodies, pods, figures)

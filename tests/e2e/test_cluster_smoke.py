@@ -99,12 +99,8 @@ def test_kind_lists_the_cluster(cluster) -> None:
 def test_coredns_resolves_a_service_name(cluster, namespace, wait_for) -> None:
     ns = namespace("e2e-addons-smoke")
     want = cluster.get("service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
-    script = (
-        "import socket; print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))"
-    )
-    cluster.apply(
-        pod_manifest("dns-probe", ns, ["python", "-c", script], restartPolicy="Never")
-    )
+    script = "import socket; print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))"
+    cluster.apply(pod_manifest("dns-probe", ns, ["python", "-c", script], restartPolicy="Never"))
 
     def finished() -> str | None:
         phase = cluster.get("pod", "dns-probe", "-n", ns)["status"].get("phase")
@@ -113,8 +109,10 @@ def test_coredns_resolves_a_service_name(cluster, namespace, wait_for) -> None:
     started = time.monotonic()
     phase = wait_for(finished, 90, "the DNS probe pod to finish")
     logs = cluster.ok("logs", "dns-probe", "-n", ns).strip()
-    print(f"\nkubernetes.default.svc.cluster.local -> {logs} (Service IP {want}), "
-          f"pod done in {time.monotonic() - started:.1f}s")
+    print(
+        f"\nkubernetes.default.svc.cluster.local -> {logs} (Service IP {want}), "
+        f"pod done in {time.monotonic() - started:.1f}s"
+    )
     assert phase == "Succeeded", f"DNS probe pod {phase}: {logs}"
     assert logs == want
 
@@ -151,7 +149,10 @@ def test_locally_built_image_serves_http_through_a_node_port(cluster, namespace,
             container={
                 "env": env,
                 "ports": [{"containerPort": 8000}],
-                "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8000}, "periodSeconds": 1},
+                "readinessProbe": {
+                    "httpGet": {"path": "/readyz", "port": 8000},
+                    "periodSeconds": 1,
+                },
             },
         )
     )

@@ -51,7 +51,7 @@ def test_deleted_cluster_leaves_nothing_within_30s(cluster, namespace, wait_for,
     cluster.apply(worker_cluster("gone", ns))
     uid = cluster.get("wc", "gone", "-n", ns)["metadata"]["uid"]
     wait_for(lambda: owned_set_exists(cluster, ns, uid), 60, "pod, Service and Ingress")
-    cluster.ok("wait", "--for=condition=Ready", "wc/gone", "-n", ns, "--timeout=120s")
+    cluster.ok("wait", "--for=condition=Ready", "wc/gone", "-n", ns, "--timeout=180s")
 
     started = time.monotonic()
     cluster.ok("delete", "wc", "gone", "-n", ns, "--wait=false")

@@ -159,7 +159,7 @@ def test_odd_but_valid_specs_are_handled_without_crashing_the_operator(cluster, 
 
     def handled(case: str) -> bool:
         wc = cluster.get("wc", f"ok-{case}", "-n", specs_ns)
-        if case == "affinity-rejected-by-pods":  # its pod cannot be created: say so, retry
+        if case == "affinity-rejected-by-pods":  # no pod can be created: an Event and status
             events = cluster.get(
                 "events",
                 "-n",
@@ -167,7 +167,9 @@ def test_odd_but_valid_specs_are_handled_without_crashing_the_operator(cluster, 
                 "--field-selector",
                 f"involvedObject.uid={wc['metadata']['uid']},reason=FailedCreate",
             )
-            return bool(events["items"])
+            conditions = {c["type"]: c for c in wc.get("status", {}).get("conditions", [])}
+            reason = conditions.get("Degraded", {}).get("reason")
+            return bool(events["items"]) and reason == "FailedCreate"
         return wc.get("status", {}).get("observedGeneration") == wc["metadata"]["generation"]
 
     for case, _ in ACCEPTED:

@@ -7,8 +7,10 @@ import asyncio
 import copy
 import itertools
 
+import pytest
 from workerlab.operator.__main__ import main
 from workerlab.operator.controller import Controller
+from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
 
@@ -167,3 +169,30 @@ current-context: x
     assert main(["-A"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the Kubernetes API server at https://127.0.0.1:1" in err
+
+
+def test_pod_refused_by_the_api_server_is_degraded_in_status_and_retried():
+    class RefusingKube(RecordingKube):
+        async def create_pod(self, namespace, body):
+            raise ApiError(422, "POST", "/pods", '{"message": "spec.affinity: Invalid value"}')
+
+    async def scenario():
+        kube = RefusingKube({"replicas": 2})
+        ctl = controller_for(kube)
+        with pytest.raises(ApiError):  # failed, so that the work queue retries with backoff
+            await ctl.reconcile((NS, NAME))
+        status = kube.cluster["status"]
+        degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+        assert (status["phase"], degraded["status"], degraded["reason"]) == (
+            "Degraded",
+            "True",
+            "FailedCreate",
+        )
+        assert "spec.affinity" in degraded["message"]
+        assert [r for r, _ in kube.events].count("FailedCreate") == 1
+        writes = len(kube.writes)
+        with pytest.raises(ApiError):
+            await ctl.reconcile((NS, NAME))
+        assert len(kube.writes) == writes, "a retry that changes nothing writes nothing"
+
+    asyncio.run(scenario())

@@ -93,8 +93,21 @@ def operator_rss() -> dict:
     return {}
 
 
-def _reconciles_logged(since: str, name: str) -> int:
-    out = kubectl("logs", "-n", OPERATOR_NS, "deploy/workerlab-operator", f"--since-time={since}")
+def operator_pod() -> str:
+    selector = "app.kubernetes.io/name=workerlab-operator"
+    where = "jsonpath={range .items[*]}{.metadata.name}:{.metadata.uid} {end}"
+    return kubectl("get", "pods", "-n", OPERATOR_NS, "-l", selector, "-o", where).strip()
+
+
+def _reconciles_logged(since: str, name: str) -> int | None:
+    """None when the log cannot be read (e.g. the operator was redeployed meanwhile)."""
+    try:
+        out = kubectl(
+            "logs", "-n", OPERATOR_NS, "deploy/workerlab-operator", f"--since-time={since}"
+        )
+    except RuntimeError as error:
+        log(f"operator log unreadable: {error}")
+        return None
     needle = f"reconciled: namespace={NAMESPACE} name={name} "
     return sum(1 for line in out.splitlines() if needle in line)
 
@@ -134,7 +147,7 @@ def steady_state(api: Api, window_s: int) -> dict:
     wait_until(lambda: _all_ready(api, STEADY, 2), 180, what="steady Ready")
     time.sleep(15)  # let the first status writes and process polls settle
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    rss_before = operator_rss()
+    rss_before, pod_before = operator_rss(), operator_pod()
     log(f"steady state: watching writes for {window_s}s")
     watches = {name: _watch(api, *where, window_s) for name, where in WATCHED.items()}
     per_reconcile = requests_per_reconcile(api)
@@ -143,6 +156,7 @@ def steady_state(api: Api, window_s: int) -> dict:
         out, _ = proc.communicate(timeout=window_s + 60)
         counts[name] = dict(_count(out))
     reconciles = _reconciles_logged(since, STEADY)
+    pod_after = operator_pod()
     api.delete(wc.path)
     operator_writes = (
         counts["workerclusters"].get("MODIFIED", 0)
@@ -159,7 +173,10 @@ def steady_state(api: Api, window_s: int) -> dict:
         "kopf_peering_keepalive_writes": peering,
         "reconciles_in_window": reconciles,
         "requests_per_steady_reconcile": per_reconcile,
-        "requests_in_window_estimate": reconciles * per_reconcile["requests"],
+        "requests_in_window_estimate": reconciles and reconciles * per_reconcile["requests"],
+        # A redeployed operator resumes and may rewrite: such a window is not "at rest".
+        "operator_pod_unchanged": pod_before == pod_after,
+        "operator_pods": [pod_before, pod_after],
         "rss_before": rss_before,
         "rss_after": operator_rss(),
     }

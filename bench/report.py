@@ -110,6 +110,7 @@ def _efficiency(section: dict) -> list[str]:
             f"{steady['kopf_peering_keepalive_writes']} | 0: "
             f"{_goal(steady['kopf_peering_keepalive_writes'] == 0)} |",
             f"| reconciles in the window (operator log) | {steady['reconciles_in_window']} | |",
+            f"| operator pod unchanged during the window | {steady['operator_pod_unchanged']} | |",
             f"| API requests per steady reconcile | {per['requests']} ({calls}) | |",
             f"| writes per steady reconcile | {per['writes']} | 0: {_goal(per['writes'] == 0)} |",
             f"| operator RSS / working set, MiB (kubelet) | {steady['rss_after'].get('rss_mib')} / "

@@ -60,7 +60,7 @@ class Controller:
     async def reconcile(self, key: Key) -> float | None:
         started = time.perf_counter()
         try:
-            again = await self._reconcile(key)
+            again, requeued = await self._reconcile(key)
         except Exception as error:
             self.metrics.reconcile_total.labels(result="error").inc()
             self.metrics.reconcile_errors.inc()
@@ -68,19 +68,22 @@ class Controller:
             raise
         finally:
             self.metrics.reconcile_time.observe(time.perf_counter() - started)
-        self.metrics.reconcile_total.labels(result="requeue" if again else "success").inc()
+        # As controller-runtime counts: the periodic resync and process poll are not requeues;
+        # only the core asking to be called again (a backoff expiring) is.
+        self.metrics.reconcile_total.labels(result="requeue_after" if requeued else "success").inc()
         return again
 
     def forget(self, key: Key) -> None:
         self._said.pop(key, None)
 
-    async def _reconcile(self, key: Key) -> float | None:
+    async def _reconcile(self, key: Key) -> tuple[float | None, bool]:
+        """(seconds until the next look or None, whether the core itself asked to requeue)."""
         namespace, name = key
         body = await self.kube.get_cluster(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Garbage collection removes what it owned; nothing to do, nothing to remember.
             self.forget(key)
-            return None
+            return None, False
         cluster = WorkerCluster.from_body(body)
         raw_pods = await self.kube.list_pods(namespace, cluster.selector_string)
         pods = await self._observe(cluster, raw_pods)
@@ -112,7 +115,7 @@ class Controller:
             again = min(again, self.poll_seconds)  # keep process counts fresh
         if result.requeue_after is not None:
             again = min(again, result.requeue_after + 0.1)
-        return again
+        return again, result.requeue_after is not None
 
     async def _observe(
         self, cluster: WorkerCluster, raw: list[dict[str, Any]]

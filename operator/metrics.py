@@ -11,7 +11,7 @@ class Metrics:
         r = self.registry
         self.reconcile_total = Counter(
             "workerlab_reconcile_total",
-            "Reconciles of WorkerClusters by result (success, error, requeue).",
+            "Reconciles of WorkerClusters by result (success, error, requeue_after).",
             ["result"],
             registry=r,
         )

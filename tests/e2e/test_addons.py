@@ -295,8 +295,20 @@ def test_seed_nginx_upstream_spreads_over_every_pod(addons, wait_for, figures) -
     bodies, failures = bounded_load(lambda: http(NGINX_URL), REQUESTS, 4, DEADLINE_S)
     assert not failures, failures
     assert_spread("nginx-upstream", bodies, pods, figures)
-    log = addons.ok("logs", "deployment/nginx", "-n", "workerlab", "--tail=200")
-    assert "upstream" in log and "workerlab-nginx" in log
+    # The seed's upstream block, generated: one `server POD_IP:8000;` per Ready pod of wc/demo.
+    upstream = addons.ok(
+        "exec", "-n", "workerlab", "deployment/nginx", "--", "cat", "/tmp/nginx/upstream.conf"
+    )
+    print(f"\n{upstream}")
+    ips = {
+        pod["status"]["podIP"]
+        for pod in addons.get("pods", "-n", "workerlab", "-l", "app.kubernetes.io/instance=demo")[
+            "items"
+        ]
+        if pod["metadata"]["name"] in pods
+    }
+    servers = {line.split()[1].rstrip(";") for line in upstream.splitlines() if "server " in line}
+    assert servers == {f"{ip}:8000" for ip in ips}, upstream
 
 
 def test_counter_is_per_process_without_redis(addons, workloads, counter_port, wait_for, figures):
@@ -326,13 +338,13 @@ def test_counter_is_exact_with_redis(addons, workloads, counter_port, wait_for, 
     addons.ok("patch", "service", "counter", "-n", ns, "--type=merge", "-p", json.dumps(selector))
     url = f"http://127.0.0.1:{counter_port}/counter"
 
-    def only_shared() -> int | None:  # kube-proxy follows the new selector within seconds
+    def only_shared() -> dict[str, Any] | None:  # kube-proxy follows the new selector in seconds
         answers = [http(url)[1] for _ in range(6)]
         if all(a.get("backend") == "redis" and a.get("pod") in pods for a in answers):
-            return answers[-1]["count"]
+            return answers[-1]
         return None
 
-    before = wait_for(only_shared, 60, f"{url} to answer from wc/shared only")
+    before = wait_for(only_shared, 60, f"{url} to answer from wc/shared only")["count"]
     n = 200
     started = time.monotonic()
     bodies, failures = bounded_load(lambda: http(url, method="POST"), n, 16, DEADLINE_S)

@@ -119,6 +119,10 @@ def test_non_compliant_pod_is_rejected(cluster, ns: str) -> None:
     ],
 )
 def test_ingress_controller_rbac(cluster, verb: str, resource: str, allowed: bool) -> None:
-    result = cluster.run("auth", "can-i", verb, resource, "--all-namespaces", "--as", TRAEFIK)
+    resource, _, subresource = resource.partition("/")
+    extra = [f"--subresource={subresource}"] if subresource else []
+    result = cluster.run(
+        "auth", "can-i", verb, resource, *extra, "--all-namespaces", "--as", TRAEFIK
+    )
     answer = result.stdout.strip()
     assert answer == ("yes" if allowed else "no"), f"{TRAEFIK} {verb} {resource}: {answer}"

@@ -196,3 +196,22 @@ def test_pod_refused_by_the_api_server_is_degraded_in_status_and_retried():
         assert len(kube.writes) == writes, "a retry that changes nothing writes nothing"
 
     asyncio.run(scenario())
+
+
+def test_reconciles_count_as_success_unless_the_core_asks_to_requeue():
+    async def scenario():
+        kube = RecordingKube({"replicas": 1})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))  # asks for the process poll: still a success
+        samples = {
+            s.labels["result"]: s.value
+            for metric in ctl.metrics.registry.collect()
+            if metric.name == "workerlab_reconcile"
+            for s in metric.samples
+            if s.name == "workerlab_reconcile_total"
+        }
+        assert samples == {"success": 2.0}
+
+    asyncio.run(scenario())

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps lint format up down images test unit integration e2e bench clean
+.PHONY: help venv host-deps lint checkov format up down images test unit integration e2e bench clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
@@ -32,6 +32,10 @@ host-deps:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Static manifest and Dockerfile scan; every exception is justified in .checkov.yaml.
+checkov: venv
+	bash hack/checkov.sh
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -61,7 +65,7 @@ integration: venv host-deps
 e2e: up
 	$(call run_pytest,tests/e2e)
 
-test: lint host-deps up
+test: lint host-deps up checkov
 	$(call run_pytest,tests)
 
 bench: venv host-deps

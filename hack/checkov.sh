@@ -14,7 +14,7 @@ cd "$root"
 python=${PYTHON:-$root/.venv/bin/python}
 checkov=${CHECKOV:-$root/.venv/bin/checkov}
 [ -x "$checkov" ] || die "checkov not found at $checkov: pip install -e '.[dev]' into .venv"
-command -v kubectl >/dev/null || die "kubectl not found: run hack/build-k8s.sh (or make up)"
+command -v kubectl >/dev/null || bash "$here/build-k8s.sh"   # kubectl kustomize; cached, as in make up
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

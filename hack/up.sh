@@ -34,12 +34,18 @@ fi
 kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
 
 bash "$here/build-images.sh"
-bash "$here/load-images.sh"
+bash "$here/build-addon-images.sh"
+EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev" bash "$here/load-images.sh"
 
 progress "installing CRD, RBAC and operator (kubectl apply -k manifests/)"
 kubectl apply -k "$root/manifests" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/workerclusters.workerlab.dev >/dev/null
 kubectl -n workerlab-system rollout status deployment/workerlab-operator --timeout=180s
+progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller"
+kubectl apply -k "$root/manifests/addons" >/dev/null
+for deployment in workerlab/redis workerlab/nginx workerlab-ingress/traefik; do
+  kubectl -n "${deployment%/*}" rollout status "deployment/${deployment#*/}" --timeout=180s
+done
 progress "applying the sample WorkerCluster (manifests/samples/demo.yaml)"
 kubectl apply -f "$root/manifests/samples/demo.yaml" >/dev/null
 kubectl -n workerlab wait --for=condition=Ready wc/demo --timeout=180s >/dev/null \
@@ -49,7 +55,9 @@ cat <<MSG
 
 The lab is up in $(( $(date +%s) - start )) s.
   kubectl get wc -A                  the WorkerClusters (master level)
-  curl http://127.0.0.1:30080/       a worker pod's process answers (pod level)
+  curl http://127.0.0.1:30080/       a worker pod's process answers (pod level), via the Service
+  curl http://127.0.0.1:30082/       the same, via the seed's nginx upstream block
+  workerlab lab list                 the course
   workerlab status demo              both levels at a glance
   make down                          remove the cluster
 MSG

@@ -68,8 +68,9 @@ e2e: up
 test: lint host-deps up checkov
 	$(call run_pytest,tests)
 
+# After `make up`. BENCH_ARGS=--quick shortens the steady-state window (about 10 min in all).
 bench: venv host-deps
-	$(BIN)/python -m bench
+	source hack/lib.sh && $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .ruff_cache

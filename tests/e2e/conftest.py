@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,3 +149,24 @@ def figures() -> Callable[..., dict[str, Any]]:
         return values
 
     return record
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def learner_env(tmp_path_factory, cluster: Kubectl) -> dict[str, str]:
+    """The environment a learner's shell has after `make up`: the venv's `workerlab`, the
+    toolchain's kubectl and kind on PATH, a private lab home; wc/demo Ready (else: fail)."""
+    env = dict(os.environ)
+    kube_bins = [str(p.parent) for p in sorted(CACHE.glob("k8s/v*/bin/kubectl"))]
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = ":".join([venv_bin, *kube_bins, str(CACHE / "bin"), env.get("PATH", "")])
+    env["WORKERLAB_LAB_HOME"] = str(tmp_path_factory.mktemp("lab-home"))
+    demo = subprocess.run(
+        ["workerlab", "status", "demo", "--wait", "240", "--no-processes"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if demo.returncode != 0:
+        pytest.fail(f"wc/demo is not Ready: {demo.stderr.strip()} -- run `make up`")
+    return env

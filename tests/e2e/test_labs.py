@@ -3,9 +3,7 @@ right after `workerlab lab reset N` (a fresh, wrong state) the check fails with 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,47 +11,7 @@ from workerlab.labs import course
 
 pytestmark = pytest.mark.e2e
 
-# Same helpers as test_cli.py (importlib mode: test modules cannot import each other).
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
-CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
-
-
-def lab_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    kube_bins = [str(p.parent) for p in sorted((CACHE / "k8s").glob("v*/bin/kubectl"))]
-    env["PATH"] = ":".join([str(BIN), *kube_bins, str(CACHE / "bin"), env.get("PATH", "")])
-    env["WORKERLAB_LAB_HOME"] = str(tmp_path / "lab-home")
-    return env
-
-
-def require_cluster(env: dict[str, str]) -> None:
-    """Fail (never skip) with the reason when the lab cluster or its sample is not there."""
-    probe = subprocess.run(
-        ["kubectl", "--context", CONTEXT, "get", "--raw", "/readyz"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.fail(
-            f"the kind cluster is unreachable ({CONTEXT}): {probe.stderr.strip()} "
-            "-- run `make up` first"
-        )
-    done = subprocess.run(
-        ["workerlab", "status", "demo", "--wait", "240", "--no-processes"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"wc/demo is not Ready: {done.stderr.strip()} -- run `make up`")
 
 
 CLUSTER_LABS = [lab.number for lab in course.LABS if lab.needs_cluster]
@@ -61,9 +19,8 @@ STEPS_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    environ = lab_env(tmp_path_factory.mktemp("labs"))
-    require_cluster(environ)
+def env(learner_env):
+    environ = dict(learner_env)
     yield environ
     # Leave the sample as `make up` left it, and nothing the labs created.
     subprocess.run(

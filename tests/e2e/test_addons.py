@@ -265,6 +265,13 @@ def test_ingress_spreads_over_every_pod(addons, workloads, wait_for, figures) ->
 
     started = time.monotonic()
     wait_for(routed, 60, f"Traefik to route Host {host} on {INGRESS_URL}")
+
+    def routes_every_pod() -> bool:
+        # Traefik learns endpoints from EndpointSlices a moment after the pods are Ready.
+        seen = {http(INGRESS_URL, host=host, timeout=3)[1].get("pod") for _ in range(15)}
+        return pods <= seen
+
+    wait_for(routes_every_pod, 60, f"Traefik to route Host {host} to all {len(pods)} pods")
     routed_after = round(time.monotonic() - started, 1)
     address = wait_for(
         lambda: addons.get("ingress", "web", "-n", ns)["status"]["loadBalancer"]["ingress"],

@@ -11,9 +11,9 @@ k8s_bin="$CACHE/k8s/$K8S_VERSION/bin"
 etcd_version=v3.6.5      # kubeadm $K8S_VERSION asks for etcd 3.6.5-0
 coredns_version=v1.12.1  # ... and CoreDNS v1.12.1
 
-inputs_key=$( { echo "$K8S_VERSION $etcd_version $coredns_version"; cat "$here/node/packages.txt";
-  find "$here/node" "$here/toolchain/cmd" "$here/etcd" -type f | sort | xargs sha256sum; } \
-  | sha256sum | cut -c1-12)
+# Relative paths only: the same sources in another checkout must give the same key.
+inputs_key=$( cd "$here" && { echo "$K8S_VERSION $etcd_version $coredns_version";
+  find node toolchain/cmd etcd -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-12)
 node_image="workerlab/kind-node:$K8S_VERSION-$inputs_key"
 if docker image inspect "$node_image" >/dev/null 2>&1; then
   step_cached "node image" "$node_image"

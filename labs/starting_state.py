@@ -7,10 +7,11 @@ fields a learner added with `kubectl patch`, and a reset must really reset.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import yaml
-from workerlab.labs.errors import MissingPrerequisite
+from workerlab.labs.errors import KubeError, MissingPrerequisite
 from workerlab.labs.kube import WC_RESOURCE, Kube
 from workerlab.labs.paths import repo_root
 from workerlab.labs.wcstate import wait_converged
@@ -18,6 +19,7 @@ from workerlab.labs.wcstate import wait_converged
 DEMO = "demo"
 DEMO_NODE_PORT = 30080
 CONVERGE_TIMEOUT_S = 240
+REPLACE_ATTEMPTS = 5
 
 
 def demo_manifest(namespace: str, sample: Path | None = None) -> dict:
@@ -51,13 +53,21 @@ def _sample_path() -> Path | None:
 
 def reset_demo(kube: Kube, wait: bool = True) -> str:
     manifest = demo_manifest(kube.namespace, _sample_path())
-    current = kube.get(WC_RESOURCE, DEMO)
-    if current is None:
-        kube.run("create", "-f", "-", stdin=json.dumps(manifest))
-    else:
+    for attempt in range(REPLACE_ATTEMPTS):
+        current = kube.get(WC_RESOURCE, DEMO)
+        if current is None:
+            kube.run("create", "-f", "-", stdin=json.dumps(manifest))
+            break
         # Custom resources allow no unconditional update: replace the version we just read.
+        # The operator may write (status, its annotations) in between: read again and retry.
         manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        kube.run("replace", "-f", "-", stdin=json.dumps(manifest))
+        try:
+            kube.run("replace", "-f", "-", stdin=json.dumps(manifest))
+            break
+        except KubeError as error:
+            if "the object has been modified" not in str(error) or attempt == REPLACE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     if wait:
         wait_converged(kube, DEMO, CONVERGE_TIMEOUT_S)
     return f"wc/{DEMO} reset to 2 pods x 2 processes, labMode on, NodePort {DEMO_NODE_PORT}"

@@ -30,6 +30,7 @@ from namespace import ensure_namespace
 from servers import serving
 
 SECTIONS = ("controller", "http", "isolation", "efficiency", "profile")
+CLUSTER_SECTIONS = {"controller", "efficiency"}  # the others run on loopback only
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -72,8 +73,19 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: dict = {"machine": machine(), "args": {"quick": args.quick, "window_s": args.window}}
-    api = Api()
-    ensure_namespace(api)
+    api = None
+    if CLUSTER_SECTIONS & set(args.only):
+        try:
+            api = Api()
+            ensure_namespace(api)
+        except Exception as error:  # no kubeconfig, refused connection, API error
+            print(
+                f"bench: the kind cluster is not reachable ({type(error).__name__}: {error}).\n"
+                "Run `make up` first, or run only the loopback sections: "
+                "--only http isolation profile",
+                file=sys.stderr,
+            )
+            return 2
     steady: dict = {}
     if "efficiency" in args.only:
         # The window watches only the `steady` WorkerCluster's objects, and the loopback

@@ -7,6 +7,7 @@ operator restart, a lost event or a failed write. Writes happen only when someth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from workerlab.operator.kube import ApiError, Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
 from workerlab.operator.processes import ProcessProbe
-from workerlab.operator.reconcile import CreatePod, Plan, plan
+from workerlab.operator.reconcile import CreatePod, DeletePod, Plan, plan
 from workerlab.operator.status import status_patch, with_create_failure
 from workerlab.operator.templates import (
     build_ingress,
@@ -133,17 +134,9 @@ class Controller:
         self, cluster: WorkerCluster, body: dict[str, Any], result: Plan, now: datetime
     ) -> ApiError | None:
         """Carry out the plan; a pod creation the API server refuses (4xx) is returned."""
-        ns = cluster.namespace
-        for action in result.deletes:
-            if await self.kube.delete_pod(ns, action.name, action.uid):
-                self.metrics.pods_deleted.labels(reason=action.reason).inc()
-                await self._event(
-                    body,
-                    "Normal",
-                    "DeletedPod",
-                    f"Deleted pod {action.name}: {DELETE_WHY[action.reason]}",
-                    now,
-                )
+        # Deletions are independent of each other: issue them together, as the ReplicaSet
+        # controller does, so scaling 10 -> 2 costs one round trip rather than eight.
+        await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
         replacing_failed = any(d.reason == "ReplaceFailed" for d in result.deletes)
         refused: ApiError | None = None
         for action in result.creates:
@@ -164,6 +157,16 @@ class Controller:
         for reason, message in result.warnings:
             await self._say_once(cluster, body, "Warning", reason, message, now)
         return refused
+
+    async def _delete_pod(
+        self, cluster: WorkerCluster, body: dict[str, Any], action: DeletePod, now: datetime
+    ) -> None:
+        if await self.kube.delete_pod(cluster.namespace, action.name, action.uid):
+            self.metrics.pods_deleted.labels(reason=action.reason).inc()
+            why = DELETE_WHY[action.reason]
+            await self._event(
+                body, "Normal", "DeletedPod", f"Deleted pod {action.name}: {why}", now
+            )
 
     async def _create_pod(
         self,

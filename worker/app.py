@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from workerlab.worker import faults, metrics, siblings
 from workerlab.worker.config import MAX_CPU_MS, MAX_IO_MS, Settings
 from workerlab.worker.counter import CounterUnavailable, make_counter
@@ -43,6 +45,21 @@ class ProcessState:
             await asyncio.sleep(RECORD_FLUSH_S)
             with contextlib.suppress(OSError):  # a full or vanished dir must not kill serving
                 self.publish()
+
+
+class Hello(BaseModel):
+    """`GET /`: the seed's greeting plus which process, of which pod, answered."""
+
+    message: str
+    pod: str
+    pid: int
+    process_index: int
+    generation: int
+    arbiter_pid: int | None
+    started_at: float
+    lab_mode: bool
+    uptime_s: float
+    requests_served: int
 
 
 def burn_cpu(ms: int) -> int:
@@ -96,18 +113,25 @@ def create_app(settings: Settings) -> FastAPI:
         body = {"error": "internal error", "detail": type(exc).__name__}
         return JSONResponse(body | who(), status_code=500)
 
-    @app.get("/")
-    async def hello() -> dict:
-        return {
+    # The hot path: the fields fixed for this process's life are encoded once, and the
+    # Response is returned as is, so FastAPI skips validating and re-serialising a dict.
+    hello_prefix = json.dumps(
+        {
             "message": "Hello from Worker!",
             **who(),
             "generation": identity.generation,
             "arbiter_pid": identity.arbiter_pid,
             "started_at": identity.started_at,
-            "uptime_s": round(identity.uptime(), 3),
-            "requests_served": process.requests_served,
             "lab_mode": settings.lab_mode,
-        }
+        },
+        separators=(",", ":"),
+    )[:-1].encode()
+
+    @app.get("/", response_model=Hello)
+    async def hello() -> Response:
+        uptime = round(identity.uptime(), 3)
+        tail = f',"uptime_s":{uptime},"requests_served":{process.requests_served}}}'
+        return Response(hello_prefix + tail.encode(), media_type="application/json")
 
     @app.get("/work/cpu")
     async def work_cpu(

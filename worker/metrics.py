@@ -6,6 +6,7 @@ prometheus_client picks its storage when first imported: PROMETHEUS_MULTIPROC_DI
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -63,8 +64,22 @@ LEAKED_BYTES = Gauge(
 )
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 def path_label(path: str) -> str:
     return path if path in KNOWN_PATHS else "other"
+
+
+@functools.cache
+def _request_series(method: str, path: str, status: int):
+    """The (counter, histogram) children for one label set: `.labels()` takes a lock and builds
+    a key on every call, so each process resolves a label set once. Bounded: known labels only."""
+    return REQUESTS.labels(method, path, str(status)), LATENCY.labels(path)
 
 
 class RequestMetrics:
@@ -90,9 +105,11 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_watch)
         finally:
-            path = path_label(scope["path"])
-            REQUESTS.labels(scope["method"], path, str(status)).inc()
-            LATENCY.labels(path).observe(time.perf_counter() - started)
+            requests, latency = _request_series(
+                method_label(scope["method"]), path_label(scope["path"]), status
+            )
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
             PROCESS_REQUESTS.set(self.on_request())
 
 

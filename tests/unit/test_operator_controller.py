@@ -215,3 +215,28 @@ def test_reconciles_count_as_success_unless_the_core_asks_to_requeue():
         assert samples == {"success": 2.0}
 
     asyncio.run(scenario())
+
+
+def test_scale_down_deletes_concurrently_with_one_event_each():
+    class SlowDeleteKube(RecordingKube):
+        in_flight = peak = 0
+
+        async def delete_pod(self, namespace, name, uid):
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0.01)  # a round trip: the others start meanwhile
+            self.in_flight -= 1
+            return await super().delete_pod(namespace, name, uid)
+
+    async def scenario():
+        kube = SlowDeleteKube({"replicas": 6})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        kube.cluster["spec"]["replicas"] = 2
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 2 and kube.peak == 4
+        assert [r for r, _ in kube.events].count("DeletedPod") == 4
+
+    asyncio.run(scenario())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from workerlab.worker import counter, faults
-from workerlab.worker.app import create_app
+from workerlab.worker.app import Hello, create_app
 from workerlab.worker.config import MAX_CPU_MS, Settings
 from workerlab.worker.siblings import StateDir
 
@@ -27,11 +27,17 @@ def lab_client(tmp_path):
         yield c
 
 
-def test_hello_keys(client):
-    body = client.get("/").json()
-    assert body["message"] == "Hello from Worker!"
-    assert {"pod", "pid", "process_index", "generation", "uptime_s", "arbiter_pid"} <= body.keys()
-    assert body["pod"] == "pod-a"
+def test_hello_matches_its_documented_model(client):
+    first = client.get("/")
+    assert first.headers["content-type"] == "application/json"
+    body = Hello.model_validate_json(first.content)  # the pre-encoded body is the model
+    assert body.message == "Hello from Worker!" and body.pod == "pod-a"
+    assert body.lab_mode is False
+    later = Hello.model_validate_json(client.get("/").content)
+    assert later.requests_served == body.requests_served + 1
+    assert later.uptime_s >= body.uptime_s
+    schema = client.get("/openapi.json").json()["paths"]["/"]["get"]["responses"]["200"]
+    assert schema["content"]["application/json"]["schema"]["$ref"].endswith("/Hello")
 
 
 def test_processes_shape(client):
@@ -129,3 +135,9 @@ def test_unknown_paths_share_one_metrics_label(client):
     client.get("/a/b/c")
     text = client.get("/metrics").text
     assert 'path="other"' in text and "/a/b/c" not in text
+
+
+def test_unknown_methods_share_one_metrics_label(client):
+    client.request("BREW", "/")
+    text = client.get("/metrics").text
+    assert 'method="other"' in text and "BREW" not in text

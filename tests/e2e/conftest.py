@@ -3,8 +3,9 @@ WORKERLAB_KUBE_CONTEXT).
 
 - `kube`: a kubectl bound to that context (`run`, `ok`, `get`, `apply`).
 - `cluster`: fails (never skips) with the reason when the cluster is unreachable.
-- `namespace`: a factory of throwaway namespaces enforcing the `restricted` Pod Security
-  Standard, deleted after the test.
+- `namespace` / `module_namespace`: factories of throwaway namespaces enforcing the
+  `restricted` Pod Security Standard, deleted after the test / the module.
+- `node_port_service`: a NodePort Service on the first free one of the suite's spare ports.
 - `wait_for`: poll a check until it returns something truthy, bounded in time.
 - `figures`: print measured figures and write them to /tmp/workerlab-e2e-figures/NAME.json.
 
@@ -30,6 +31,9 @@ import pytest
 CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
 CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
 FIGURES_DIR = Path(os.environ.get("WORKERLAB_E2E_FIGURES", "/tmp/workerlab-e2e-figures"))
+# kind maps these node ports to 127.0.0.1 (hack/kind-config.yaml: 30083-30086 are the e2e suite's
+# spares). Tried from the top down so the suite's fixed users, who start at 30083, rarely collide.
+SPARE_NODE_PORTS = (30086, 30085, 30084, 30083)
 
 
 def _kubectl_binary() -> str:
@@ -104,9 +108,7 @@ def cluster(kube: Kubectl) -> Kubectl:
     return kube
 
 
-@pytest.fixture
-def namespace(cluster: Kubectl) -> Iterator[Callable[[str], str]]:
-    """namespace("prefix") creates `prefix-<random>` (restricted PSS) and deletes it after."""
+def _namespaces(cluster: Kubectl) -> Iterator[Callable[[str], str]]:
     created: list[str] = []
 
     def make(prefix: str = "e2e") -> str:
@@ -130,6 +132,45 @@ def namespace(cluster: Kubectl) -> Iterator[Callable[[str], str]]:
     yield make
     for name in created:  # don't wait: pods drain in the background
         cluster.run("delete", "namespace", name, "--wait=false", timeout=60)
+
+
+@pytest.fixture
+def namespace(cluster: Kubectl) -> Iterator[Callable[[str], str]]:
+    """namespace("prefix") creates `prefix-<random>` (restricted PSS), deleted after the test."""
+    yield from _namespaces(cluster)
+
+
+@pytest.fixture(scope="module")
+def module_namespace(cluster: Kubectl) -> Iterator[Callable[[str], str]]:
+    """As `namespace`, for a module's shared objects: deleted after the module."""
+    yield from _namespaces(cluster)
+
+
+@pytest.fixture(scope="session")
+def node_port_service(cluster: Kubectl) -> Callable[..., int]:
+    """node_port_service(ns, name, selector) creates a NodePort Service to the selected pods'
+    port 8000 on the first free spare port, and returns that port (else: fail, with why)."""
+
+    def create(ns: str, name: str, selector: dict[str, str]) -> int:
+        errors = []
+        for port in SPARE_NODE_PORTS:
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "type": "NodePort",
+                    "selector": selector,
+                    "ports": [{"port": 80, "targetPort": 8000, "nodePort": port}],
+                },
+            }
+            result = cluster.run("create", "-f", "-", stdin=json.dumps(manifest))
+            if result.returncode == 0:
+                return port
+            errors.append(f"{port}: {result.stderr.strip()}")
+        pytest.fail(f"no free NodePort among the spares {SPARE_NODE_PORTS}:\n" + "\n".join(errors))
+
+    return create
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 ADDONS = REPO / "manifests" / "addons"
 INGRESS_URL = "http://127.0.0.1:30081/"
 NGINX_URL = "http://127.0.0.1:30082/"
-# The e2e suite's spare node ports (hack/kind-config.yaml), tried from the top down.
-TEST_NODE_PORTS = (30086, 30085, 30084, 30083)
 ROLLOUTS = (
     ("workerlab", "deployment/redis"),
     ("workerlab", "deployment/nginx"),
@@ -174,21 +172,9 @@ def addons(cluster, wait_for):
 
 
 @pytest.fixture(scope="module")
-def lab_ns(cluster):
+def lab_ns(module_namespace):
     """One namespace for this module's WorkerClusters (restricted PSS), deleted at the end."""
-    name = f"e2e-addons-{random.randbytes(3).hex()}"
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-            },
-        }
-    )
-    yield name
-    cluster.run("delete", "namespace", name, "--wait=false", timeout=60)
+    return module_namespace("e2e-addons")
 
 
 @pytest.fixture(scope="module")
@@ -213,26 +199,9 @@ def workloads(addons, lab_ns):
 
 
 @pytest.fixture(scope="module")
-def counter_port(addons, workloads):
+def counter_port(addons, workloads, node_port_service):
     """A NodePort Service of our own (on a spare port) whose selector the Redis test switches."""
-    ns = workloads["ns"]
-    errors = []
-    for port in TEST_NODE_PORTS:
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "counter", "namespace": ns},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"app.kubernetes.io/instance": "local"},
-                "ports": [{"port": 80, "targetPort": 8000, "nodePort": port}],
-            },
-        }
-        result = addons.run("create", "-f", "-", stdin=json.dumps(manifest))
-        if result.returncode == 0:
-            return port
-        errors.append(f"{port}: {result.stderr.strip()}")
-    pytest.fail("no free NodePort among the e2e spares 30083-30086:\n" + "\n".join(errors))
+    return node_port_service(workloads["ns"], "counter", {"app.kubernetes.io/instance": "local"})
 
 
 # --- tests ---------------------------------------------------------------------------------------

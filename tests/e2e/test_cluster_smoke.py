@@ -26,9 +26,6 @@ pytestmark = pytest.mark.e2e
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.34.4")
 CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "workerlab")
 IMAGE = "workerlab/worker:dev"
-# kind maps these node ports to 127.0.0.1 (hack/kind-config.yaml: 30083-30086 are the e2e suite's
-# spares). Tried from the top down so the suite's other users, who start at 30083, rarely collide.
-TEST_NODE_PORTS = (30086, 30085, 30084, 30083)
 
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
@@ -117,28 +114,9 @@ def test_coredns_resolves_a_service_name(cluster, namespace, wait_for) -> None:
     assert logs == want
 
 
-def create_node_port_service(cluster, ns: str, selector: dict[str, str]) -> int:
-    """A NodePort Service on the first free port among the suite's spares; returns the port."""
-    errors = []
-    for port in TEST_NODE_PORTS:
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "smoke-http", "namespace": ns},
-            "spec": {
-                "type": "NodePort",
-                "selector": selector,
-                "ports": [{"port": 80, "targetPort": 8000, "nodePort": port}],
-            },
-        }
-        result = cluster.run("create", "-f", "-", stdin=json.dumps(manifest))
-        if result.returncode == 0:
-            return port
-        errors.append(f"{port}: {result.stderr.strip()}")
-    pytest.fail("no free NodePort among the e2e spares 30083-30086:\n" + "\n".join(errors))
-
-
-def test_locally_built_image_serves_http_through_a_node_port(cluster, namespace, wait_for):
+def test_locally_built_image_serves_http_through_a_node_port(
+    cluster, namespace, node_port_service, wait_for
+):
     ns = namespace("e2e-addons-smoke")
     env = [{"name": "WORKER_PROCESSES", "value": "1"}, {"name": "PORT", "value": "8000"}]
     cluster.apply(
@@ -156,7 +134,7 @@ def test_locally_built_image_serves_http_through_a_node_port(cluster, namespace,
             },
         )
     )
-    port = create_node_port_service(cluster, ns, {"app": "http"})
+    port = node_port_service(ns, "smoke-http", {"app": "http"})
     cluster.ok("wait", "--for=condition=Ready", "pod/http", "-n", ns, "--timeout=90s", timeout=100)
     url = f"http://127.0.0.1:{port}/"
 

@@ -127,21 +127,8 @@ def operator_never_crashes(cluster):
 
 
 @pytest.fixture(scope="module")
-def specs_ns(cluster, operator_never_crashes):
-    name = "e2e-op-specs"
-    cluster.run("delete", "namespace", name, "--timeout=120s", timeout=150)  # an earlier run's
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-            },
-        }
-    )
-    yield name
-    cluster.run("delete", "namespace", name, "--wait=false", timeout=60)
+def specs_ns(module_namespace, operator_never_crashes):
+    return module_namespace("e2e-op-specs")
 
 
 @pytest.mark.parametrize(("case", "spec", "field"), INVALID, ids=[c[0] for c in INVALID])

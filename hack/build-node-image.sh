@@ -23,6 +23,8 @@ fi
 step_miss "node image" "assembling $node_image"
 
 # Debootstrap is network- and disk-bound, the Go builds CPU-bound: run them side by side.
+# Install it first, so the two background jobs do not race for apt's lock.
+command -v debootstrap >/dev/null || bash "$here/host-deps.sh" debootstrap
 bash "$here/debootstrap-image.sh" workerlab/kind-base:bookworm $(grep -v '^#' "$here/node/packages.txt") &
 node_base=$!
 bash "$here/debootstrap-image.sh" workerlab/debian-iptables:bookworm iptables conntrack kmod &

@@ -18,7 +18,8 @@ if docker image inspect "$image" >/dev/null 2>&1 \
 fi
 if [ ! -s "$tarball" ]; then
   step_miss "rootfs for $image" "debootstrap bookworm (+ ${pkgs//,/ }), ~3-6 min"
-  command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+  command -v debootstrap >/dev/null || bash "$(dirname "$0")/host-deps.sh" debootstrap
+  mkdir -p "$CACHE/rootfs"
   root=$(mktemp -d "$CACHE/rootfs/build.XXXXXX")
   trap 'rm -rf "$root"' EXIT
   debootstrap --variant=minbase --include="$pkgs" bookworm "$root" "$mirror" \

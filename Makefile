@@ -5,13 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps lint checkov format up down images test unit integration e2e bench clean
+.PHONY: help venv host-deps toolchain lint checkov format up down images test unit integration e2e bench clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
 	@echo "make test        the whole suite: lint, unit, integration, e2e (brings the cluster up)"
 	@echo "make unit        unit tests only (no cluster, no servers)"
-	@echo "make integration real processes on loopback (no cluster)"
+	@echo "make integration real processes on loopback (no cluster; builds the control plane)"
 	@echo "make e2e         end-to-end on the kind cluster"
 	@echo "make images      build the worker and operator images"
 	@echo "make bench       the side-by-side benchmarks (after make up)"
@@ -28,6 +28,11 @@ venv: $(BIN)/.installed
 # Debian packages the integration tests and benchmarks run for real (a Redis server, wrk).
 host-deps:
 	@bash hack/host-deps.sh redis-server wrk
+
+# kube-apiserver, kube-controller-manager, kubectl and etcd for the integration tests (cached;
+# cold: ~15 min of Go builds). `make up` builds them too.
+toolchain:
+	bash hack/build-control-plane.sh
 
 lint: venv
 	$(BIN)/ruff check .
@@ -59,7 +64,7 @@ endef
 unit: venv
 	$(call run_pytest,tests/unit)
 
-integration: venv host-deps
+integration: venv host-deps toolchain
 	$(call run_pytest,tests/integration)
 
 e2e: up

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 k8s_bin="$CACHE/k8s/$K8S_VERSION/bin"
-etcd_version=v3.6.5      # kubeadm $K8S_VERSION asks for etcd 3.6.5-0
+etcd_version=$ETCD_VERSION
 coredns_version=v1.12.1  # ... and CoreDNS v1.12.1
 
 # Relative paths only: the same sources in another checkout must give the same key.

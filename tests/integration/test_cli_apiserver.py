@@ -1,16 +1,13 @@
-"""The CLI's kubectl layer against a real API server (etcd + kube-apiserver from the toolchain,
-on 127.0.0.1; no kubelet, so no pod ever runs): CRD discovery, WorkerCluster lookups, the
-lab reset's create/replace of wc/demo, Events, and the one-line errors."""
+"""The CLI's kubectl layer against a real API server (the `control_plane` fixture: etcd and
+kube-apiserver from the toolchain on 127.0.0.1; no kubelet, so no pod ever runs): CRD discovery,
+WorkerCluster lookups, the lab reset's create/replace of wc/demo, Events, one-line errors."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,131 +18,19 @@ from workerlab.labs.starting_state import reset_demo
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
-K8S_BIN = CACHE / "k8s" / "v1.34.4" / "bin"
 WORKERLAB = str(Path(sys.executable).with_name("workerlab"))
-TOKEN = "cli-test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    """KUBECONFIG env for a fresh control plane with context `it`; stopped by pid afterwards."""
-    work = tmp_path_factory.mktemp("apiserver")
-    etcd = shutil.which("etcd") or next(iter(sorted((CACHE / "node-bin").glob("etcd*"))), None)
-    apiserver = K8S_BIN / "kube-apiserver"
-    if etcd is None or not apiserver.exists():
-        pytest.fail(f"etcd or {apiserver} missing: build the toolchain (hack/build-k8s.sh)")
-    client, peer, port = free_port(), free_port(), free_port()
-    subprocess.run(
-        ["openssl", "genrsa", "-out", str(work / "sa.key"), "2048"], check=True, capture_output=True
-    )
-    (work / "tokens.csv").write_text(f'{TOKEN},admin,admin,"system:masters"\n')
-    procs = []
-    for name, argv in (
-        (
-            "etcd",
-            [
-                str(etcd),
-                f"--data-dir={work / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{client}",
-                f"--advertise-client-urls=http://127.0.0.1:{client}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-                f"--initial-cluster=default=http://127.0.0.1:{peer}",
-            ],
-        ),
-        (
-            "apiserver",
-            [
-                str(apiserver),
-                f"--etcd-servers=http://127.0.0.1:{client}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={work / 'certs'}",
-                f"--token-auth-file={work / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-key-file={work / 'sa.key'}",
-                f"--service-account-signing-key-file={work / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-            ],
-        ),
-    ):
-        log = (work / f"{name}.log").open("wb")
-        procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
-    kubeconfig = work / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "it",
-                "clusters": [
-                    {
-                        "name": "it",
-                        "cluster": {
-                            "server": f"https://127.0.0.1:{port}",
-                            "insecure-skip-tls-verify": True,
-                        },
-                    }
-                ],
-                "users": [{"name": "it", "user": {"token": TOKEN}}],
-                "contexts": [{"name": "it", "context": {"cluster": "it", "user": "it"}}],
-            }
-        )
-    )
-    env = dict(
+def api(control_plane, tmp_path_factory) -> dict[str, str]:
+    """The environment of a learner's shell pointed at a fresh control plane (context `it`)."""
+    control_plane.ok("create", "namespace", "workerlab")
+    return dict(
         os.environ,
-        KUBECONFIG=str(kubeconfig),
+        KUBECONFIG=str(control_plane.kubeconfig),
         WORKERLAB_KUBE_CONTEXT="it",
-        WORKERLAB_LAB_HOME=str(work / "lab-home"),
+        WORKERLAB_LAB_HOME=str(tmp_path_factory.mktemp("lab-home")),
     )
-    kubectl = str(K8S_BIN / "kubectl")
-
-    def ready() -> bool:
-        probe = subprocess.run(
-            [kubectl, "get", "--raw", "/readyz"],
-            env=env,
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        return probe.returncode == 0
-
-    try:
-        wait_for(ready, 90, "kube-apiserver")
-        subprocess.run(
-            [kubectl, "create", "namespace", "workerlab"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        yield env
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in reversed(procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.fixture

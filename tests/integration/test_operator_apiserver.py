@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,17 +25,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", "/root/.cache/workerlab"))
-K8S_BIN = CACHE / "k8s" / "v1.34.4" / "bin"
 NS = "workerlab"
-
-
-def _find_etcd() -> Path | None:
-    found = shutil.which("etcd")
-    if found:
-        return Path(found)
-    candidates = sorted((CACHE / "node-bin").glob("etcd*"))
-    return candidates[-1] if candidates else None
 
 
 def _free_port() -> int:
@@ -59,130 +48,10 @@ def _wait(check: Callable[[], object], timeout: float, what: str) -> object:
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-class ControlPlane:
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir
-        self.procs: list[subprocess.Popen] = []
-        self.kubeconfig = workdir / "kubeconfig"
-
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the process)
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
-
-    def start(self) -> None:
-        etcd = _find_etcd()
-        apiserver = K8S_BIN / "kube-apiserver"
-        manager = K8S_BIN / "kube-controller-manager"
-        missing = [str(p) for p in (etcd, apiserver, manager) if p is None or not p.exists()]
-        if missing:
-            pytest.fail(f"control-plane binaries missing: {missing}; build the toolchain first")
-        client_port, peer_port = _free_port(), _free_port()
-        self.port = _free_port()
-        subprocess.run(
-            ["openssl", "genrsa", "-out", str(self.dir / "sa.key"), "2048"],
-            check=True,
-            capture_output=True,
-        )
-        token = "integration-admin-token"
-        (self.dir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
-        self._spawn(
-            "etcd",
-            [
-                str(etcd),
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{client_port}",
-                f"--advertise-client-urls=http://127.0.0.1:{client_port}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
-            ],
-        )
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(apiserver),
-                f"--etcd-servers=http://127.0.0.1:{client_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                f"--cert-dir={self.dir / 'certs'}",
-                f"--token-auth-file={self.dir / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-key-file={self.dir / 'sa.key'}",
-                f"--service-account-signing-key-file={self.dir / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-            ],
-        )
-        self.write_kubeconfig(self.kubeconfig, token)
-        _wait(lambda: self.kubectl("get", "--raw", "/readyz").returncode == 0, 90, "kube-apiserver")
-        self._spawn(
-            "kube-controller-manager",
-            [
-                str(manager),
-                f"--kubeconfig={self.kubeconfig}",
-                "--controllers=garbagecollector,serviceaccount,namespace",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={_free_port()}",
-            ],
-        )
-
-    def write_kubeconfig(self, path: Path, token: str) -> None:
-        server = f"https://127.0.0.1:{self.port}"
-        path.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [
-                        {
-                            "name": "it",
-                            "cluster": {"server": server, "insecure-skip-tls-verify": True},
-                        }
-                    ],
-                    "users": [{"name": "it", "user": {"token": token}}],
-                    "contexts": [{"name": "it", "context": {"cluster": "it", "user": "it"}}],
-                    "current-context": "it",
-                }
-            )
-        )
-
-    def kubectl(self, *args: str, stdin: str | None = None, kubeconfig: Path | None = None):
-        binary = K8S_BIN / "kubectl"
-        return subprocess.run(
-            [str(binary if binary.exists() else "kubectl"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)},
-            timeout=60,
-        )
-
-    def ok(self, *args: str, stdin: str | None = None) -> str:
-        result = self.kubectl(*args, stdin=stdin)
-        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result.stdout
-
-    def json(self, *args: str) -> dict:
-        return json.loads(self.ok(*args, "-o", "json"))
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
 class Operator:
     """The operator as a real process, run with the service account's RBAC, not as admin."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
+    def __init__(self, plane, workdir: Path) -> None:
         self.plane = plane
         self.dir = workdir
         self.proc: subprocess.Popen | None = None
@@ -238,19 +107,14 @@ class Operator:
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory) -> Iterator[ControlPlane]:
-    control = ControlPlane(tmp_path_factory.mktemp("control-plane"))
-    try:
-        control.start()
-        control.ok("apply", "-k", str(REPO / "manifests"))
-        _wait(
-            lambda: control.kubectl("get", "serviceaccount", "default", "-n", NS).returncode == 0,
-            60,
-            "default service account in the lab namespace",
-        )
-        yield control
-    finally:
-        control.stop()
+def plane(control_plane):
+    control_plane.ok("apply", "-k", str(REPO / "manifests"))
+    _wait(
+        lambda: control_plane.kubectl("get", "serviceaccount", "default", "-n", NS).returncode == 0,
+        60,
+        "default service account in the lab namespace",
+    )
+    return control_plane
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +136,7 @@ def wc_manifest(name: str, **spec) -> str:
     )
 
 
-def live_pods(plane: ControlPlane, name: str) -> list[dict]:
+def live_pods(plane, name: str) -> list[dict]:
     pods = plane.json("get", "pods", "-n", NS, "-l", f"app.kubernetes.io/instance={name}")
     return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
 

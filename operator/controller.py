@@ -135,7 +135,7 @@ class Controller:
     ) -> ApiError | None:
         """Carry out the plan; a pod creation the API server refuses (4xx) is returned."""
         # Deletions are independent of each other: issue them together, as the ReplicaSet
-        # controller does, so scaling 10 -> 2 costs one round trip rather than eight.
+        # controller does, so scaling 10 -> 2 waits for 8 round trips at once, not in a row.
         await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
         replacing_failed = any(d.reason == "ReplaceFailed" for d in result.deletes)
         refused: ApiError | None = None

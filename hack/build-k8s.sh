@@ -32,4 +32,4 @@ for c in "${missing[@]}"; do
   CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ld" -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c"
   mv "$out/$c.tmp" "$out/$c"
 done
-"$out/kubectl" version --client | head -1
+"$out/kubectl" version --client | head -1 >&2

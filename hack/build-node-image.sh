@@ -6,6 +6,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
+# stdout carries the image name alone (node-image.sh and up.sh capture it): everything else,
+# including what the scripts called below print, goes to stderr.
+exec 3>&1 1>&2
 
 k8s_bin="$CACHE/k8s/$K8S_VERSION/bin"
 etcd_version=$ETCD_VERSION
@@ -17,7 +20,7 @@ inputs_key=$( cd "$here" && { echo "$K8S_VERSION $etcd_version $coredns_version"
 node_image="workerlab/kind-node:$K8S_VERSION-$inputs_key"
 if docker image inspect "$node_image" >/dev/null 2>&1; then
   step_cached "node image" "$node_image"
-  echo "$node_image"
+  echo "$node_image" >&3
   exit 0
 fi
 step_miss "node image" "assembling $node_image"
@@ -130,4 +133,4 @@ for old in $(docker images workerlab/kind-node --format '{{.Repository}}:{{.Tag}
   docker rmi "$old" >/dev/null 2>&1 || true
 done
 progress "node image ready: $node_image ($(docker image inspect -f '{{.Size}}' "$node_image" | numfmt --to=iec))"
-echo "$node_image"
+echo "$node_image" >&3

@@ -29,7 +29,7 @@ have_image() { # IMAGE KEY
     && [ "$(docker image inspect -f '{{index .Config.Labels "dev.workerlab.key"}}' "$1")" = "$2" ]
 }
 
-# The Debian base shared by redis and nginx: one debootstrap (~5 min cold), cached by package list.
+# The Debian base shared by redis and nginx: one debootstrap (~1 min cold), cached by package list.
 base_id=
 debian_base() {
   [ -z "$base_id" ] || return 0
@@ -60,7 +60,7 @@ build_traefik() {
   if [ -x "$bin" ]; then
     step_cached "traefik $TRAEFIK_VERSION binary" "$bin"
   else
-    step_miss "traefik $TRAEFIK_VERSION binary" "go build from the module proxy (~15-25 min on 2 busy cores, once)"
+    step_miss "traefik $TRAEFIK_VERSION binary" "go build from the module proxy (~7 min on 2 idle cores, once)"
     mkdir -p "$CACHE/addons"
     src=$(cd "$ctx_root" && GOFLAGS= go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" \
       | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')

@@ -14,7 +14,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   step_cached "kubernetes $K8S_VERSION binaries" "$out"
   exit 0
 fi
-step_miss "kubernetes $K8S_VERSION binaries" "building ${missing[*]} (cold: ~15-25 min on 2 cores)"
+step_miss "kubernetes $K8S_VERSION binaries" "building ${missing[*]} (cold: ~7 min on 2 idle cores, more under load)"
 mkdir -p "$out"
 major=${K8S_VERSION#v}; major=${major%%.*}
 minor=$(echo "$K8S_VERSION" | cut -d. -f2)

@@ -17,7 +17,7 @@ if docker image inspect "$image" >/dev/null 2>&1 \
   exit 0
 fi
 if [ ! -s "$tarball" ]; then
-  step_miss "rootfs for $image" "debootstrap bookworm (+ ${pkgs//,/ }), ~3-6 min"
+  step_miss "rootfs for $image" "debootstrap bookworm (+ ${pkgs//,/ }), ~1-2 min"
   command -v debootstrap >/dev/null || bash "$(dirname "$0")/host-deps.sh" debootstrap
   mkdir -p "$CACHE/rootfs"
   root=$(mktemp -d "$CACHE/rootfs/build.XXXXXX")

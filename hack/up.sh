@@ -27,7 +27,7 @@ if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   done
   node_image=$(bash "$here/node-image.sh")
   [[ $node_image =~ ^[^[:space:]]+$ ]] || die "node-image.sh printed '$node_image', not one image name"
-  step_miss "kind cluster $CLUSTER_NAME" "creating from $node_image (~1-2 min)"
+  step_miss "kind cluster $CLUSTER_NAME" "creating from $node_image (~25 s)"
   kind create cluster --name "$CLUSTER_NAME" --image "$node_image" \
     --config "${KIND_CONFIG:-$here/kind-config.yaml}" --wait 180s
   bash "$here/build-k8s.sh"   # kubectl matching the server, even when the node image was pulled

@@ -1,8 +1,8 @@
-"""1. The master (operator) against the built-in controller (Deployment), alternated A B A B.
+"""1. The master (operator) against the built-in controller (Deployment), alternated A B A B...
 
 Every time is measured the same way on both sides, from the pods alone: "settled" means the
 live (non-terminating) pods of the workload number exactly `replicas`, all Ready, all on the
-wanted template. Each round: apply 3 → Ready, 5 self-heals, a rollout under constant load
+wanted template. Each round: apply 3 → Ready, N self-heals, a rollout under constant load
 through a NodePort on 127.0.0.1, scale 2 → 10 → 2, delete, apply 10 → Ready, delete.
 """
 

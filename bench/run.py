@@ -43,7 +43,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.window = args.window or (60 if args.quick else 300)
     args.wrk_seconds = 3 if args.quick else 5
     args.wrk_rounds = 2 if args.quick else 3
-    args.heals = 5  # per round, 2 rounds per side: a median of 10
+    # Three rounds per side: a single slow round cannot move the median of a once-per-round
+    # measure (rollout, scale); 4 self-heals per round give a median of 12.
+    args.controller_rounds = 2 if args.quick else 3
+    args.heals = 5 if args.quick else 4
     return args
 
 
@@ -106,7 +109,7 @@ def main(argv: list[str]) -> int:
         thread.join(args.window + 400)
         results["operator_efficiency"] = {"steady_state": steady.get("result", {})}
     if "controller" in args.only:
-        attempt(results, "master_vs_controller", controller_bench.run, api, 2, args.heals)
+        attempt(results, "master_vs_controller", controller_bench.run, api, args.controller_rounds, args.heals)
     if "efficiency" in args.only:
         attempt(results["operator_efficiency"], "burst", efficiency.burst, api)
     results["total_run_s"] = round(time.monotonic() - started, 1)

@@ -38,15 +38,24 @@ bash "$here/build-images.sh"
 bash "$here/build-addon-images.sh"
 EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev" bash "$here/load-images.sh"
 
+# A rebuilt image keeps its :dev tag, so a running Deployment would keep the old one: stamp the
+# image's ID on the pod template. A new ID rolls the Deployment; the same ID changes nothing.
+stamp_image() { # NAMESPACE DEPLOYMENT IMAGE
+  local id patch
+  id=$(docker image inspect -f '{{.Id}}' "$3")
+  patch="{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"workerlab.dev/image-id\":\"${id#sha256:}\"}}}}}"
+  kubectl -n "$1" patch deployment "$2" --type merge -p "$patch" >/dev/null
+  kubectl -n "$1" rollout status "deployment/$2" --timeout=180s
+}
 progress "installing CRD, RBAC and operator (kubectl apply -k manifests/)"
 kubectl apply -k "$root/manifests" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/workerclusters.workerlab.dev >/dev/null
-kubectl -n workerlab-system rollout status deployment/workerlab-operator --timeout=180s
+stamp_image workerlab-system workerlab-operator workerlab/operator:dev
 progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller"
 kubectl apply -k "$root/manifests/addons" >/dev/null
-for deployment in workerlab/redis workerlab/nginx workerlab-ingress/traefik; do
-  kubectl -n "${deployment%/*}" rollout status "deployment/${deployment#*/}" --timeout=180s
-done
+stamp_image workerlab redis workerlab/redis:dev
+stamp_image workerlab nginx workerlab/nginx:dev
+stamp_image workerlab-ingress traefik workerlab/traefik:dev
 progress "applying the sample WorkerCluster (manifests/samples/demo.yaml)"
 kubectl apply -f "$root/manifests/samples/demo.yaml" >/dev/null
 kubectl -n workerlab wait --for=condition=Ready wc/demo --timeout=180s >/dev/null \

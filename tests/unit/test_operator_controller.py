@@ -240,3 +240,27 @@ def test_scale_down_deletes_concurrently_with_one_event_each():
         assert [r for r, _ in kube.events].count("DeletedPod") == 4
 
     asyncio.run(scenario())
+
+
+def test_pod_actions_do_not_wait_for_the_process_probe():
+    class SlowProbeKube(RecordingKube):
+        async def pod_processes(self, namespace, pod, port):
+            await asyncio.sleep(0.05)  # a pod proxy round trip
+            self.writes.append(("probed", pod))
+            return await super().pod_processes(namespace, pod, port)
+
+    async def scenario():
+        kube = SlowProbeKube({"replicas": 2, "processesPerPod": 2})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        kube.cluster["spec"]["replicas"] = 3
+        kube.writes.clear()
+        await ctl.reconcile((NS, NAME))
+        kinds = [kind for kind, _ in kube.writes]
+        assert kinds[0] == "create" and kinds.count("probed") == 2, kube.writes
+        assert kinds[-1] == "status"  # written after the probe, with its counts
+        assert kube.cluster["status"]["readyProcesses"] == 4
+
+    asyncio.run(scenario())

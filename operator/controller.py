@@ -88,14 +88,12 @@ class Controller:
         cluster = WorkerCluster.from_body(body)
         raw_pods = await self.kube.list_pods(namespace, cluster.selector_string)
         now = self.clock()
-        # Process counts only feed the status, never the pod actions: act on the pods at once
-        # and read the processes meanwhile, so a scale or a heal never waits on a pod proxy.
-        probing = asyncio.create_task(self._observe(cluster, raw_pods))
-        try:
-            result = plan(cluster, [ObservedPod.from_pod(p) for p in raw_pods], now)
-            refused = await self._apply(cluster, body, result, now)
-        finally:
-            pods = await probing
+        # Process counts only feed the status, never the pod actions: act on the pods first,
+        # then read the processes (their proxy GETs would otherwise queue ahead of the deletes
+        # and creates in the client's thread pool), and only then compute the status.
+        result = plan(cluster, [ObservedPod.from_pod(p) for p in raw_pods], now)
+        refused = await self._apply(cluster, body, result, now)
+        pods = await self._observe(cluster, raw_pods)
         result = replace(result, status=plan(cluster, pods, now).status)
         await self._ensure_service(cluster, body, now)
         await self._ensure_ingress(cluster, body, now)

@@ -30,7 +30,7 @@ host-deps:
 	@bash hack/host-deps.sh redis-server wrk
 
 # kube-apiserver, kube-controller-manager, kubectl and etcd for the integration tests (cached;
-# cold: ~15 min of Go builds). `make up` builds them too.
+# cold: ~8 min of Go builds). `make up` builds them too.
 toolchain:
 	bash hack/build-control-plane.sh
 

@@ -109,7 +109,14 @@ def main(argv: list[str]) -> int:
         thread.join(args.window + 400)
         results["operator_efficiency"] = {"steady_state": steady.get("result", {})}
     if "controller" in args.only:
-        attempt(results, "master_vs_controller", controller_bench.run, api, args.controller_rounds, args.heals)
+        attempt(
+            results,
+            "master_vs_controller",
+            controller_bench.run,
+            api,
+            args.controller_rounds,
+            args.heals,
+        )
     if "efficiency" in args.only:
         attempt(results["operator_efficiency"], "burst", efficiency.burst, api)
     results["total_run_s"] = round(time.monotonic() - started, 1)

@@ -275,6 +275,8 @@ class ControlPlane:
     collection, service accounts, namespaces) from the toolchain, all on 127.0.0.1; no kubelet,
     so pods stay Pending. Admin kubectl through `kubectl`/`ok`/`json`, context `it`."""
 
+    wait = staticmethod(_wait_until)  # tests poll through the plane fixture they already hold
+
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
         self.procs: list[subprocess.Popen] = []

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,20 +32,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _wait(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as error:
-            last = error
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 class Operator:
@@ -80,7 +66,7 @@ class Operator:
             env={**os.environ, "KUBECONFIG": str(kubeconfig)},
             cwd=self.dir,  # never the repo root: operator/ would shadow the stdlib module
         )
-        _wait(self.metrics, 30, "operator metrics endpoint")
+        self.plane.wait(self.metrics, 30, "operator metrics endpoint")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
@@ -109,7 +95,7 @@ class Operator:
 @pytest.fixture(scope="module")
 def plane(control_plane):
     control_plane.ok("apply", "-k", str(REPO / "manifests"))
-    _wait(
+    control_plane.wait(
         lambda: control_plane.kubectl("get", "serviceaccount", "default", "-n", NS).returncode == 0,
         60,
         "default service account in the lab namespace",
@@ -168,7 +154,7 @@ def test_explain_reads_well(plane):
 
 def test_apply_creates_owned_pods_and_service(plane, operator):
     plane.ok("apply", "-f", str(REPO / "manifests" / "samples" / "demo.yaml"))
-    pods = _wait(
+    pods = plane.wait(
         lambda: len(live_pods(plane, "demo")) == 2 and live_pods(plane, "demo"), 20, "2 pods"
     )
     wc = plane.json("get", "wc", "demo", "-n", NS)
@@ -187,7 +173,9 @@ def test_apply_creates_owned_pods_and_service(plane, operator):
         "app.kubernetes.io/instance": "demo",
     }
     assert svc["metadata"]["ownerReferences"][0]["uid"] == wc["metadata"]["uid"]
-    status = _wait(lambda: plane.json("get", "wc", "demo", "-n", NS).get("status"), 10, "status")
+    status = plane.wait(
+        lambda: plane.json("get", "wc", "demo", "-n", NS).get("status"), 10, "status"
+    )
     assert status["replicas"] == 2 and status["observedGeneration"] == 1
     assert (
         status["selector"]
@@ -198,7 +186,7 @@ def test_apply_creates_owned_pods_and_service(plane, operator):
 
 
 def test_no_writes_while_nothing_changes(plane, operator):
-    _wait(lambda: len(live_pods(plane, "demo")) == 2, 20, "demo converged")
+    plane.wait(lambda: len(live_pods(plane, "demo")) == 2, 20, "demo converged")
     time.sleep(2)
     before = plane.json("get", "wc", "demo", "-n", NS)["metadata"]["resourceVersion"]
     writes = operator.metrics()["workerlab_status_writes_total"]
@@ -216,19 +204,19 @@ def test_deleted_pod_is_replaced_within_5_seconds(plane, operator):
         names = {p["metadata"]["name"] for p in live_pods(plane, "demo")}
         return victim not in names and len(names) == 2
 
-    _wait(replaced, 5, "replacement pod")
+    plane.wait(replaced, 5, "replacement pod")
     assert time.monotonic() - deleted_at < 5
     assert "ReplacedPod" in plane.ok("get", "events", "-n", NS)
 
 
 def test_kubectl_scale_uses_the_scale_subresource(plane, operator):
     plane.ok("scale", "wc/demo", "-n", NS, "--replicas=4")
-    _wait(lambda: len(live_pods(plane, "demo")) == 4, 10, "4 pods")
+    plane.wait(lambda: len(live_pods(plane, "demo")) == 4, 10, "4 pods")
     scale = plane.json("get", "wc", "demo", "-n", NS, "--subresource=scale")
     assert scale["spec"]["replicas"] == 4
     assert scale["status"]["selector"].startswith("app.kubernetes.io/instance=demo")
     plane.ok("scale", "wc/demo", "-n", NS, "--replicas=2")
-    _wait(lambda: len(live_pods(plane, "demo")) == 2, 10, "2 pods")
+    plane.wait(lambda: len(live_pods(plane, "demo")) == 2, 10, "2 pods")
 
 
 def test_template_change_rolls_pods_within_bounds(plane, operator):
@@ -246,7 +234,7 @@ def test_template_change_rolls_pods_within_bounds(plane, operator):
         hashes = {p["metadata"]["labels"]["workerlab.dev/template-hash"] for p in pods}
         return len(pods) == desired and old_hash not in hashes
 
-    _wait(rolled, 20, "pods on the new template")
+    plane.wait(rolled, 20, "pods on the new template")
     assert peak <= desired + surge
     env = live_pods(plane, "demo")[0]["spec"]["containers"][0]["env"]
     assert {"name": "WORKER_PROCESSES", "value": "3"} in env
@@ -260,12 +248,12 @@ def test_hand_edited_service_is_restored(plane, operator):
         selector = plane.json("get", "service", "demo", "-n", NS)["spec"]["selector"]
         return selector.get("app.kubernetes.io/instance") == "demo"
 
-    _wait(restored, 5, "Service selector restored")
+    plane.wait(restored, 5, "Service selector restored")
 
 
 def test_paused_cluster_leaves_pods_alone(plane, operator):
     plane.ok("patch", "wc", "demo", "-n", NS, "--type=merge", "-p", '{"spec":{"paused":true}}')
-    _wait(
+    plane.wait(
         lambda: plane.json("get", "wc", "demo", "-n", NS)["status"]["phase"] == "Paused",
         5,
         "Paused",
@@ -274,17 +262,17 @@ def test_paused_cluster_leaves_pods_alone(plane, operator):
     time.sleep(3)
     assert live_pods(plane, "demo") == []
     plane.ok("patch", "wc", "demo", "-n", NS, "--type=merge", "-p", '{"spec":{"paused":false}}')
-    _wait(lambda: len(live_pods(plane, "demo")) == 2, 10, "pods back after unpausing")
+    plane.wait(lambda: len(live_pods(plane, "demo")) == 2, 10, "pods back after unpausing")
 
 
 def test_operator_restarted_mid_scale_converges_without_duplicates(plane, operator):
     plane.ok("scale", "wc/demo", "-n", NS, "--replicas=6")
-    _wait(lambda: len(live_pods(plane, "demo")) > 2, 10, "scale-up started")
+    plane.wait(lambda: len(live_pods(plane, "demo")) > 2, 10, "scale-up started")
     operator.stop(signal.SIGKILL)
     plane.ok("scale", "wc/demo", "-n", NS, "--replicas=5")  # changed while the operator is down
     operator.start()
     # The killed instance's peering keep-alive pauses its successor until it expires (15 s).
-    _wait(lambda: len(live_pods(plane, "demo")) == 5, 40, "5 pods after restart")
+    plane.wait(lambda: len(live_pods(plane, "demo")) == 5, 40, "5 pods after restart")
     time.sleep(3)
     pods = live_pods(plane, "demo")
     uid = plane.json("get", "wc", "demo", "-n", NS)["metadata"]["uid"]
@@ -300,5 +288,5 @@ def test_deleting_the_cluster_leaves_nothing_behind(plane, operator):
         services = plane.kubectl("get", "service", "demo", "-n", NS)
         return not pods and services.returncode != 0
 
-    _wait(gone, 30, "garbage collection of pods and Service")
+    plane.wait(gone, 30, "garbage collection of pods and Service")
     assert "Traceback" not in operator.log()

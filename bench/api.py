@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import CONTEXT
+
+from workerlab.api.resource import LABEL_INSTANCE, LABEL_NAME
 from workerlab.operator.kube import MERGE_PATCH, ApiError, Kube
-from workerlab.operator.model import LABEL_INSTANCE, LABEL_NAME
 
 __all__ = ["Api", "ApiError", "PodView"]
 

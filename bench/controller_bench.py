@@ -11,10 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from api import Api, PodView
 from common import NAMESPACE, log, median, ratio, wait_until
 from load import ConstantLoad
 from workloads import ROLL_ENV, Side, node_port_service
+
+from api import Api, PodView
 
 WC_PORT, DEP_PORT = 30087, 30088
 READY_TIMEOUT = 180

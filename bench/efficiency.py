@@ -21,13 +21,14 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from api import Api
 from common import CONTEXT, NAMESPACE, kubectl, log, ratio, wait_until
+from workloads import GROUP_LABEL, Side
+
+from api import Api
 from workerlab.operator.controller import Controller
 from workerlab.operator.kube import Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
-from workloads import GROUP_LABEL, Side
 
 OPERATOR_NS, OPERATOR_CONTAINER = "workerlab-system", "operator"
 STEADY = "steady"

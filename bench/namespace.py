@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from api import Api, ApiError
 from common import NAMESPACE
+
+from api import Api, ApiError
 
 
 def ensure_namespace(api: Api) -> None:

@@ -24,10 +24,11 @@ import efficiency
 import http_bench
 import profiling
 import report
-from api import Api
 from common import RESULTS_DIR, log, machine
 from namespace import ensure_namespace
 from servers import serving
+
+from api import Api
 
 SECTIONS = ("controller", "http", "isolation", "efficiency", "profile")
 CLUSTER_SECTIONS = {"controller", "efficiency"}  # the others run on loopback only

@@ -12,14 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import NAMESPACE
-from workerlab.operator.model import (
-    API_VERSION,
-    LABEL_INSTANCE,
-    LABEL_MANAGED_BY,
-    LABEL_NAME,
-    PLURAL,
-    WorkerCluster,
-)
+
+from workerlab.api.resource import API_VERSION, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, PLURAL
+from workerlab.operator.model import WorkerCluster
 from workerlab.operator.templates import pod_template
 
 ROLL_ENV = "BENCH_ROLL"  # changing its value is "a template change" on both sides

@@ -1,1 +1,1 @@
-"""The course: lab texts, their checkers and the `workerlab` command line."""
+"""The course: one folder per lab (its text, its checker, its exercise), found by `course`."""

@@ -1,12 +1,30 @@
-"""The course's table of contents: one entry per lab, its text file and whether it needs kind."""
+"""The course, discovered from its folders: one folder per lab, `NN-slug/` holding
+
+- `lab.md`: the text, opened by a small front matter (`summary:` and `needs: kind|local`) and a
+  `# Lab N — Title` heading;
+- `check.py`: the checker, a module-level `CHECKER` (see `workerlab.labs.checking`);
+- optionally `exercise/`: files the learner works on (lab 9).
+
+Adding a lab is adding a folder: nothing else lists the labs.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import sys
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
+from types import ModuleType
 
-from workerlab.labs.errors import WorkerlabError
-from workerlab.labs.paths import content_dir
+from workerlab.cli.errors import WorkerlabError
+from workerlab.labs.checking import Checker
+
+FOLDER = re.compile(r"^(?P<number>\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)$")
+HEADING = re.compile(r"^# Lab \d+\s*[—:-]\s*(?P<title>.+)$", re.MULTILINE)
+NEEDS = ("kind", "local")
 
 
 @dataclass(frozen=True)
@@ -15,99 +33,118 @@ class Lab:
     slug: str
     title: str
     summary: str
-    needs_cluster: bool = True
+    needs_cluster: bool
+    folder: Path
 
     @property
     def path(self) -> Path:
-        return content_dir() / f"{self.number:02d}-{self.slug}.md"
+        return self.folder / "lab.md"
+
+    @property
+    def exercise(self) -> Path:
+        return self.folder / "exercise"
 
 
-LABS: tuple[Lab, ...] = (
-    Lab(
-        1,
-        "one-vs-many",
-        "One process vs many",
-        "a CPU-bound request blocks everyone with 1 process, not with N",
-        needs_cluster=False,
-    ),
-    Lab(
-        2,
-        "in-pod-master",
-        "The in-pod master",
-        "kill a process, watch the arbiter fork a new one; scale live with TTIN/TTOU",
-        needs_cluster=False,
-    ),
-    Lab(
-        3,
-        "install-the-master",
-        "Installing the master",
-        "CRD, RBAC and operator; your first WorkerCluster, its status, conditions and events",
-    ),
-    Lab(
-        4,
-        "self-healing",
-        "Self-healing",
-        "delete pods and crash processes: who healed it? and a crash loop reported as Degraded",
-    ),
-    Lab(
-        5,
-        "scaling",
-        "Scaling",
-        "kubectl scale (pods) and processesPerPod (processes), load spread over both",
-    ),
-    Lab(
-        6,
-        "load-balancing",
-        "Load balancing",
-        "Service (per connection) vs the seed's nginx upstream (per request)",
-    ),
-    Lab(
-        7,
-        "zero-downtime-rollout",
-        "Zero-downtime rollout",
-        "change the pod template under load and count failed requests (target 0)",
-    ),
-    Lab(
-        8,
-        "state-sharing",
-        "State sharing",
-        "per-process counters disagree; with Redis they agree and no increment is lost",
-    ),
-    Lab(
-        9,
-        "extend-the-master",
-        "Extend the master",
-        "implement an autoscaler decision for the operator and make its failing tests pass",
-        needs_cluster=False,
-    ),
-    Lab(
-        10,
-        "failure-drills",
-        "Failure drills",
-        "kill the operator mid-scale, cut the API server: what keeps serving, what converges",
-    ),
-)
+def course_dir() -> Path:
+    return Path(str(resources.files("workerlab.labs")))
+
+
+def split_front_matter(markdown: str) -> tuple[dict[str, str], str]:
+    """(`key: value` pairs between the leading `---` lines, the text after them)."""
+    if not markdown.startswith("---\n"):
+        return {}, markdown
+    end = markdown.find("\n---\n", 4)
+    if end < 0:
+        return {}, markdown
+    pairs = {}
+    for line in markdown[4:end].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            pairs[key.strip()] = value.strip()
+    return pairs, markdown[end + 5 :].lstrip("\n")
+
+
+def load_lab(folder: Path) -> Lab:
+    """One lab from its folder; a malformed folder is a clear error naming what is missing."""
+    match = FOLDER.match(folder.name)
+    if match is None:
+        raise WorkerlabError(f"{folder.name!r} is not a lab folder name (NN-slug)")
+    try:
+        raw = (folder / "lab.md").read_text()
+    except OSError as error:
+        raise WorkerlabError(f"lab {folder.name} has no readable lab.md: {error}") from None
+    meta, body = split_front_matter(raw)
+    heading = HEADING.search(body)
+    needs = meta.get("needs", "")
+    if heading is None or not meta.get("summary") or needs not in NEEDS:
+        raise WorkerlabError(
+            f"{folder / 'lab.md'} must open with front matter (summary:, needs: kind|local) "
+            "and a '# Lab N — Title' heading"
+        )
+    return Lab(
+        number=int(match["number"]),
+        slug=match["slug"],
+        title=heading["title"].strip(),
+        summary=meta["summary"],
+        needs_cluster=needs == "kind",
+        folder=folder,
+    )
+
+
+@cache
+def labs() -> tuple[Lab, ...]:
+    folders = sorted(
+        p for p in course_dir().iterdir() if p.is_dir() and FOLDER.match(p.name) is not None
+    )
+    found = tuple(load_lab(folder) for folder in folders)
+    numbers = [lab.number for lab in found]
+    if numbers != list(range(1, len(found) + 1)):
+        raise WorkerlabError(f"the lab folders must be numbered 01..NN without gaps: {numbers}")
+    return found
 
 
 def get(number: int) -> Lab:
-    for lab in LABS:
+    for lab in labs():
         if lab.number == number:
             return lab
     raise WorkerlabError(
-        f"there is no lab {number}: the course has labs 1..{len(LABS)}", hint="workerlab lab list"
+        f"there is no lab {number}: the course has labs 1..{len(labs())}",
+        hint="workerlab lab list",
     )
 
 
 def text(lab: Lab) -> str:
+    """The lab's Markdown without its front matter."""
     try:
-        return lab.path.read_text()
+        return split_front_matter(lab.path.read_text())[1]
     except OSError as error:
         raise WorkerlabError(f"lab {lab.number}'s text is missing: {error}") from None
 
 
+@cache
+def check_module(lab: Lab) -> ModuleType:
+    """The lab's `check.py`, imported from its folder (a folder name is not a module name)."""
+    name = f"workerlab.labs._check_{lab.number:02d}"
+    spec = importlib.util.spec_from_file_location(name, lab.folder / "check.py")
+    if spec is None or spec.loader is None:
+        raise WorkerlabError(f"lab {lab.number} has no check.py in {lab.folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def checker(lab: Lab) -> Checker:
+    found = getattr(check_module(lab), "CHECKER", None)
+    if not isinstance(found, Checker):
+        raise WorkerlabError(f"{lab.folder / 'check.py'} defines no CHECKER")
+    return found
+
+
 def _fenced_blocks(markdown: str, section: str, language: str) -> list[str]:
     """Code blocks of one language under one `## section` (until the next `## `)."""
-    blocks, inside_section, current = [], False, None
+    blocks: list[str] = []
+    inside_section, current = False, None
     for line in markdown.splitlines():
         if line.startswith("## "):
             inside_section = line[3:].strip().lower() == section.lower()

@@ -11,15 +11,26 @@ import time
 from pathlib import Path
 
 import yaml
-from workerlab.labs.errors import KubeError, MissingPrerequisite
-from workerlab.labs.kube import WC_RESOURCE, Kube
-from workerlab.labs.paths import repo_root
-from workerlab.labs.wcstate import wait_converged
+
+from workerlab.api.resource import RESOURCE
+from workerlab.cli.errors import KubeError, MissingPrerequisite
+from workerlab.cli.kube import Kube
+from workerlab.cli.paths import repo_root
+from workerlab.cli.wcstate import wait_converged
 
 DEMO = "demo"
 DEMO_NODE_PORT = 30080
 CONVERGE_TIMEOUT_S = 240
 REPLACE_ATTEMPTS = 5
+
+
+def demo_runs(runs: list[dict]) -> list[dict]:
+    """The journal's load runs that went to the sample `demo` (by name or by its NodePort)."""
+    return [
+        r
+        for r in runs
+        if r.get("wc") == DEMO or str(r.get("base_url", "")).endswith(f":{DEMO_NODE_PORT}/")
+    ]
 
 
 def demo_manifest(namespace: str, sample: Path | None = None) -> dict:
@@ -54,7 +65,7 @@ def _sample_path() -> Path | None:
 def reset_demo(kube: Kube, wait: bool = True) -> str:
     manifest = demo_manifest(kube.namespace, _sample_path())
     for attempt in range(REPLACE_ATTEMPTS):
-        current = kube.get(WC_RESOURCE, DEMO)
+        current = kube.get(RESOURCE, DEMO)
         if current is None:
             kube.run("create", "-f", "-", stdin=json.dumps(manifest))
             break
@@ -74,9 +85,9 @@ def reset_demo(kube: Kube, wait: bool = True) -> str:
 
 
 def delete_wc(kube: Kube, name: str) -> str | None:
-    if kube.get(WC_RESOURCE, name) is None:
+    if kube.get(RESOURCE, name) is None:
         return None
-    kube.run("delete", WC_RESOURCE, name, "--wait=true", "--timeout=120s")
+    kube.run("delete", RESOURCE, name, "--wait=true", "--timeout=120s")
     return f"deleted wc/{name}"
 
 

@@ -71,8 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def preflight(args: argparse.Namespace) -> str | None:
     """None when the cluster is usable, else the one-line reason it is not."""
     from kubernetes import config as kube_config
+
+    from workerlab.api.resource import GROUP, PLURAL, VERSION
     from workerlab.operator.kube import ApiError, Kube
-    from workerlab.operator.model import GROUP, PLURAL, VERSION
 
     try:
         kube = Kube.connect()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from workerlab.api.resource import Reason
+from workerlab.operator import events
 from workerlab.operator.kube import ApiError, Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
@@ -33,19 +35,9 @@ logger = logging.getLogger("workerlab.operator")
 
 Key = tuple[str, str]  # (namespace, name)
 
-DELETE_WHY = {
-    "ScaleDown": "scale down",
-    "RollingUpdate": "rolling update, outdated pod template",
-    "ReplaceFailed": "pod failed, replacing it",
-}
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c.get("type"): c for c in status.get("conditions") or []}
 
 
 @dataclass
@@ -140,23 +132,18 @@ class Controller:
         # Deletions are independent of each other: issue them together, as the ReplicaSet
         # controller does, so scaling 10 -> 2 waits for 8 round trips at once, not in a row.
         await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
-        replacing_failed = any(d.reason == "ReplaceFailed" for d in result.deletes)
+        replacing = events.replacing_failed(result)
         refused: ApiError | None = None
         for action in result.creates:
             try:
-                await self._create_pod(cluster, body, action, replacing_failed, now)
+                await self._create_pod(cluster, body, action, replacing, now)
             except ApiError as error:
                 if not 400 <= error.status < 500 or error.status in (409, 429):
                     raise  # transient: retried as any other error
                 refused = error
                 break  # the next pod would be refused the same way
-        if any(a.reason == "ScaleUp" for a in result.creates) or any(
-            a.reason == "ScaleDown" for a in result.deletes
-        ):
-            direction = "up" if result.creates else "down"
-            await self._event(
-                body, "Normal", "Scaled", f"Scaled {direction} to {cluster.spec.replicas} pods", now
-            )
+        if (scaled := events.scaled(result, cluster.spec.replicas)) is not None:
+            await self._post(body, scaled, now)
         for reason, message in result.warnings:
             await self._say_once(cluster, body, "Warning", reason, message, now)
         return refused
@@ -166,37 +153,26 @@ class Controller:
     ) -> None:
         if await self.kube.delete_pod(cluster.namespace, action.name, action.uid):
             self.metrics.pods_deleted.labels(reason=action.reason).inc()
-            why = DELETE_WHY[action.reason]
-            await self._event(
-                body, "Normal", "DeletedPod", f"Deleted pod {action.name}: {why}", now
-            )
+            await self._post(body, events.pod_deleted(action), now)
 
     async def _create_pod(
         self,
         cluster: WorkerCluster,
         body: dict[str, Any],
         action: CreatePod,
-        replacing_failed: bool,
+        replacing: bool,
         now: datetime,
     ) -> None:
         try:
             created = await self.kube.create_pod(cluster.namespace, build_pod(cluster))
         except ApiError as error:
-            # e.g. rejected by Pod Security admission or a quota: say it where users look.
-            await self._event(
-                body, "Warning", "FailedCreate", f"Creating a pod failed: {error.message}", now
-            )
+            await self._post(body, events.pod_create_failed(error.message), now)
             raise
-        pod_name = created["metadata"]["name"]
         self.metrics.pods_created.labels(reason=action.reason).inc()
-        if action.reason == "Replace" or replacing_failed:
+        event = events.pod_created(action, created["metadata"]["name"], replacing)
+        if event.reason == Reason.REPLACED_POD:
             self.metrics.pods_replaced.inc()
-            reason, why = "ReplacedPod", "replacing a pod that was deleted or failed"
-        elif action.reason == "RollingUpdate":
-            reason, why = "CreatedPod", "rolling update"
-        else:
-            reason, why = "CreatedPod", "scale up"
-        await self._event(body, "Normal", reason, f"Created pod {pod_name}: {why}", now)
+        await self._post(body, event, now)
 
     # -- service and ingress -------------------------------------------------------------------
 
@@ -213,14 +189,18 @@ class Controller:
             await self.kube.create_service(cluster.namespace, desired)
             kind = cluster.spec.service.type
             await self._event(
-                body, "Normal", "CreatedService", f"Created {kind} Service {cluster.name}", now
+                body,
+                "Normal",
+                Reason.CREATED_SERVICE,
+                f"Created {kind} Service {cluster.name}",
+                now,
             )
         elif not self._controlled(cluster, actual):
             await self._say_once(
                 cluster,
                 body,
                 "Warning",
-                "ServiceConflict",
+                Reason.SERVICE_CONFLICT,
                 f"Service {cluster.name} exists and is not owned by this WorkerCluster; left alone",
                 now,
             )
@@ -229,7 +209,7 @@ class Controller:
             await self._event(
                 body,
                 "Normal",
-                "UpdatedService",
+                Reason.UPDATED_SERVICE,
                 f"Service {cluster.name} differed from the spec; restored",
                 now,
             )
@@ -245,7 +225,7 @@ class Controller:
                     cluster,
                     body,
                     "Warning",
-                    "IngressConflict",
+                    Reason.INGRESS_CONFLICT,
                     f"Ingress {cluster.name} exists, not owned by this WorkerCluster; left alone",
                     now,
                 )
@@ -254,20 +234,24 @@ class Controller:
             if actual is not None:
                 await self.kube.delete_ingress(cluster.namespace, cluster.name)
                 await self._event(
-                    body, "Normal", "DeletedIngress", f"Deleted Ingress {cluster.name}", now
+                    body, "Normal", Reason.DELETED_INGRESS, f"Deleted Ingress {cluster.name}", now
                 )
         elif actual is None:
             await self.kube.create_ingress(cluster.namespace, desired)
             host = cluster.spec.ingress.host
             await self._event(
-                body, "Normal", "CreatedIngress", f"Created Ingress {cluster.name} for {host}", now
+                body,
+                "Normal",
+                Reason.CREATED_INGRESS,
+                f"Created Ingress {cluster.name} for {host}",
+                now,
             )
         elif (update := ingress_update(desired, actual)) is not None:
             await self.kube.replace_ingress(cluster.namespace, update)
             await self._event(
                 body,
                 "Normal",
-                "UpdatedIngress",
+                Reason.UPDATED_INGRESS,
                 f"Ingress {cluster.name} differed from the spec; restored",
                 now,
             )
@@ -292,26 +276,8 @@ class Controller:
     async def _transition_events(
         self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], now: datetime
     ) -> None:
-        before, after = _conditions(old), _conditions(new)
-        degraded = after.get("Degraded", {})
-        was_degraded = before.get("Degraded", {}).get("status") == "True"
-        if (
-            degraded.get("status") == "True"
-            and degraded.get("reason") != "FailedCreate"  # its own Event was just posted
-            and (not was_degraded or before["Degraded"].get("reason") != degraded.get("reason"))
-        ):
-            await self._event(body, "Warning", degraded["reason"], degraded.get("message", ""), now)
-        elif was_degraded and degraded.get("status") == "False":
-            await self._event(body, "Normal", "Recovered", "No pod is failing any more", now)
-        ready = after.get("Ready", {})
-        if ready.get("status") == "True" and before.get("Ready", {}).get("status") != "True":
-            await self._event(body, "Normal", "Ready", ready.get("message", ""), now)
-        progressing = after.get("Progressing", {})
-        if (
-            progressing.get("reason") == "Paused"
-            and before.get("Progressing", {}).get("reason") != "Paused"
-        ):
-            await self._event(body, "Normal", "Paused", "Pod management paused (spec.paused)", now)
+        for event in events.transitions(old, new):
+            await self._post(body, event, now)
 
     async def _say_once(
         self,
@@ -329,6 +295,9 @@ class Controller:
             return
         said.add(f"{reason}:{message}")
         await self._event(body, event_type, reason, message, now)
+
+    async def _post(self, body: dict[str, Any], event: events.Event, now: datetime) -> None:
+        await self._event(body, event.type, event.reason, event.message, now)
 
     async def _event(
         self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime

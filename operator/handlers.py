@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-from workerlab.operator.controller import Controller, Key
-from workerlab.operator.kube import Kube
-from workerlab.operator.metrics import Metrics
-from workerlab.operator.model import (
+
+from workerlab.api.resource import (
     GROUP,
     KIND,
     LABEL_INSTANCE,
@@ -33,6 +31,9 @@ from workerlab.operator.model import (
     PLURAL,
     VERSION,
 )
+from workerlab.operator.controller import Controller, Key
+from workerlab.operator.kube import Kube
+from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.workqueue import WorkQueue
 

@@ -19,7 +19,9 @@ from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
-from workerlab.operator.model import GROUP, PLURAL, VERSION, format_time
+
+from workerlab.api.objects import format_time
+from workerlab.api.resource import GROUP, PLURAL, VERSION
 
 # A kubeconfig with insecure-skip-tls-verify is the user's choice: say so once, not per request.
 warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarning)

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-GROUP = "workerlab.dev"
-VERSION = "v1alpha1"
-KIND = "WorkerCluster"
-PLURAL = "workerclusters"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-# Labels every owned object carries; the selector uses NAME + INSTANCE only, so that a change of
-# the template hash never changes which pods a Service routes to.
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_TEMPLATE_HASH = "workerlab.dev/template-hash"
-APP_NAME = "workerlab-worker"
-MANAGER = "workerlab-operator"
+from workerlab.api.objects import (
+    controller_uid,
+    format_time,
+    parse_time,
+    pod_ready,
+    pod_restarts,
+    pod_template_hash,
+    pod_terminating,
+    pod_waiting_reason,
+)
+from workerlab.api.resource import API_VERSION, APP_NAME, KIND, LABEL_INSTANCE, LABEL_NAME
 
 DEFAULT_IMAGE = "workerlab/worker:dev"
 # Env names the operator sets itself; spec.env may not override them (the CRD rejects it too).
@@ -39,17 +35,6 @@ RESERVED_ENV = (
     "POD_NAME",
     "POD_NAMESPACE",
 )
-
-
-def parse_time(value: str | datetime | None) -> datetime | None:
-    """RFC 3339 timestamps as the API server writes them (`2025-01-02T03:04:05Z`)."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
@@ -294,36 +279,26 @@ class ObservedPod:
     def from_pod(cls, pod: dict[str, Any], processes_alive: int | None = None) -> ObservedPod:
         meta = pod.get("metadata") or {}
         status = pod.get("status") or {}
-        controller = next(
-            (ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None
-        )
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
-        restarts = 0
-        waiting_reason = last_code = last_message = None
+        last_code = last_message = None
         for cs in status.get("containerStatuses") or []:
-            restarts += int(cs.get("restartCount", 0))
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            waiting_reason = waiting_reason or waiting.get("reason")
             terminated = (cs.get("lastState") or {}).get("terminated") or (
                 (cs.get("state") or {}).get("terminated") or {}
             )
-            if terminated and last_code is None:
+            if terminated:
                 last_code = terminated.get("exitCode")
                 last_message = (terminated.get("message") or terminated.get("reason") or "").strip()
+                break
         return cls(
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
-            template_hash=(meta.get("labels") or {}).get(LABEL_TEMPLATE_HASH),
-            controller_uid=controller.get("uid") if controller else None,
+            template_hash=pod_template_hash(pod),
+            controller_uid=controller_uid(pod),
             created=parse_time(meta.get("creationTimestamp")),
-            terminating=meta.get("deletionTimestamp") is not None,
+            terminating=pod_terminating(pod),
             phase=status.get("phase", "Pending"),
-            ready=ready,
-            restarts=restarts,
-            waiting_reason=waiting_reason,
+            ready=pod_ready(pod),
+            restarts=pod_restarts(pod),
+            waiting_reason=pod_waiting_reason(pod),
             last_exit_code=last_code,
             last_exit_message=last_message or None,
             status_reason=status.get("reason"),

@@ -13,14 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from workerlab.api.processes import alive_count
+
 logger = logging.getLogger(__name__)
 
 Fetch = Callable[[str, str, int], Awaitable[dict[str, Any]]]
-
-
-def alive_count(report: dict[str, Any]) -> int:
-    """Processes the arbiter reports alive (entries without `alive` count as alive)."""
-    return sum(1 for p in report.get("processes") or [] if p.get("alive", True))
 
 
 class ProcessProbe:

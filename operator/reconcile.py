@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from workerlab.api.resource import Reason
 from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
 from workerlab.operator.status import Counts, build_status
 from workerlab.operator.templates import template_hash
@@ -101,7 +102,7 @@ def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan
     if foreign:
         names = ", ".join(sorted(p.name for p in foreign)[:5])
         warnings.append(
-            ("IgnoredPods", f"pods with this cluster's labels but another owner: {names}")
+            (Reason.IGNORED_PODS, f"pods with this cluster's labels but another owner: {names}")
         )
 
     if spec.paused:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster, format_time
+from workerlab.api.objects import format_time
+from workerlab.api.resource import ConditionType, Reason
+from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
 
 MAX_PODS_IN_STATUS = 50
 MAX_MESSAGE = 400
@@ -141,23 +143,25 @@ def build_status(
 
     ready_msg = f"{counts.updated_ready}/{counts.desired} pods ready and up to date"
     ready = (
-        condition("Ready", "True", "AllPodsReady", ready_msg)
+        condition(ConditionType.READY, "True", "AllPodsReady", ready_msg)
         if counts.converged
-        else condition("Ready", "False", "PodsNotReady", ready_msg)
+        else condition(ConditionType.READY, "False", "PodsNotReady", ready_msg)
     )
     if paused:
-        progressing = condition("Progressing", "Unknown", "Paused", "spec.paused is true")
+        progressing = condition(
+            ConditionType.PROGRESSING, "Unknown", Reason.PAUSED, "spec.paused is true"
+        )
     elif counts.converged and not pending_actions:
-        progressing = condition("Progressing", "False", "Complete", ready_msg)
+        progressing = condition(ConditionType.PROGRESSING, "False", "Complete", ready_msg)
     else:
-        progressing = condition("Progressing", "True", *_progress(counts))
+        progressing = condition(ConditionType.PROGRESSING, "True", *_progress(counts))
     trouble = degradation(owned)
     if trouble is None and waiting_failed:
         trouble = ("BackoffReplacingFailedPods", f"{waiting_failed} failed pods wait for backoff")
     degraded = (
-        condition("Degraded", "True", *trouble)
+        condition(ConditionType.DEGRADED, "True", *trouble)
         if trouble
-        else condition("Degraded", "False", "AsExpected", "no pod is failing")
+        else condition(ConditionType.DEGRADED, "False", "AsExpected", "no pod is failing")
     )
 
     if paused:
@@ -193,14 +197,16 @@ def with_create_failure(
     prior = {c.get("type"): c for c in cluster.status.get("conditions") or [] if c.get("type")}
     degraded = _condition(
         prior,
-        "Degraded",
+        ConditionType.DEGRADED,
         "True",
-        "FailedCreate",
+        Reason.FAILED_CREATE,
         f"creating a pod failed: {message}",
         now,
         cluster.generation,
     )
-    conditions = [c for c in status["conditions"] if c["type"] != "Degraded"] + [degraded]
+    conditions = [c for c in status["conditions"] if c["type"] != ConditionType.DEGRADED] + [
+        degraded
+    ]
     phase = status["phase"] if status["phase"] == "Paused" else "Degraded"
     return {**status, "conditions": conditions, "phase": phase}
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from workerlab.operator.model import (
+from workerlab.api.resource import (
     APP_NAME,
     LABEL_COMPONENT,
     LABEL_INSTANCE,
@@ -20,9 +20,8 @@ from workerlab.operator.model import (
     LABEL_NAME,
     LABEL_TEMPLATE_HASH,
     MANAGER,
-    WorkerCluster,
-    WorkerClusterSpec,
 )
+from workerlab.operator.model import WorkerCluster, WorkerClusterSpec
 
 WORKER_UID = 10001
 STATE_DIR = "/tmp/workerlab"

@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+
 from workerlab.worker import faults, metrics, siblings
 from workerlab.worker.config import MAX_CPU_MS, MAX_IO_MS, Settings
 from workerlab.worker.counter import CounterUnavailable, make_counter

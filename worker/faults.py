@@ -11,6 +11,7 @@ import os
 import time
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
+
 from workerlab.worker import metrics, siblings
 from workerlab.worker.config import MAX_LEAK_MB
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.paths import REPO
+from support.polling import wait_until
 
 CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
 CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
@@ -71,22 +72,6 @@ class Kubectl:
     def apply(self, manifest: dict[str, Any] | str) -> str:
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
         return self.ok("apply", "-f", "-", stdin=text)
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    """The first truthy result of check(); exceptions count as 'not yet'. Fails after timeout."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as error:
-            last = error
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="session")
@@ -190,9 +175,6 @@ def figures() -> Callable[..., dict[str, Any]]:
         return values
 
     return record
-
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

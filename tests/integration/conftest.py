@@ -16,12 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from support.polling import wait_until
 
 REDIS_SERVER = "/usr/bin/redis-server"
 CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
@@ -248,20 +249,6 @@ def _wait_for_redis(port: int, proc: subprocess.Popen) -> None:
 # --- a control plane without nodes ---------------------------------------------------------------
 
 
-def _wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as error:
-            last = error
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 def _find_etcd() -> Path | None:
     found = shutil.which("etcd")
     if found:
@@ -275,7 +262,7 @@ class ControlPlane:
     collection, service accounts, namespaces) from the toolchain, all on 127.0.0.1; no kubelet,
     so pods stay Pending. Admin kubectl through `kubectl`/`ok`/`json`, context `it`."""
 
-    wait = staticmethod(_wait_until)  # tests poll through the plane fixture they already hold
+    wait = staticmethod(wait_until)  # tests poll through the plane fixture they already hold
 
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
@@ -334,7 +321,7 @@ class ControlPlane:
             ],
         )
         self.write_kubeconfig(self.kubeconfig, token)
-        _wait_until(
+        wait_until(
             lambda: self.kubectl("get", "--raw", "/readyz").returncode == 0, 90, "kube-apiserver"
         )
         self._spawn(

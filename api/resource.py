@@ -1,0 +1,60 @@
+"""Names of the WorkerCluster resource and of what the operator puts on the objects it owns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+GROUP: Final = "workerlab.dev"
+VERSION: Final = "v1alpha1"
+KIND: Final = "WorkerCluster"
+PLURAL: Final = "workerclusters"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+RESOURCE: Final = (
+    f"{PLURAL}.{GROUP}"  # what kubectl takes: `kubectl get workerclusters.workerlab.dev`
+)
+
+# Labels every owned object carries; the selector uses NAME + INSTANCE only, so that a change of
+# the template hash never changes which pods a Service routes to.
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_TEMPLATE_HASH: Final = f"{GROUP}/template-hash"
+APP_NAME: Final = "workerlab-worker"
+MANAGER: Final = "workerlab-operator"
+
+# Where `make up` installs the operator.
+OPERATOR_NAMESPACE: Final = "workerlab-system"
+OPERATOR_DEPLOYMENT: Final = "workerlab-operator"
+# The namespace of the course's sample WorkerCluster.
+LAB_NAMESPACE: Final = "workerlab"
+
+
+class ConditionType(StrEnum):
+    """Deployment-style conditions in `status.conditions`."""
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class Reason(StrEnum):
+    """Event reasons the operator posts on a WorkerCluster (and condition reasons it sets)."""
+
+    CREATED_POD = "CreatedPod"
+    REPLACED_POD = "ReplacedPod"
+    DELETED_POD = "DeletedPod"
+    SCALED = "Scaled"
+    FAILED_CREATE = "FailedCreate"
+    CREATED_SERVICE = "CreatedService"
+    UPDATED_SERVICE = "UpdatedService"
+    SERVICE_CONFLICT = "ServiceConflict"
+    CREATED_INGRESS = "CreatedIngress"
+    UPDATED_INGRESS = "UpdatedIngress"
+    DELETED_INGRESS = "DeletedIngress"
+    INGRESS_CONFLICT = "IngressConflict"
+    IGNORED_PODS = "IgnoredPods"
+    RECOVERED = "Recovered"
+    READY = "Ready"
+    PAUSED = "Paused"

@@ -1,0 +1,1 @@
+"""One module per `workerlab` command group; each only parses options, calls a tool, renders."""

@@ -1,0 +1,201 @@
+"""`workerlab load`: bounded load with the distribution over pods and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from workerlab.cli import journal, targets
+from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
+from workerlab.cli.loadgen import LoadPlan, run_load
+from workerlab.cli.loadstats import LoadSummary, spread
+from workerlab.cli.support import (
+    ContextOption,
+    NamespaceOption,
+    err,
+    friendly,
+    kube_for,
+    out,
+    print_json,
+)
+
+MAX_REQUESTS = 1_000_000
+MAX_CONCURRENCY = 512
+MAX_DURATION_S = 3600
+
+
+def parse_headers(raw: list[str]) -> dict[str, str]:
+    headers = {}
+    for entry in raw:
+        name, sep, value = entry.partition(":")
+        if not sep or not name.strip():
+            raise WorkerlabError(f"--header {entry!r} is not 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def processes_behind(base_url: str) -> int | None:
+    """How many live processes the target reports (a local worker): recorded for the labs."""
+    try:
+        report = httpx.get(f"{base_url.rstrip('/')}/processes", timeout=2, trust_env=False).json()
+        return sum(1 for p in report.get("processes", []) if p.get("alive"))
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def render(summary: LoadSummary, label: str, path: str) -> None:
+    lat, probe = summary.latency, summary.probe
+    verdict = "[green]no errors[/]" if summary.errors == 0 else f"[red]{summary.errors} errors[/]"
+    out.print(
+        f"[bold]{label}{path}[/]: {summary.requests} requests in {summary.elapsed_s:.1f}s "
+        f"({summary.rps} req/s, stopped by {summary.stopped_by}), {summary.ok} ok, {verdict}"
+    )
+    if summary.errors_by_kind:
+        out.print("  errors: " + ", ".join(f"{k}={v}" for k, v in summary.errors_by_kind.items()))
+    table = Table(title="latency (ms)", title_justify="left")
+    for column in ("", "p50", "p90", "p99", "max", "mean"):
+        table.add_column(column, justify="right")
+    for name, s in (("requests", lat), ("probe", probe)):
+        if s.count:
+            table.add_row(
+                name, *(str(v) for v in (s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, s.mean_ms))
+            )
+    out.print(table)
+    if summary.by_process:
+        dist = Table(title="who answered (pod -> process)", title_justify="left")
+        for column in ("pod", "requests", "share", "processes (pid: requests)"):
+            dist.add_column(column, justify="left" if column.startswith("p") else "right")
+        for pod, count in summary.by_pod.items():
+            procs = {
+                k.rsplit("/", 1)[1]: v
+                for k, v in summary.by_process.items()
+                if k.rsplit("/", 1)[0] == pod
+            }
+            dist.add_row(
+                pod,
+                str(count),
+                f"{count / max(summary.ok, 1):.0%}",
+                "  ".join(f"{pid}: {n}" for pid, n in procs.items()),
+            )
+        out.print(dist)
+        out.print(
+            f"spread across pods {spread(summary.by_pod)}, across processes "
+            f"{spread(summary.by_process)} (1.0 = perfectly even)"
+        )
+    if probe.count or summary.probe_errors:
+        out.print(
+            f"probe (a fresh connection every 100 ms): p50 {probe.p50_ms} ms, "
+            f"{summary.probe_errors} errors"
+        )
+
+
+@friendly
+def load(
+    target: str = typer.Argument(..., help="http://127.0.0.1:PORT/PATH or wc/NAME"),
+    path: str = typer.Option(None, "--path", "-p", help="request path (default: the URL's, or /)"),
+    requests: int = typer.Option(
+        200, "--requests", "-r", min=1, max=MAX_REQUESTS, help="stop after this many requests"
+    ),
+    concurrency: int = typer.Option(
+        8, "--concurrency", "-c", min=1, max=MAX_CONCURRENCY, help="requests in flight at once"
+    ),
+    duration: float = typer.Option(
+        60.0,
+        "--duration",
+        "-d",
+        min=0.1,
+        max=MAX_DURATION_S,
+        help="stop issuing after this many seconds",
+    ),
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, max=600, help="per-request timeout in seconds"
+    ),
+    method: str = typer.Option("GET", "--method", "-X", help="HTTP method"),
+    keepalive: bool = typer.Option(
+        True,
+        "--keepalive/--no-keepalive",
+        help="reuse connections (a Service balances connections, not requests)",
+    ),
+    probe: str = typer.Option(
+        None,
+        "--probe",
+        help="also GET this path on a fresh connection every 100 ms and "
+        "report its latency: what another user feels meanwhile",
+    ),
+    header: list[str] = typer.Option([], "--header", "-H", help="extra header 'Name: value'"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    namespace: str = NamespaceOption,
+    context: str = ContextOption,
+) -> None:
+    """Send bounded load and show which pods and processes answered, errors and latency.
+
+    Bounded in count (--requests) and time (--duration, plus one --timeout); traffic goes to
+    127.0.0.1 only. Each run is recorded for `workerlab lab check`. Exit code 1 if any
+    request failed.
+
+    Example: workerlab load wc/demo --path '/work/cpu?ms=50' --requests 400 --concurrency 16
+    """
+    raw_target, url_path = targets.split_url_path(target)
+    resolved = targets.resolve(raw_target, kube_for(namespace, context))
+    request_path = path or url_path or "/"
+    plan = LoadPlan(
+        url=resolved.url(request_path),
+        requests=requests,
+        concurrency=concurrency,
+        method=method.upper(),
+        timeout_s=timeout,
+        duration_s=duration,
+        keepalive=keepalive,
+        headers=parse_headers(header),
+        probe_url=resolved.url(probe) if probe else None,
+    )
+    target_processes = None if resolved.wc else processes_behind(resolved.base_url)
+    started = time.time()
+    progress = Progress(
+        TextColumn("load"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[bad]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    )
+    with progress:
+        task = progress.add_task("load", total=requests, bad="")
+        failed = 0
+
+        def tick(sample) -> None:
+            nonlocal failed
+            failed += 0 if sample.ok else 1
+            progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
+
+        summary = asyncio.run(run_load(plan, tick))
+    record = {
+        "started_at": started,
+        "ended_at": time.time(),
+        "target": resolved.label,
+        "base_url": resolved.base_url,
+        "wc": resolved.wc,
+        "namespace": resolved.namespace,
+        "path": request_path,
+        "method": plan.method,
+        "requests": requests,
+        "concurrency": concurrency,
+        "keepalive": keepalive,
+        "probe": probe,
+        "target_processes": target_processes,
+        "summary": summary.to_dict(),
+    }
+    journal.record_run(record)
+    if as_json:
+        print_json(record)
+    else:
+        render(summary, resolved.base_url.rstrip("/"), request_path)
+    if summary.errors or summary.ok == 0:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,54 @@
+"""`workerlab status`: both levels at a glance."""
+
+from __future__ import annotations
+
+import typer
+
+from workerlab.cli.errors import WorkerlabError
+from workerlab.cli.status_view import gather, render
+from workerlab.cli.support import (
+    ContextOption,
+    NamespaceOption,
+    friendly,
+    kube_for,
+    out,
+    print_json,
+)
+from workerlab.cli.wcstate import wait_converged
+
+
+@friendly
+def status(
+    name: str = typer.Argument(None, help="a WorkerCluster (default: all in the namespace)"),
+    processes: bool = typer.Option(
+        True, "--processes/--no-processes", help="ask each pod's arbiter for its processes"
+    ),
+    wait: float = typer.Option(
+        0,
+        "--wait",
+        min=0,
+        max=1800,
+        metavar="SECONDS",
+        help="first wait (bounded) until NAME has converged",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    namespace: str = NamespaceOption,
+    context: str = ContextOption,
+) -> None:
+    """Both levels at a glance: WorkerClusters -> pods -> processes.
+
+    Pods show phase, readiness, restarts, node and template hash; processes (read through the
+    API server's pod proxy) show pid, uptime and requests served.
+
+    Example: workerlab status demo --wait 120
+    """
+    kube = kube_for(namespace, context)
+    if wait:
+        if not name:
+            raise WorkerlabError("--wait needs a NAME", hint="workerlab status demo --wait 120")
+        wait_converged(kube, name, wait)
+    views = gather(kube, name, processes=processes)
+    if as_json:
+        print_json([v.to_dict() for v in views])
+    else:
+        render(views, out)

@@ -1,0 +1,90 @@
+"""The `workerlab` command line. Subcommands are grouped by what a learner does."""
+
+from __future__ import annotations
+
+import subprocess
+
+import typer
+
+from workerlab.cli.commands.chaos import chaos_app
+from workerlab.cli.commands.lab import lab_app
+from workerlab.cli.commands.load import load
+from workerlab.cli.commands.status import status
+from workerlab.cli.errors import WorkerlabError
+from workerlab.cli.paths import repo_root
+
+app = typer.Typer(
+    help="workerlab: the master-worker pattern, on Kubernetes, for real.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    add_completion=False,
+)
+
+# `worker` and `operator` hand every argument, --help included, to the component's own parser.
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],
+}
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def worker(ctx: typer.Context) -> None:
+    """Run the worker (gunicorn arbiter + FastAPI processes) locally.
+
+    Example: WORKER_PROCESSES=2 workerlab worker
+    """
+    from workerlab.worker.__main__ import main as worker_main
+
+    raise typer.Exit(worker_main(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def operator(ctx: typer.Context) -> None:
+    """Run the operator locally against the current kubeconfig.
+
+    Example: workerlab operator --namespace workerlab
+    """
+    from workerlab.operator.__main__ import main as operator_main
+
+    raise typer.Exit(operator_main(ctx.args))
+
+
+def _run_script(name: str) -> int:
+    try:
+        root = repo_root()
+    except WorkerlabError as error:
+        typer.secho(f"error: {error}; {error.hint}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    return subprocess.call(["bash", str(root / "hack" / name)], cwd=root)
+
+
+@app.command()
+def up() -> None:
+    """Bring up the lab: docker, kind cluster `workerlab`, images, CRD, operator, sample.
+
+    Idempotent: a second run only checks each step. Every long step shows progress and
+    whether it was a cache hit.
+
+    Example: workerlab up
+    """
+    raise typer.Exit(_run_script("up.sh"))
+
+
+@app.command()
+def down() -> None:
+    """Remove the lab's kind cluster (images and build caches stay for a fast next `up`).
+
+    Example: workerlab down
+    """
+    raise typer.Exit(_run_script("down.sh"))
+
+
+app.command()(status)
+app.command()(load)
+app.add_typer(chaos_app, name="chaos")
+app.add_typer(lab_app, name="lab")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,85 @@
+"""Lab 1: a CPU-bound request blocks everyone when there is one process, not when there are N.
+
+Evidence: two of the learner's own `workerlab load ... --probe /` runs against a local worker,
+one with 1 process and one with 2 or more (`workerlab load` records the process count it saw).
+"""
+
+from __future__ import annotations
+
+from workerlab.labs.checking import CheckContext, Checker, Item, item
+
+BLOCKED_MIN_MS = 40.0  # with 1 process the probe waits behind ~half a CPU request on average
+SPEEDUP_MIN = 3.0
+
+
+def gather(ctx: CheckContext) -> dict:
+    return {"runs": ctx.runs()}
+
+
+def _cpu_probe_runs(runs: list[dict], one: bool) -> list[dict]:
+    chosen = []
+    for run in runs:
+        processes = run.get("target_processes")
+        if run.get("wc") or processes is None or "/work/cpu" not in str(run.get("path")):
+            continue
+        if (processes == 1) == one and (run.get("summary") or {}).get("probe_latency_ms", {}).get(
+            "p50_ms"
+        ) is not None:
+            chosen.append(run)
+    return chosen
+
+
+def _probe_p50(run: dict) -> float:
+    return float(run["summary"]["probe_latency_ms"]["p50_ms"])
+
+
+def evaluate(facts: dict) -> list[Item]:
+    runs = facts["runs"]
+    single, multi = _cpu_probe_runs(runs, True), _cpu_probe_runs(runs, False)
+    how = (
+        "workerlab load 'http://127.0.0.1:8001/work/cpu?ms=200' --requests 20 --concurrency 1 "
+        "--probe /"
+    )
+    items = [
+        item(
+            "measured a 1-process worker under CPU load, with a probe",
+            single,
+            f"{len(single)} run(s)",
+            f"start it with WORKER_PROCESSES=1 and run: {how}",
+        ),
+        item(
+            "measured a worker with 2+ processes under the same load",
+            multi,
+            f"{len(multi)} run(s)",
+            "restart it with WORKER_PROCESSES=2 (on port 8002) and run the same load there",
+        ),
+    ]
+    if not (single and multi):
+        return items
+    one, many = single[-1], multi[-1]
+    one_ms, many_ms = _probe_p50(one), _probe_p50(many)
+    items.append(
+        item(
+            "with 1 process, other users wait behind the CPU work",
+            one_ms >= BLOCKED_MIN_MS,
+            f"probe p50 {one_ms:.0f} ms",
+            f"the probe answered in {one_ms:.0f} ms: use a slower request (ms=200) and "
+            "--concurrency 1 so the only process is always busy",
+        )
+    )
+    items.append(
+        item(
+            f"with {many.get('target_processes')} processes, a free process answers at once",
+            many_ms * SPEEDUP_MIN <= one_ms,
+            f"probe p50 {many_ms:.0f} ms vs {one_ms:.0f} ms",
+            "keep --concurrency below the process count, so one process stays free for the probe",
+        )
+    )
+    return items
+
+
+def reset(ctx: CheckContext) -> list[str]:
+    return ["local lab: stop any worker you started for it (kill $WORKER), then follow the steps"]
+
+
+CHECKER = Checker(gather, evaluate, reset)

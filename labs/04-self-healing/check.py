@@ -1,0 +1,132 @@
+"""Lab 4: who healed it? The operator replaced deleted pods, the arbiter a crashed process, and a
+crash-looping WorkerCluster reports Degraded instead of being recreated in a tight loop."""
+
+from __future__ import annotations
+
+from workerlab.api.objects import created_at, epoch, event_time, find_condition, worker_port
+from workerlab.api.resource import RESOURCE
+from workerlab.cli.errors import WorkerlabError
+from workerlab.cli.status_view import pod_row
+from workerlab.cli.wcstate import converged
+from workerlab.labs.checking import CheckContext, Checker, Item, item
+from workerlab.labs.starting_state import DEMO, delete_wc, reset_demo
+
+CRASHY = "crashy"
+
+
+def gather(ctx: CheckContext) -> dict:
+    kube = ctx.kube
+    demo = kube.worker_cluster(DEMO)
+    pods = kube.pods_of(DEMO)
+    processes = {}
+    for pod in pods:
+        row = pod_row(pod)
+        if row.ready and not row.terminating:
+            try:
+                processes[row.name] = kube.proxy_get(row.name, worker_port(demo), "/processes")
+            except WorkerlabError:
+                processes[row.name] = None
+    crashy = kube.get(RESOURCE, CRASHY)
+    return {
+        "started_at": ctx.started_at,
+        "demo": demo,
+        "pods": pods,
+        "processes": processes,
+        "events": kube.events_for("WorkerCluster", DEMO),
+        "crashy": crashy,
+        "crashy_pods": kube.pods_of(CRASHY) if crashy else [],
+    }
+
+
+def evaluate(facts: dict) -> list[Item]:
+    started = facts["started_at"]
+    items = [
+        item(
+            "the lab was started with `workerlab lab reset 4`",
+            started is not None,
+            "",
+            "run: workerlab lab reset 4 (it records when the drill began), then the steps",
+        )
+    ]
+    if started is None:
+        return items
+    pods = facts["pods"]
+    new = [p["metadata"]["name"] for p in pods if (created_at(p) or 0) > started]
+    items.append(
+        item(
+            "who healed the deleted pod? the operator created a replacement",
+            new,
+            f"pods created during the lab: {', '.join(new)}",
+            "workerlab chaos kill-pod wc/demo  (or kubectl -n workerlab delete pod <a demo pod>)",
+        )
+    )
+    replaced = [
+        e
+        for e in facts["events"]
+        if e.get("reason") == "ReplacedPod" and (epoch(event_time(e)) or 0) >= started - 1
+    ]
+    items.append(
+        item(
+            "the operator's Events confirm it (ReplacedPod)",
+            replaced,
+            "; ".join(e.get("message", "") for e in replaced[-2:]),
+            "kubectl -n workerlab get events --field-selector involvedObject.name=demo",
+        )
+    )
+    done, why = converged(facts["demo"])
+    items.append(
+        item("wc/demo is back to full strength", done, why, "workerlab status demo --wait 120")
+    )
+    healed = []
+    for pod in pods:
+        report = facts["processes"].get(pod["metadata"]["name"]) or {}
+        dead = [r for r in report.get("processes", []) if not r.get("alive")]
+        if dead and pod_row(pod).restarts == 0:
+            healed.append(f"{pod['metadata']['name']}: pid {dead[0]['pid']} replaced, 0 restarts")
+    items.append(
+        item(
+            "who healed the crashed process? the arbiter (pod kept, restartCount 0)",
+            healed,
+            "; ".join(healed),
+            "after replacing the pods, run: workerlab chaos kill-process wc/demo",
+        )
+    )
+    crashy = facts["crashy"]
+    items.append(
+        item(
+            f"a crash-looping WorkerCluster {CRASHY!r} exists",
+            crashy is not None,
+            "",
+            "apply the crashy manifest from the steps (it sets an invalid REDIS_URL)",
+        )
+    )
+    if crashy is None:
+        return items
+    restarts = sum(pod_row(p).restarts for p in facts["crashy_pods"])
+    items.append(
+        item(
+            "the kubelet keeps restarting its container (restartCount > 0)",
+            restarts > 0,
+            f"{restarts} restarts",
+            f"wait ~30 s: kubectl -n workerlab get pods -l app.kubernetes.io/instance={CRASHY} -w",
+        )
+    )
+    degraded = find_condition(crashy, "Degraded") or {}
+    items.append(
+        item(
+            "the operator reports it: condition Degraded=True, with the reason",
+            degraded.get("status") == "True",
+            f"{degraded.get('reason')}: {degraded.get('message')}",
+            f"kubectl -n workerlab wait --for=condition=Degraded wc/{CRASHY} --timeout=120s",
+        )
+    )
+    return items
+
+
+def reset(ctx: CheckContext) -> list[str]:
+    done = [delete_wc(ctx.kube, CRASHY) or f"wc/{CRASHY} did not exist"]
+    done.append(reset_demo(ctx.kube))
+    return done
+
+
+CHECKER = Checker(gather, evaluate, reset)

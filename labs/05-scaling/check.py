@@ -1,0 +1,94 @@
+"""Lab 5: two knobs, two levels: `kubectl scale` (pods: the operator forks) and processesPerPod
+(processes: each arbiter forks); a load run shows work reaching every pod and every process."""
+
+from __future__ import annotations
+
+from workerlab.api.objects import created_at, worker_port
+from workerlab.cli.errors import WorkerlabError
+from workerlab.cli.status_view import pod_row
+from workerlab.cli.wcstate import converged
+from workerlab.labs.checking import CheckContext, Checker, Item, item
+from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
+
+REPLICAS, PROCESSES = 3, 3
+
+
+def gather(ctx: CheckContext) -> dict:
+    kube = ctx.kube
+    demo = kube.worker_cluster(DEMO)
+    pods = [p for p in kube.pods_of(DEMO) if not pod_row(p).terminating]
+    alive = {}
+    for pod in pods:
+        try:
+            report = kube.proxy_get(pod["metadata"]["name"], worker_port(demo), "/processes")
+            alive[pod["metadata"]["name"]] = sum(1 for p in report["processes"] if p["alive"])
+        except (WorkerlabError, KeyError):
+            alive[pod["metadata"]["name"]] = None
+    return {"demo": demo, "pods": pods, "alive": alive, "runs": ctx.runs()}
+
+
+def evaluate(facts: dict) -> list[Item]:
+    spec = facts["demo"].get("spec") or {}
+    items = [
+        item(
+            f"scaled the pods: spec.replicas = {REPLICAS}",
+            spec.get("replicas") == REPLICAS,
+            f"replicas={spec.get('replicas')}",
+            f"kubectl -n workerlab scale wc/demo --replicas={REPLICAS}",
+        ),
+        item(
+            f"scaled the processes: spec.processesPerPod = {PROCESSES}",
+            spec.get("processesPerPod") == PROCESSES,
+            f"processesPerPod={spec.get('processesPerPod')}",
+            "kubectl -n workerlab patch wc demo --type merge "
+            f'-p \'{{"spec":{{"processesPerPod":{PROCESSES}}}}}\'',
+        ),
+    ]
+    done, why = converged(facts["demo"])
+    items.append(item("the operator converged", done, why, "workerlab status demo --wait 180"))
+    counts = facts["alive"]
+    items.append(
+        item(
+            f"every pod's arbiter runs {PROCESSES} processes",
+            counts and all(c == PROCESSES for c in counts.values()),
+            ", ".join(f"{k}: {v}" for k, v in counts.items()),
+            "workerlab status demo  (a pod with fewer processes is still starting)",
+        )
+    )
+    names = {p["metadata"]["name"] for p in facts["pods"]}
+    newest = max((created_at(p) or 0 for p in facts["pods"]), default=0)
+    after = [r for r in demo_runs(facts["runs"]) if r.get("started_at", 0) >= newest]
+    best = max(
+        after, key=lambda r: len((r.get("summary") or {}).get("by_process", {})), default=None
+    )
+    summary = (best or {}).get("summary") or {}
+    per_pod: dict[str, int] = {}
+    for key in summary.get("by_process", {}):
+        pod = key.rsplit("/", 1)[0]
+        per_pod[pod] = per_pod.get(pod, 0) + 1
+    items.append(
+        item(
+            "a load run after the scale reached every pod",
+            best is not None and names <= set(summary.get("by_pod", {})),
+            f"pods hit: {summary.get('by_pod')}" if best else "no run after the scale",
+            "workerlab load wc/demo --path '/work/cpu?ms=20' --requests 300 --concurrency 12 "
+            "--no-keepalive",
+        )
+    )
+    items.append(
+        item(
+            "... and more than one process in every pod",
+            best is not None and names and all(per_pod.get(n, 0) >= 2 for n in names),
+            f"processes hit per pod: {per_pod}",
+            "use CPU work (/work/cpu?ms=20) and --concurrency above the pod count: a busy "
+            "process stops accepting, so its siblings take the next connections",
+        )
+    )
+    return items
+
+
+def reset(ctx: CheckContext) -> list[str]:
+    return [reset_demo(ctx.kube)]
+
+
+CHECKER = Checker(gather, evaluate, reset)

@@ -1,0 +1,1 @@
+"""Helpers shared by the suites' conftests (on sys.path through pytest's `pythonpath`)."""

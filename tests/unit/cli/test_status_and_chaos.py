@@ -1,0 +1,103 @@
+"""`workerlab status` rendering and the chaos drills' flow, on a scripted stand-in for kubectl
+(the real thing runs in tests/e2e/test_cli.py)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from workerlab.cli import drills as chaos
+from workerlab.cli.status_view import ClusterView, cluster_view, process_rows, render
+
+WC = {
+    "metadata": {"name": "demo", "namespace": "workerlab", "generation": 1},
+    "spec": {"replicas": 1, "processesPerPod": 2, "labMode": True, "port": 8000},
+    "status": {
+        "readyReplicas": 1,
+        "readyProcesses": 2,
+        "phase": "Ready",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "AllPodsReady"}],
+    },
+}
+
+
+def pod(name="demo-a", restarts=0, ready=True):
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "labels": {"workerlab.dev/template-hash": "abc"},
+        },
+        "spec": {"nodeName": "workerlab-control-plane"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [{"restartCount": restarts, "state": {"running": {}}}],
+        },
+    }
+
+
+class ScriptedKube:
+    """Answers like kubectl would while an arbiter replaces a crashed process."""
+
+    namespace = "workerlab"
+
+    def __init__(self):
+        self.alive = [7, 8]
+        self.deleted = []
+
+    def worker_cluster(self, name):
+        return WC
+
+    def pods_of(self, name):
+        return [pod()]
+
+    def proxy_get(self, pod_name, port, path, timeout=10):
+        return {
+            "arbiter_pid": 1,
+            "processes": [
+                {"pid": p, "index": i, "alive": True, "started_at": 0}
+                for i, p in enumerate(self.alive)
+            ],
+        }
+
+    def proxy_post(self, pod_name, port, path, timeout=10):
+        assert path == "/crash"
+        crashed = self.alive[0]
+        self.alive = [self.alive[1], 9]  # the arbiter forks pid 9 into the slot
+        return {"pid": crashed, "healed_by": "gunicorn arbiter"}
+
+
+def test_kill_process_names_the_arbiter():
+    (result,) = chaos.kill_processes(ScriptedKube(), "demo", count=1, timeout_s=5)
+    assert result.healed_by == "arbiter"
+    assert result.target == "demo-a/7" and "new pid 9" in result.detail
+
+
+def test_process_rows_and_render():
+    rows = process_rows(
+        {
+            "processes": [
+                {"pid": 7, "index": 0, "started_at": 100.0, "requests_served": 5, "alive": True},
+                {"pid": 6, "index": 0, "started_at": 50.0, "requests_served": 2, "alive": False},
+            ]
+        },
+        now=160.0,
+    )
+    assert rows[0].uptime_s == 60.0 and rows[1].uptime_s is None
+    view = cluster_view(WC, [pod(restarts=2)])
+    view.pods[0].processes = rows
+    view.pods[0].arbiter_pid = 1
+    buffer = io.StringIO()
+    render([view], Console(file=buffer, width=160))
+    text = buffer.getvalue()
+    assert "wc/demo" in text and "1/1 pods ready" in text and "restarts=2" in text
+    assert "hash=abc" in text and "arbiter pid=1" in text and "exited" in text
+
+
+def test_render_without_clusters_says_what_to_do():
+    buffer = io.StringIO()
+    render([], Console(file=buffer))
+    assert "manifests/samples" in buffer.getvalue()
+    assert isinstance(cluster_view(WC, []), ClusterView)

@@ -1,0 +1,313 @@
+"""The checkers' verdicts on fake facts: each lab passes on its solved state and fails, with a
+hint for every failed item, on a fresh or wrong one. (The facts' shapes are what kubectl, the
+worker and the journal really return; e2e runs the same checkers on the real cluster.)"""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from workerlab.labs import course
+
+CHECKERS = {lab.number: course.checker(lab) for lab in course.labs()}
+lab02 = course.check_module(course.get(2))
+
+T0 = 1_800_000_000.0  # the lab's start
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wc(name="demo", replicas=2, ppp=2, env=None, conditions=None, uid="wc-uid", gen=1):
+    conds = conditions or [{"type": "Ready", "status": "True", "reason": "AllPodsReady"}]
+    return {
+        "metadata": {"name": name, "namespace": "workerlab", "uid": uid, "generation": gen},
+        "spec": {"replicas": replicas, "processesPerPod": ppp, "env": env or []},
+        "status": {
+            "observedGeneration": gen,
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "updatedReplicas": replicas,
+            "conditions": conds,
+        },
+    }
+
+
+def pod(name, created=T0 + 10, ready=True, restarts=0, hash_="h1", owner="wc-uid"):
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "creationTimestamp": iso(created),
+            "labels": {"workerlab.dev/template-hash": hash_},
+            "ownerReferences": [{"uid": owner, "controller": True}],
+        },
+        "spec": {"nodeName": "node"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [{"restartCount": restarts, "state": {"running": {}}}],
+        },
+    }
+
+
+def run(
+    port=30080,
+    wc_name="demo",
+    path="/",
+    method="GET",
+    start=T0 + 100,
+    end=T0 + 200,
+    by_pod=None,
+    by_process=None,
+    ok=100,
+    errors=0,
+    processes=None,
+    probe_p50=None,
+):
+    by_pod = by_pod or {}
+    return {
+        "started_at": start,
+        "ended_at": end,
+        "base_url": f"http://127.0.0.1:{port}/",
+        "wc": wc_name,
+        "path": path,
+        "method": method,
+        "target_processes": processes,
+        "summary": {
+            "ok": ok,
+            "errors": errors,
+            "errors_by_kind": {"disconnected": errors} if errors else {},
+            "by_pod": by_pod,
+            "by_process": by_process or {},
+            "probe_latency_ms": {"p50_ms": probe_p50},
+        },
+    }
+
+
+def verdict(number, facts):
+    items = CHECKERS[number].evaluate(facts)
+    for it in items:
+        assert it.passed or it.hint, f"failed item without a hint: {it.name}"
+    return all(it.passed for it in items), items
+
+
+def local(processes, p50):
+    return run(port=8001, wc_name=None, path="/work/cpu?ms=200", processes=processes, probe_p50=p50)
+
+
+def test_lab1():
+    assert verdict(1, {"runs": [local(1, 105.0), local(2, 9.0)]})[0]
+    assert not verdict(1, {"runs": []})[0]
+    assert not verdict(1, {"runs": [local(1, 105.0)]})[0]
+    passed, items = verdict(1, {"runs": [local(1, 12.0), local(2, 9.0)]})
+    assert not passed and "--concurrency 1" in items[2].hint
+
+
+def processes_report(
+    arbiter=100, alive=((201, 0, 50.0), (202, 1, 40.0), (203, 2, 60.0)), dead=((200, 0, 45.0),)
+):
+    recs = [{"pid": p, "index": i, "started_at": s, "alive": True} for p, i, s in alive]
+    recs += [
+        {"pid": p, "index": i, "exited_at": e, "alive": False, "exit": "exited"} for p, i, e in dead
+    ]
+    return {"arbiter_pid": arbiter, "processes": recs}
+
+
+def test_lab2():
+    facts = {
+        "url": lab02.DEFAULT_URL,
+        "report": processes_report(),
+        "parents": {201: 100, 202: 100, 203: 100},
+    }
+    assert verdict(2, facts)[0]
+    assert not verdict(2, {"url": lab02.DEFAULT_URL, "error": "ConnectError"})[0]
+    fresh = {
+        "url": lab02.DEFAULT_URL,
+        "report": processes_report(dead=()),
+        "parents": {201: 100, 202: 100},
+    }
+    passed, items = verdict(2, fresh)
+    assert not passed and "crash" in items[1].hint
+    # a replacement whose parent is not the arbiter was not healed by it
+    foreign = dict(facts, parents={201: 1, 202: 100, 203: 100})
+    assert not verdict(2, foreign)[0]
+
+
+def test_lab2_parent_pid_reads_proc(tmp_path):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "status").write_text("Name:\tx\nPPid:\t7\n")
+    assert lab02.parent_pid(42, tmp_path) == 7
+    assert lab02.parent_pid(43, tmp_path) is None
+
+
+def test_lab3():
+    crd = {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    solved = {
+        "crd": crd,
+        "operator": {"status": {"availableReplicas": 1}},
+        "wc": wc("first"),
+        "pods": [pod("first-a"), pod("first-b")],
+        "events": [{"reason": "Created"}],
+    }
+    assert verdict(3, solved)[0]
+    passed, items = verdict(3, dict(solved, wc=None, pods=[], events=[]))
+    assert not passed and "metadata.name: first" in items[-1].hint
+    assert not verdict(3, dict(solved, crd=None, operator=None, wc=None))[0]
+    assert not verdict(3, dict(solved, pods=[pod("first-a", owner="other")]))[0]
+
+
+def demo_processes(dead=True):
+    recs = [{"pid": 7, "alive": True}, {"pid": 8, "alive": True}]
+    if dead:
+        recs.append({"pid": 6, "alive": False})
+    return {"processes": recs}
+
+
+def test_lab4():
+    degraded = [
+        {
+            "type": "Degraded",
+            "status": "True",
+            "reason": "CrashLoopBackOff",
+            "message": "pod crashy-x: CrashLoopBackOff, 3 restarts",
+        }
+    ]
+    solved = {
+        "started_at": T0,
+        "demo": wc(),
+        "pods": [pod("demo-c"), pod("demo-d")],
+        "processes": {"demo-c": demo_processes(), "demo-d": demo_processes(False)},
+        "events": [
+            {
+                "reason": "ReplacedPod",
+                "message": "Created pod demo-c",
+                "lastTimestamp": iso(T0 + 10),
+            }
+        ],
+        "crashy": wc("crashy", replicas=1, conditions=degraded),
+        "crashy_pods": [pod("crashy-x", restarts=3, ready=False)],
+    }
+    assert verdict(4, solved)[0]
+    fresh = dict(
+        solved,
+        pods=[pod("demo-a", created=T0 - 100)],
+        crashy=None,
+        crashy_pods=[],
+        processes={"demo-a": demo_processes(False)},
+    )
+    passed, items = verdict(4, fresh)
+    assert not passed and any("kill-pod" in it.hint for it in items)
+    assert not verdict(4, dict(solved, started_at=None))[0]
+    # a process healed by a container restart is the kubelet, not the arbiter
+    restarted = dict(solved, pods=[pod("demo-c", restarts=1), pod("demo-d")])
+    assert not verdict(4, restarted)[0]
+
+
+def spread_run(pods, per_pod=3, start=T0 + 100):
+    return run(
+        start=start,
+        by_pod={p: 100 for p in pods},
+        by_process={f"{p}/{pid}": 33 for p in pods for pid in range(per_pod)},
+        path="/work/cpu?ms=20",
+    )
+
+
+def test_lab5():
+    pods = [pod(f"demo-{i}") for i in "xyz"]
+    names = [p["metadata"]["name"] for p in pods]
+    solved = {
+        "demo": wc(replicas=3, ppp=3),
+        "pods": pods,
+        "alive": dict.fromkeys(names, 3),
+        "runs": [spread_run(names)],
+    }
+    assert verdict(5, solved)[0]
+    assert not verdict(5, dict(solved, demo=wc()))[0]
+    # a run from before the scale does not count
+    assert not verdict(5, dict(solved, runs=[spread_run(names, start=T0)]))[0]
+    assert not verdict(5, dict(solved, runs=[spread_run(names, per_pod=1)]))[0]
+    assert not verdict(5, dict(solved, alive=dict.fromkeys(names, 2)))[0]
+
+
+def test_lab6():
+    pods = ["demo-a", "demo-b"]
+    service = run(port=30080, by_pod={"demo-a": 200})
+    nginx = run(port=30082, by_pod={"demo-a": 100, "demo-b": 100})
+    assert verdict(6, {"pods": pods, "runs": [service, nginx]})[0]
+    passed, items = verdict(6, {"pods": pods, "runs": [service]})
+    assert not passed and "addons/nginx" in items[1].hint
+    skewed = run(port=30082, by_pod={"demo-a": 190, "demo-b": 10})
+    assert not verdict(6, {"pods": pods, "runs": [service, skewed]})[0]
+
+
+def test_lab7():
+    env = [{"name": "ROLLOUT", "value": "v2"}]
+    pods = [
+        pod("demo-n1", created=T0 + 30, hash_="h2"),
+        pod("demo-n2", created=T0 + 50, hash_="h2"),
+    ]
+    during = run(start=T0 + 5, end=T0 + 95)
+    solved = {"started_at": T0, "demo": wc(env=env), "pods": pods, "runs": [during]}
+    assert verdict(7, solved)[0]
+    passed, items = verdict(7, dict(solved, runs=[run(start=T0 + 5, end=T0 + 95, errors=3)]))
+    assert not passed and "readiness" in items[-1].hint
+    # a run that ended before the rollout finished did not cover it
+    assert not verdict(7, dict(solved, runs=[run(start=T0 + 5, end=T0 + 40)]))[0]
+    mixed = [pods[0], pod("demo-old", created=T0 - 60, hash_="h1")]
+    assert not verdict(7, dict(solved, pods=mixed))[0]
+    assert not verdict(7, dict(solved, demo=wc()))[0]
+
+
+def test_lab8():
+    env = [{"name": "REDIS_URL", "value": "redis://redis:6379/0"}]
+    reads = [{"pod": "demo-a", "pid": p, "count": 100, "backend": "redis"} for p in (7, 8)]
+    post = run(path="/counter", method="POST", start=T0 + 100, ok=100)
+    solved = {"demo": wc(env=env), "reads": reads, "newest_pod": T0 + 50, "runs": [post]}
+    assert verdict(8, solved)[0]
+    local = [
+        {"pod": "demo-a", "pid": 7, "count": 31, "backend": "process"},
+        {"pod": "demo-b", "pid": 8, "count": 22, "backend": "process"},
+    ]
+    passed, items = verdict(8, {"demo": wc(), "reads": local, "newest_pod": T0, "runs": []})
+    assert not passed and all(it.hint for it in items if not it.passed)
+    lost = [dict(r, count=97) for r in reads]
+    assert not verdict(8, dict(solved, reads=lost))[0]
+    unreachable = [{"pod": "demo-a", "error": "503 redis unavailable"}]
+    assert not verdict(8, dict(solved, reads=unreachable))[0]
+
+
+def test_lab9():
+    ok = {"folder": "/x", "missing": False, "rc": 0, "output": "9 passed in 0.1s", "is_stub": False}
+    assert verdict(9, ok)[0]
+    failing = dict(
+        ok,
+        rc=1,
+        is_stub=True,
+        output="FAILED test_autoscaler.py::test_on_target_keeps_the_count - X\n1 failed",
+    )
+    passed, items = verdict(9, failing)
+    assert not passed and "test_on_target_keeps_the_count" in items[1].hint
+    assert not verdict(9, {"folder": "/x", "missing": True})[0]
+
+
+def test_lab10():
+    solved = {
+        "started_at": T0,
+        "demo": wc(replicas=4),
+        "operator_started": [T0 + 20],
+        "apiserver_started": [T0 + 70],
+        "runs": [run(start=T0 + 5, end=T0 + 155)],
+    }
+    assert verdict(10, solved)[0]
+    assert not verdict(10, dict(solved, started_at=None))[0]
+    passed, items = verdict(10, dict(solved, apiserver_started=[T0 - 1000]))
+    assert not passed and "static pod" in items[1].hint
+    assert not verdict(10, dict(solved, runs=[run(start=T0 + 5, end=T0 + 155, errors=2)]))[0]
+    assert not verdict(10, dict(solved, demo=wc(replicas=2)))[0]
+
+
+@pytest.mark.parametrize("number", sorted(CHECKERS))
+def test_every_lab_has_a_checker_with_reset(number):
+    checker = CHECKERS[number]
+    assert callable(checker.gather) and callable(checker.evaluate) and callable(checker.reset)

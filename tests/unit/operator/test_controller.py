@@ -1,0 +1,267 @@
+"""The shell's contract, with an in-memory stand-in for the API client (a unit test: the real
+API server is exercised by tests/integration/test_operator_*.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+
+import pytest
+
+from workerlab.operator.__main__ import main
+from workerlab.operator.controller import Controller
+from workerlab.operator.kube import ApiError
+from workerlab.operator.metrics import Metrics
+from workerlab.operator.processes import ProcessProbe
+
+NS, NAME = "workerlab", "demo"
+
+
+class RecordingKube:
+    """Stores objects as dicts and records every write."""
+
+    def __init__(self, spec):
+        self.cluster = {
+            "apiVersion": "workerlab.dev/v1alpha1",
+            "kind": "WorkerCluster",
+            "metadata": {"name": NAME, "namespace": NS, "uid": "uid-demo", "generation": 1},
+            "spec": spec,
+        }
+        self.pods: dict[str, dict] = {}
+        self.service = None
+        self.writes: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str]] = []
+        self._names = itertools.count()
+
+    async def get_cluster(self, namespace, name):
+        return copy.deepcopy(self.cluster)
+
+    async def list_pods(self, namespace, selector):
+        return copy.deepcopy(list(self.pods.values()))
+
+    async def create_pod(self, namespace, body):
+        pod = copy.deepcopy(body)
+        name = f"{body['metadata']['generateName']}{next(self._names)}"
+        stamp = "2025-01-01T12:00:00Z"
+        pod["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp=stamp)
+        pod["status"] = {"phase": "Pending"}
+        self.pods[name] = pod
+        self.writes.append(("create", name))
+        return pod
+
+    async def delete_pod(self, namespace, name, uid):
+        self.writes.append(("delete", name))
+        return self.pods.pop(name, None) is not None
+
+    async def get_service(self, namespace, name):
+        return copy.deepcopy(self.service)
+
+    async def create_service(self, namespace, body):
+        self.service = copy.deepcopy(body)
+        self.writes.append(("create", "service"))
+
+    async def replace_service(self, namespace, body):
+        self.service = copy.deepcopy(body)
+        self.writes.append(("replace", "service"))
+
+    async def get_ingress(self, namespace, name):
+        return None
+
+    async def patch_cluster_status(self, namespace, name, patch):
+        status = self.cluster.setdefault("status", {})
+        for key, value in patch.items():
+            if isinstance(value, dict) and isinstance(status.get(key), dict):
+                status[key].update(value)
+                status[key] = {k: v for k, v in status[key].items() if v is not None}
+            else:
+                status[key] = value
+        self.writes.append(("status", ""))
+
+    async def post_event(self, involved, event_type, reason, message, now):
+        self.events.append((reason, message))
+
+    async def pod_processes(self, namespace, pod, port):
+        return {"pod": pod, "processes": [{"pid": 1, "alive": True}, {"pid": 2, "alive": True}]}
+
+    def make_ready(self):
+        for pod in self.pods.values():
+            ready = [{"type": "Ready", "status": "True"}]
+            pod["status"] = {"phase": "Running", "conditions": ready}
+
+
+def controller_for(kube):
+    return Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics())
+
+
+def test_reconcile_converges_then_writes_nothing():
+    async def scenario():
+        kube = RecordingKube({"replicas": 2, "processesPerPod": 2})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        assert sorted(w[0] for w in kube.writes) == ["create", "create", "create", "status"]
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        status = kube.cluster["status"]
+        assert status["phase"] == "Ready" and status["readyProcesses"] == 4
+        before = len(kube.writes)
+        for _ in range(3):
+            again = await ctl.reconcile((NS, NAME))
+        assert len(kube.writes) == before  # steady state: no writes at all
+        assert again == ctl.poll_seconds  # only the modest process poll keeps running
+        reasons = [r for r, _ in kube.events]
+        assert reasons.count("CreatedPod") == 2 and "CreatedService" in reasons
+        assert "Scaled" in reasons and "Ready" in reasons
+
+    asyncio.run(scenario())
+
+
+def test_deleted_pod_is_replaced_with_an_event():
+    async def scenario():
+        kube = RecordingKube({"replicas": 2})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        kube.pods.pop(next(iter(kube.pods)))
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 2
+        assert "ReplacedPod" in [r for r, _ in kube.events]
+        assert ctl.metrics.pods_replaced._value.get() == 1
+
+    asyncio.run(scenario())
+
+
+def test_hand_edited_service_is_restored():
+    async def scenario():
+        kube = RecordingKube({"replicas": 1})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.service["spec"]["selector"] = {"app": "hijacked"}
+        await ctl.reconcile((NS, NAME))
+        assert ("replace", "service") in kube.writes
+        assert kube.service["spec"]["selector"]["app.kubernetes.io/instance"] == NAME
+
+    asyncio.run(scenario())
+
+
+def test_main_without_cluster_fails_with_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["--namespace", "workerlab"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("workerlab operator: ") and "Traceback" not in err
+
+
+def test_main_with_unreachable_api_server_names_it(tmp_path, monkeypatch, capsys):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["-A"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the Kubernetes API server at https://127.0.0.1:1" in err
+
+
+def test_pod_refused_by_the_api_server_is_degraded_in_status_and_retried():
+    class RefusingKube(RecordingKube):
+        async def create_pod(self, namespace, body):
+            raise ApiError(422, "POST", "/pods", '{"message": "spec.affinity: Invalid value"}')
+
+    async def scenario():
+        kube = RefusingKube({"replicas": 2})
+        ctl = controller_for(kube)
+        with pytest.raises(ApiError):  # failed, so that the work queue retries with backoff
+            await ctl.reconcile((NS, NAME))
+        status = kube.cluster["status"]
+        degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+        assert (status["phase"], degraded["status"], degraded["reason"]) == (
+            "Degraded",
+            "True",
+            "FailedCreate",
+        )
+        assert "spec.affinity" in degraded["message"]
+        assert [r for r, _ in kube.events].count("FailedCreate") == 1
+        writes = len(kube.writes)
+        with pytest.raises(ApiError):
+            await ctl.reconcile((NS, NAME))
+        assert len(kube.writes) == writes, "a retry that changes nothing writes nothing"
+
+    asyncio.run(scenario())
+
+
+def test_reconciles_count_as_success_unless_the_core_asks_to_requeue():
+    async def scenario():
+        kube = RecordingKube({"replicas": 1})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))  # asks for the process poll: still a success
+        samples = {
+            s.labels["result"]: s.value
+            for metric in ctl.metrics.registry.collect()
+            if metric.name == "workerlab_reconcile"
+            for s in metric.samples
+            if s.name == "workerlab_reconcile_total"
+        }
+        assert samples == {"success": 2.0}
+
+    asyncio.run(scenario())
+
+
+def test_scale_down_deletes_concurrently_with_one_event_each():
+    class SlowDeleteKube(RecordingKube):
+        in_flight = peak = 0
+
+        async def delete_pod(self, namespace, name, uid):
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0.01)  # a round trip: the others start meanwhile
+            self.in_flight -= 1
+            return await super().delete_pod(namespace, name, uid)
+
+    async def scenario():
+        kube = SlowDeleteKube({"replicas": 6})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        kube.cluster["spec"]["replicas"] = 2
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 2 and kube.peak == 4
+        assert [r for r, _ in kube.events].count("DeletedPod") == 4
+
+    asyncio.run(scenario())
+
+
+def test_pod_actions_do_not_wait_for_the_process_probe():
+    class SlowProbeKube(RecordingKube):
+        async def pod_processes(self, namespace, pod, port):
+            await asyncio.sleep(0.05)  # a pod proxy round trip
+            self.writes.append(("probed", pod))
+            return await super().pod_processes(namespace, pod, port)
+
+    async def scenario():
+        kube = SlowProbeKube({"replicas": 2, "processesPerPod": 2})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        kube.cluster["spec"]["replicas"] = 3
+        kube.writes.clear()
+        await ctl.reconcile((NS, NAME))
+        kinds = [kind for kind, _ in kube.writes]
+        assert kinds[0] == "create" and kinds.count("probed") == 2, kube.writes
+        assert kinds[-1] == "status"  # written after the probe, with its counts
+        assert kube.cluster["status"]["readyProcesses"] == 4
+
+    asyncio.run(scenario())

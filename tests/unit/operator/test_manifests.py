@@ -1,0 +1,151 @@
+"""Static checks of manifests/: valid YAML, a well-described CRD, least-privilege RBAC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from support.paths import REPO
+
+MANIFESTS = REPO / "manifests"
+OWNED_DIRS = ("crd", "rbac", "operator", "samples")
+
+
+def documents(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def all_files():
+    return sorted(p for d in OWNED_DIRS for p in (MANIFESTS / d).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", all_files(), ids=lambda p: str(p.relative_to(MANIFESTS)))
+def test_yaml_parses(path):
+    assert documents(path)
+
+
+def test_kustomizations_list_existing_files_and_exclude_samples():
+    root = documents(MANIFESTS / "kustomization.yaml")[0]
+    assert root["resources"] == ["crd", "rbac", "operator"]
+    for folder in root["resources"]:
+        kust = documents(MANIFESTS / folder / "kustomization.yaml")[0]
+        for resource in kust["resources"]:
+            assert (MANIFESTS / folder / resource).is_file()
+
+
+def crd():
+    return documents(MANIFESTS / "crd" / "workerclusters.workerlab.dev.yaml")[0]
+
+
+def walk(schema, path="$"):
+    yield path, schema
+    for name, child in (schema.get("properties") or {}).items():
+        yield from walk(child, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from walk(schema["additionalProperties"], f"{path}{{}}")
+
+
+def test_crd_names_subresources_and_columns():
+    doc = crd()
+    spec = doc["spec"]
+    assert (spec["group"], spec["scope"]) == ("workerlab.dev", "Namespaced")
+    assert spec["names"]["kind"] == "WorkerCluster" and spec["names"]["shortNames"] == ["wc"]
+    (version,) = spec["versions"]
+    assert version["name"] == "v1alpha1"
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    assert "status" in version["subresources"]
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    for wanted in ("Desired", "Ready", "Processes", "Phase", "Age"):
+        assert wanted in columns
+
+
+def test_every_schema_field_is_described():
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    missing = [
+        path
+        for path, node in walk(schema)
+        if path not in ("$.metadata",) and not node.get("description")
+    ]
+    assert missing == []
+
+
+def test_status_is_declared_without_kopf_escape_hatch():
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    status = schema["properties"]["status"]
+    assert "x-kubernetes-preserve-unknown-fields" not in status
+    for field in (
+        "observedGeneration",
+        "replicas",
+        "readyReplicas",
+        "updatedReplicas",
+        "availableReplicas",
+        "readyProcesses",
+        "selector",
+        "phase",
+        "conditions",
+        "pods",
+    ):
+        assert field in status["properties"]
+
+
+def test_spec_bounds_and_defaults():
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props = schema["properties"]["spec"]["properties"]
+    assert (props["replicas"]["minimum"], props["replicas"]["default"]) == (0, 2)
+    ppp = props["processesPerPod"]
+    assert (ppp["minimum"], ppp["maximum"], ppp["default"]) == (1, 64, 2)
+    assert props["service"]["properties"]["type"]["enum"] == ["ClusterIP", "NodePort"]
+    assert props["updateStrategy"]["properties"]["maxSurge"]["default"] == "25%"
+    assert props["updateStrategy"]["properties"]["maxUnavailable"]["default"] == 0
+
+
+def rules():
+    return [r for d in documents(MANIFESTS / "rbac" / "cluster-role.yaml") for r in d["rules"]]
+
+
+def test_rbac_is_least_privilege():
+    granted = {(g, res) for r in rules() for g in r["apiGroups"] for res in r["resources"]}
+    assert not any(res in ("secrets", "configmaps", "*") for _, res in granted)
+    assert not any("*" in r["verbs"] for r in rules())
+    by_resource = {res: set(r["verbs"]) for r in rules() for res in r["resources"]}
+    assert by_resource["pods"] == {"get", "list", "watch", "create", "delete"}
+    assert by_resource["pods/proxy"] == {"get"}
+    assert by_resource["events"] == {"create"}
+    assert "clusterkopfpeerings" in by_resource
+
+
+def test_operator_deployment_is_single_recreate_and_restricted():
+    docs = documents(MANIFESTS / "operator" / "deployment.yaml")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["image"] == "workerlab/operator:dev"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    assert "--all-namespaces" in container["args"]
+
+
+def test_lab_namespace_enforces_restricted_pod_security():
+    docs = documents(MANIFESTS / "operator" / "namespaces.yaml")
+    namespaces = {d["metadata"]["name"]: d for d in docs}
+    for name in ("workerlab", "workerlab-system"):
+        labels = namespaces[name]["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_demo_sample():
+    (demo,) = documents(MANIFESTS / "samples" / "demo.yaml")
+    assert demo["metadata"] == {"name": "demo", "namespace": "workerlab"}
+    spec = demo["spec"]
+    assert (spec["replicas"], spec["processesPerPod"], spec["labMode"]) == (2, 2, True)
+    assert spec["service"] == {"type": "NodePort", "nodePort": 30080}

@@ -5,11 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps toolchain lint checkov format up down images test unit integration e2e bench clean
+.PHONY: help venv host-deps toolchain lint typecheck checkov format up down images test unit integration e2e bench clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
 	@echo "make test        the whole suite: lint, unit, integration, e2e (brings the cluster up)"
+	@echo "make typecheck   mypy and the import contracts between api/ operator/ worker/ cli/ labs/"
 	@echo "make unit        unit tests only (no cluster, no servers)"
 	@echo "make integration real processes on loopback (no cluster; builds the control plane)"
 	@echo "make e2e         end-to-end on the kind cluster"
@@ -37,6 +38,10 @@ toolchain:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy (strict on api/ and operator/) and the import contracts between the rooms (pyproject).
+typecheck: venv
+	BIN=$(BIN) bash hack/typecheck.sh
 
 # Static manifest and Dockerfile scan; every exception is justified in .checkov.yaml.
 checkov: venv
@@ -70,7 +75,7 @@ integration: venv host-deps toolchain
 e2e: up
 	$(call run_pytest,tests/e2e)
 
-test: lint host-deps up checkov
+test: lint typecheck host-deps up checkov
 	$(call run_pytest,tests)
 
 # After `make up`. BENCH_ARGS=--quick shortens the steady-state window (about 10 min in all).

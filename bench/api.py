@@ -11,6 +11,7 @@ from typing import Any
 
 from common import CONTEXT
 
+from workerlab.api.objects import pod_ready
 from workerlab.api.resource import LABEL_INSTANCE, LABEL_NAME
 from workerlab.operator.kube import MERGE_PATCH, ApiError, Kube
 
@@ -27,11 +28,8 @@ class PodView:
 
     @classmethod
     def of(cls, pod: dict[str, Any]) -> PodView:
-        meta, status = pod["metadata"], pod.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
+        meta = pod["metadata"]
+        ready = pod_ready(pod)
         container = pod["spec"]["containers"][0]
         env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
         return cls(meta["name"], meta["uid"], ready, "deletionTimestamp" in meta, env)

@@ -25,23 +25,33 @@ from common import CONTEXT, NAMESPACE, kubectl, log, ratio, wait_until
 from workloads import GROUP_LABEL, Side
 
 from api import Api
+from workerlab.api.objects import pod_ready
+from workerlab.api.resource import (
+    API_VERSION,
+    APP_NAME,
+    LABEL_INSTANCE,
+    LABEL_NAME,
+    MANAGER,
+    OPERATOR_NAMESPACE,
+    PLURAL,
+)
 from workerlab.operator.controller import Controller
 from workerlab.operator.kube import Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
 
-OPERATOR_NS, OPERATOR_CONTAINER = "workerlab-system", "operator"
+OPERATOR_NS, OPERATOR_CONTAINER = OPERATOR_NAMESPACE, "operator"
 STEADY = "steady"
 BURST = 20
 # What the operator writes for one WorkerCluster, filtered to it, so other work may go on.
 WATCHED = {
     "workerclusters": (
-        f"/apis/workerlab.dev/v1alpha1/namespaces/{NAMESPACE}/workerclusters",
+        f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}",
         f"fieldSelector=metadata.name={STEADY}",
     ),
     "pods": (
         f"/api/v1/namespaces/{NAMESPACE}/pods",
-        f"labelSelector=app.kubernetes.io/instance={STEADY}",
+        f"labelSelector={LABEL_INSTANCE}={STEADY}",
     ),
     "services": (
         f"/api/v1/namespaces/{NAMESPACE}/services",
@@ -79,7 +89,7 @@ def _count(stream: str) -> Counter:
 
 def operator_rss() -> dict:
     where = "jsonpath={.items[0].metadata.name} {.items[0].spec.nodeName}"
-    selector = "app.kubernetes.io/name=workerlab-operator"
+    selector = f"{LABEL_NAME}={MANAGER}"
     pod = kubectl("get", "pods", "-n", OPERATOR_NS, "-l", selector, "-o", where).split()
     summary = json.loads(kubectl("get", "--raw", f"/api/v1/nodes/{pod[1]}/proxy/stats/summary"))
     for entry in summary["pods"]:
@@ -95,7 +105,7 @@ def operator_rss() -> dict:
 
 
 def operator_pod() -> str:
-    selector = "app.kubernetes.io/name=workerlab-operator"
+    selector = f"{LABEL_NAME}={MANAGER}"
     where = "jsonpath={range .items[*]}{.metadata.name}:{.metadata.uid} {end}"
     return kubectl("get", "pods", "-n", OPERATOR_NS, "-l", selector, "-o", where).strip()
 
@@ -190,7 +200,7 @@ def _all_ready(api: Api, instance: str, replicas: int) -> bool:
 
 def _burst_once(api: Api, kind: str) -> dict:
     sides = [Side(kind, f"burst-{kind[:3].lower()}-{i:02d}") for i in range(BURST)]
-    selector = f"{GROUP_LABEL}=bench,app.kubernetes.io/name=workerlab-worker"
+    selector = f"{GROUP_LABEL}=bench,{LABEL_NAME}={APP_NAME}"
 
     def live() -> list:
         names = {s.name for s in sides}
@@ -198,13 +208,9 @@ def _burst_once(api: Api, kind: str) -> dict:
         return [
             p
             for p in pods
-            if p["metadata"]["labels"].get("app.kubernetes.io/instance") in names
+            if p["metadata"]["labels"].get(LABEL_INSTANCE) in names
             and "deletionTimestamp" not in p["metadata"]
         ]
-
-    def ready(p: dict) -> bool:
-        conditions = (p.get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
@@ -217,7 +223,7 @@ def _burst_once(api: Api, kind: str) -> dict:
             pods = live()
             if created_s is None and len(pods) >= BURST:
                 created_s = round(time.monotonic() - started, 3)
-            return len(pods) == BURST and all(ready(p) for p in pods)
+            return len(pods) == BURST and all(pod_ready(p) for p in pods)
 
         wait_until(progress, 300, interval=0.5, what=f"{BURST} {kind}s Ready")
         ready_s = round(time.monotonic() - started, 3)

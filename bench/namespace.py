@@ -5,6 +5,7 @@ from __future__ import annotations
 from common import NAMESPACE
 
 from api import Api, ApiError
+from workerlab.api.resource import LABEL_NAME
 
 
 def ensure_namespace(api: Api) -> None:
@@ -15,7 +16,7 @@ def ensure_namespace(api: Api) -> None:
             "name": NAMESPACE,
             "labels": {
                 "pod-security.kubernetes.io/enforce": "restricted",
-                "app.kubernetes.io/name": "workerlab-bench",
+                LABEL_NAME: "workerlab-bench",
             },
         },
     }

@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from workerlab.api.objects import epoch, worker_port
+from workerlab.api.processes import ProcessesReport
 from workerlab.cli.errors import MissingPrerequisite, WorkerlabError
 from workerlab.cli.healing import PodSnapshot, Verdict, pod_heal, process_heal
 from workerlab.cli.kube import Kube
@@ -37,7 +38,7 @@ def snapshot(kube: Kube, pod: dict, port: int | None) -> PodSnapshot:
     if port is not None and row.phase == "Running" and not row.terminating:
         try:
             report = kube.proxy_get(row.name, port, "/processes", timeout=5)
-            pids = frozenset(p["pid"] for p in report.get("processes", []) if p.get("alive"))
+            pids = frozenset(p.pid for p in ProcessesReport.from_dict(report).alive)
         except WorkerlabError:
             pass  # mid-restart: no answer yet
     ready = row.ready and not row.terminating

@@ -10,6 +10,7 @@ The context is pinned (default `kind-workerlab`) so a drill can never hit anothe
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from typing import Any
 
 from workerlab.api.objects import event_time
 from workerlab.api.resource import LAB_NAMESPACE, LABEL_INSTANCE, RESOURCE
-from workerlab.cli.errors import KubeError, MissingPrerequisite
+from workerlab.cli.errors import KubeError, MissingPrerequisite, WorkerlabError
 
 DEFAULT_CONTEXT = "kind-workerlab"
 DEFAULT_NAMESPACE = LAB_NAMESPACE
@@ -98,7 +99,7 @@ class Kube:
             raise self._classify(done.stderr or done.stdout, args)
         return done.stdout
 
-    def _classify(self, stderr: str, args: tuple[str, ...]) -> KubeError:
+    def _classify(self, stderr: str, args: tuple[str, ...]) -> WorkerlabError:
         line = _one_line(stderr) or f"kubectl {' '.join(args)} failed"
         lowered = stderr.lower()
         if "context was not found" in lowered or (
@@ -138,7 +139,9 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, selector: str | None = None, *, namespaced: bool = True) -> list:
+    def list(
+        self, kind: str, selector: str | None = None, *, namespaced: bool = True
+    ) -> builtins.list[dict]:
         args = ["get", kind]
         if selector:
             args += ["-l", selector]
@@ -153,7 +156,7 @@ class Kube:
             )
         return wc
 
-    def worker_clusters(self) -> list[dict]:
+    def worker_clusters(self) -> builtins.list[dict]:
         try:
             return self.list(RESOURCE)
         except KubeError as error:
@@ -166,11 +169,11 @@ class Kube:
                 ) from None
             raise
 
-    def pods_of(self, wc_name: str) -> list[dict]:
+    def pods_of(self, wc_name: str) -> builtins.list[dict]:
         pods = self.list("pods", f"{LABEL_INSTANCE}={wc_name}")
         return sorted(pods, key=lambda p: p["metadata"]["name"])
 
-    def events_for(self, kind: str, name: str) -> list[dict]:
+    def events_for(self, kind: str, name: str) -> builtins.list[dict]:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         items = self.json("get", "events", "--field-selector", selector).get("items", [])
         return sorted(items, key=event_time)

@@ -14,8 +14,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from workerlab.api.objects import worker_port
-from workerlab.api.resource import LABEL_TEMPLATE_HASH
+from workerlab.api.objects import (
+    conditions_by_type,
+    pod_ready,
+    pod_restarts,
+    pod_template_hash,
+    pod_terminating,
+    pod_waiting_reason,
+    worker_port,
+)
+from workerlab.api.processes import ProcessesReport
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.kube import Kube
 
@@ -68,52 +76,38 @@ class ClusterView:
 
 def pod_row(pod: dict) -> PodRow:
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
-    containers = status.get("containerStatuses") or []
-    waiting = next(
-        (
-            c["state"]["waiting"].get("reason")
-            for c in containers
-            if (c.get("state") or {}).get("waiting")
-        ),
-        None,
-    )
     return PodRow(
         name=meta.get("name", "?"),
         phase=status.get("phase", "Unknown"),
-        ready=any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        ),
-        restarts=sum(int(c.get("restartCount", 0)) for c in containers),
+        ready=pod_ready(pod),
+        restarts=pod_restarts(pod),
         node=spec.get("nodeName"),
-        template_hash=(meta.get("labels") or {}).get(LABEL_TEMPLATE_HASH),
-        terminating=meta.get("deletionTimestamp") is not None,
-        waiting_reason=waiting,
+        template_hash=pod_template_hash(pod),
+        terminating=pod_terminating(pod),
+        waiting_reason=pod_waiting_reason(pod),
     )
 
 
 def process_rows(report: dict, now: float | None = None) -> list[ProcessRow]:
     now = time.time() if now is None else now
-    rows = []
-    for record in report.get("processes") or []:
-        started = record.get("started_at")
-        rows.append(
-            ProcessRow(
-                pid=int(record["pid"]),
-                index=record.get("index"),
-                uptime_s=round(now - started, 1) if record.get("alive") and started else None,
-                requests_served=record.get("requests_served"),
-                alive=bool(record.get("alive")),
-            )
+    return [
+        ProcessRow(
+            pid=p.pid,
+            index=p.index,
+            uptime_s=round(now - p.started_at, 1) if p.alive and p.started_at else None,
+            requests_served=p.requests_served,
+            alive=p.alive,
         )
-    return rows
+        for p in ProcessesReport.from_dict(report).processes
+    ]
 
 
 def conditions_of(wc: dict) -> dict[str, str]:
+    """type -> "True (Reason)", for one line of text."""
     out = {}
-    for c in (wc.get("status") or {}).get("conditions") or []:
+    for kind, c in conditions_by_type(wc).items():
         reason = f" ({c['reason']})" if c.get("reason") else ""
-        out[c.get("type", "?")] = f"{c.get('status', '?')}{reason}"
+        out[kind] = f"{c.get('status', '?')}{reason}"
     return out
 
 
@@ -141,7 +135,7 @@ def attach_processes(kube: Kube, view: ClusterView, port: int) -> None:
         except WorkerlabError as error:
             row.processes_error = str(error)
             continue
-        row.arbiter_pid = report.get("arbiter_pid")
+        row.arbiter_pid = ProcessesReport.from_dict(report).arbiter_pid
         row.processes = process_rows(report)
 
 

@@ -23,7 +23,8 @@ class Item:
     hint: str = ""
 
 
-def item(name: str, passed: bool, detail: str = "", hint: str = "") -> Item:
+def item(name: str, passed: object, detail: str = "", hint: str = "") -> Item:
+    """`passed` may be the evidence itself (runs, pids): it passes when non-empty."""
     return Item(name, bool(passed), detail, "" if passed else hint)
 
 

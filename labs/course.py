@@ -144,7 +144,8 @@ def checker(lab: Lab) -> Checker:
 def _fenced_blocks(markdown: str, section: str, language: str) -> list[str]:
     """Code blocks of one language under one `## section` (until the next `## `)."""
     blocks: list[str] = []
-    inside_section, current = False, None
+    inside_section = False
+    current: list[str] | None = None
     for line in markdown.splitlines():
         if line.startswith("## "):
             inside_section = line[3:].strip().lower() == section.lower()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from workerlab.api.resource import RESOURCE
+from workerlab.api.resource import API_VERSION, RESOURCE
 from workerlab.cli.errors import KubeError, MissingPrerequisite
 from workerlab.cli.kube import Kube
 from workerlab.cli.paths import repo_root
@@ -48,7 +48,7 @@ def demo_manifest(namespace: str, sample: Path | None = None) -> dict:
     )
     spec.pop("env", None)
     return {
-        "apiVersion": "workerlab.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "WorkerCluster",
         "metadata": {"name": DEMO, "namespace": namespace},
         "spec": spec,
@@ -108,7 +108,7 @@ def delete_addon(kube: Kube, name: str) -> str | None:
 
 
 def require_operator(kube: Kube) -> None:
-    if kube.get("crd", "workerclusters.workerlab.dev", namespaced=False) is None:
+    if kube.get("crd", RESOURCE, namespaced=False) is None:
         raise MissingPrerequisite(
             "the WorkerCluster CRD is not installed",
             hint="make up  (or kubectl apply -k manifests/)",

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from workerlab.api.resource import Reason
 from workerlab.operator import events
-from workerlab.operator.kube import ApiError, Kube
+from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
 from workerlab.operator.processes import ProcessProbe
@@ -33,6 +33,30 @@ from workerlab.operator.templates import (
 
 logger = logging.getLogger("workerlab.operator")
 
+
+class KubeClient(Protocol):
+    """What the controller needs from the API server: `kube.Kube` in production, a recording
+    double in the unit tests (both checked against this by the type checker)."""
+
+    async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+    async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool: ...
+    async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def create_service(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def replace_service(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def get_ingress(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def delete_ingress(self, namespace: str, name: str) -> None: ...
+    async def patch_cluster_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> None: ...
+    async def post_event(
+        self, involved: dict[str, Any], event_type: str, reason: str, message: str, now: Any
+    ) -> None: ...
+
+
 Key = tuple[str, str]  # (namespace, name)
 
 
@@ -42,7 +66,7 @@ def _now() -> datetime:
 
 @dataclass
 class Controller:
-    kube: Kube
+    kube: KubeClient
     probe: ProcessProbe
     metrics: Metrics
     poll_seconds: float = 10.0

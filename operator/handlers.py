@@ -125,15 +125,15 @@ def _enqueue(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def cluster_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def cluster_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     _enqueue(memo, namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def cluster_event(
-    event: dict[str, Any], namespace: str, name: str, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    if event.get("type") == "DELETED" and hasattr(memo, "queue"):
+    if event.get("type") == "DELETED" and namespace and hasattr(memo, "queue"):
         memo.queue.forget((namespace, name))
         memo.controller.forget((namespace, name))
 
@@ -147,13 +147,16 @@ def owner_name(body: kopf.Body | dict[str, Any]) -> str | None:
             and ref.get("kind") == KIND
             and ref.get("apiVersion", "").startswith(GROUP)
         ):
-            return ref.get("name")
-    return (meta.get("labels") or {}).get(LABEL_INSTANCE)
+            return str(ref.get("name"))
+    instance = (meta.get("labels") or {}).get(LABEL_INSTANCE)
+    return None if instance is None else str(instance)
 
 
 @kopf.on.event("pods", labels=OWNED)
 @kopf.on.event("services", labels=OWNED)
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
-async def owned_object_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def owned_object_changed(
+    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     # A pod deleted, failed, evicted or turned Ready, a Service edited by hand: reconcile now.
     _enqueue(memo, namespace, owner_name(body))

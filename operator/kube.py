@@ -21,7 +21,7 @@ import urllib3
 from kubernetes import client, config
 
 from workerlab.api.objects import format_time
-from workerlab.api.resource import GROUP, PLURAL, VERSION
+from workerlab.api.resource import GROUP, LABEL_NAME, PLURAL, VERSION
 
 # A kubeconfig with insecure-skip-tls-verify is the user's choice: say so once, not per request.
 warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarning)
@@ -224,7 +224,7 @@ class Kube:
         body = {
             "apiVersion": "kopf.dev/v1",
             "kind": "ClusterKopfPeering",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "workerlab"}},
+            "metadata": {"name": name, "labels": {LABEL_NAME: "workerlab"}},
         }
         try:
             self._call("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", body, timeout=5.0)

@@ -70,7 +70,7 @@ def backoff_delay(consecutive_failures: int) -> float:
     """0 for the first failure, then 10 s, 20 s, 40 s... capped at 5 minutes."""
     if consecutive_failures <= 0:
         return 0.0
-    return min(BACKOFF_BASE_SECONDS * 2 ** (consecutive_failures - 1), BACKOFF_CAP_SECONDS)
+    return min(BACKOFF_BASE_SECONDS * 2.0 ** (consecutive_failures - 1), BACKOFF_CAP_SECONDS)
 
 
 def _newest_first(pods: list[ObservedPod]) -> list[ObservedPod]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workerlab.api.objects import format_time
+from workerlab.api.objects import conditions_by_type, format_time
 from workerlab.api.resource import ConditionType, Reason
 from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
 
@@ -63,8 +63,10 @@ def _condition(
     generation: int,
 ) -> dict[str, Any]:
     before = prior.get(kind)
-    changed = before is None or before.get("status") != status
-    since = format_time(now) if changed else before.get("lastTransitionTime", format_time(now))
+    if before is None or before.get("status") != status:
+        since = format_time(now)
+    else:
+        since = str(before.get("lastTransitionTime", format_time(now)))
     return {
         "type": kind,
         "status": status,
@@ -135,7 +137,7 @@ def build_status(
     pending_actions: int = 0,
     waiting_failed: int = 0,
 ) -> dict[str, Any]:
-    prior = {c.get("type"): c for c in cluster.status.get("conditions") or [] if c.get("type")}
+    prior = conditions_by_type({"status": cluster.status})
     gen = cluster.generation
 
     def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -194,7 +196,7 @@ def with_create_failure(
 ) -> dict[str, Any]:
     """The status when the API server refused to create a pod (admission, quota, a podTemplate
     field it accepted in the WorkerCluster but not in a Pod): Degraded, reason FailedCreate."""
-    prior = {c.get("type"): c for c in cluster.status.get("conditions") or [] if c.get("type")}
+    prior = conditions_by_type({"status": cluster.status})
     degraded = _condition(
         prior,
         ConditionType.DEGRADED,

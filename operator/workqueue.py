@@ -26,7 +26,7 @@ RETRY_CAP_SECONDS = 60.0
 
 
 def retry_delay(failures: int) -> float:
-    return min(RETRY_BASE_SECONDS * 2 ** max(0, failures - 1), RETRY_CAP_SECONDS)
+    return min(RETRY_BASE_SECONDS * 2.0 ** max(0, failures - 1), RETRY_CAP_SECONDS)
 
 
 class WorkQueue(Generic[K]):

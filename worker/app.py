@@ -16,6 +16,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from workerlab.api.processes import ProcessesReport
 from workerlab.worker import faults, metrics, siblings
 from workerlab.worker.config import MAX_CPU_MS, MAX_IO_MS, Settings
 from workerlab.worker.counter import CounterUnavailable, make_counter
@@ -172,12 +173,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def processes() -> dict:
         with contextlib.suppress(OSError):
             process.publish()
-        return {
-            "pod": settings.pod_name,
-            "arbiter_pid": identity.arbiter_pid or os.getppid(),
-            "served_by": identity.pid,
-            "processes": state.read_records(),
-        }
+        report = ProcessesReport(
+            pod=settings.pod_name,
+            arbiter_pid=identity.arbiter_pid or os.getppid(),
+            served_by=identity.pid,
+            processes=state.read_records(),
+        )
+        return report.to_dict()
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

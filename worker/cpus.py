@@ -35,19 +35,23 @@ def cgroup_cpu_quota(proc_root: Path, cgroup_root: Path) -> float | None:
     if v2_path is not None:
         for candidate in _candidates(cgroup_root, v2_path, "cpu.max"):
             quota = _read_v2(candidate)
-            if quota is not _MISSING:
+            if not isinstance(quota, _Missing):
                 return quota
     for controller_dir in _V1_CPU_DIRS:
         path = v1_paths.get(controller_dir, v1_paths.get("cpu", "/"))
         base = cgroup_root / controller_dir
         for candidate in _candidates(base, path, "cpu.cfs_quota_us"):
             quota = _read_v1(candidate)
-            if quota is not _MISSING:
+            if not isinstance(quota, _Missing):
                 return quota
     return None
 
 
-_MISSING = object()
+class _Missing:
+    """A quota file that is not there (as opposed to one saying "unlimited")."""
+
+
+_MISSING = _Missing()
 
 
 def _own_cgroup_paths(proc_root: Path) -> tuple[str | None, dict[str, str]]:
@@ -80,7 +84,7 @@ def _candidates(base: Path, cgroup_path: str, filename: str) -> list[Path]:
     return paths
 
 
-def _read_v2(path: Path) -> float | object | None:
+def _read_v2(path: Path) -> float | _Missing | None:
     try:
         fields = path.read_text().split()
     except OSError:
@@ -94,7 +98,7 @@ def _read_v2(path: Path) -> float | object | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def _read_v1(quota_path: Path) -> float | object | None:
+def _read_v1(quota_path: Path) -> float | _Missing | None:
     try:
         quota = int(quota_path.read_text().strip())
         period = int((quota_path.parent / "cpu.cfs_period_us").read_text().strip())

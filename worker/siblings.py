@@ -15,8 +15,10 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from workerlab.api.processes import ProcessRecord
 
 KEEP_DEAD_RECORDS = 10  # enough to show a learner what was replaced, bounded for long runs
 
@@ -71,44 +73,42 @@ class StateDir:
 
     # --- process records -------------------------------------------------------------------
     def write_record(self, identity: ProcessIdentity, requests_served: int) -> None:
-        record = {
-            "pid": identity.pid,
-            "index": identity.index,
-            "generation": identity.generation,
-            "started_at": identity.started_at,
-            "requests_served": requests_served,
-            "alive": True,
-            "exited_at": None,
-            "exit": None,
-        }
-        self._write(self.processes / f"{identity.pid}.json", record)
+        record = ProcessRecord(
+            pid=identity.pid,
+            index=identity.index,
+            generation=identity.generation,
+            started_at=identity.started_at,
+            requests_served=requests_served,
+            alive=True,
+        )
+        self._write(self.processes / f"{identity.pid}.json", record.to_dict())
 
     def mark_dead(self, pid: int, exit_description: str) -> None:
         """Called by the arbiter after it reaped `pid`."""
         path = self.processes / f"{pid}.json"
-        record = _read(path) or {"pid": pid, "started_at": None, "requests_served": None}
-        record.update(alive=False, exited_at=time.time(), exit=exit_description)
-        self._write(path, record)
+        known = _read(path)
+        before = ProcessRecord.from_dict(known) if known else ProcessRecord(pid=pid)
+        dead = replace(before, alive=False, exited_at=time.time(), exit=exit_description)
+        self._write(path, dead.to_dict())
         self._prune_dead()
 
-    def read_records(self) -> list[dict]:
-        records = [r for p in sorted(self.processes.glob("*.json")) if (r := _read(p))]
-        for record in records:
-            record["alive"] = bool(record.get("alive")) and _pid_exists(record["pid"])
+    def read_records(self) -> list[ProcessRecord]:
+        records = []
+        for path in sorted(self.processes.glob("*.json")):
+            if (raw := _read(path)) is not None:
+                record = ProcessRecord.from_dict(raw)
+                records.append(replace(record, alive=record.alive and _pid_exists(record.pid)))
         # Live processes first, by slot; then the dead, most recent first.
         records.sort(
-            key=lambda r: (
-                not r["alive"],
-                r.get("index", 0) if r["alive"] else -(r.get("exited_at") or 0),
-            )
+            key=lambda r: (not r.alive, (r.index or 0) if r.alive else -(r.exited_at or 0))
         )
         return records
 
     def _prune_dead(self) -> None:
-        dead = [r for r in self.read_records() if not r["alive"]]
+        dead = [r for r in self.read_records() if not r.alive]
         for record in dead[KEEP_DEAD_RECORDS:]:
             with contextlib.suppress(OSError):
-                (self.processes / f"{record['pid']}.json").unlink()
+                (self.processes / f"{record.pid}.json").unlink()
 
     @staticmethod
     def _write(path: Path, record: dict) -> None:

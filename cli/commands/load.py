@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from workerlab.api.processes import alive_count
 from workerlab.cli import journal, targets
 from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
 from workerlab.cli.loadgen import LoadPlan, run_load
@@ -43,7 +44,7 @@ def processes_behind(base_url: str) -> int | None:
     """How many live processes the target reports (a local worker): recorded for the labs."""
     try:
         report = httpx.get(f"{base_url.rstrip('/')}/processes", timeout=2, trust_env=False).json()
-        return sum(1 for p in report.get("processes", []) if p.get("alive"))
+        return alive_count(report)
     except (httpx.HTTPError, ValueError, AttributeError, TypeError):
         return None
 

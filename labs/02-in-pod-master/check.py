@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from workerlab.api.processes import ProcessesReport
 from workerlab.labs.checking import CheckContext, Checker, Item, item
 
 DEFAULT_URL = "http://127.0.0.1:8002"
@@ -32,9 +33,7 @@ def gather(ctx: CheckContext) -> dict:
         report = httpx.get(f"{url}/processes", timeout=3, trust_env=False).json()
     except (httpx.HTTPError, ValueError) as error:
         return {"url": url, "error": f"{type(error).__name__}: {error}"}
-    parents = {
-        p["pid"]: parent_pid(p["pid"]) for p in report.get("processes", []) if p.get("alive")
-    }
+    parents = {p.pid: parent_pid(p.pid) for p in ProcessesReport.from_dict(report).alive}
     return {"url": url, "report": report, "parents": parents}
 
 
@@ -46,16 +45,16 @@ def evaluate(facts: dict) -> list[Item]:
     if "error" in facts:
         return [item("your worker answers on " + url, False, facts["error"], f"start it: {start}")]
     report, parents = facts["report"], facts["parents"]
-    records = report.get("processes") or []
-    alive = [r for r in records if r.get("alive")]
-    dead = [r for r in records if not r.get("alive")]
-    arbiter = report.get("arbiter_pid")
+    parsed = ProcessesReport.from_dict(report)
+    alive = parsed.alive
+    dead = [r for r in parsed.processes if not r.alive]
+    arbiter = parsed.arbiter_pid
     items = [item("your worker answers on " + url, True, f"arbiter pid {arbiter}")]
     items.append(
         item(
             "a process died and the arbiter reaped it",
             dead,
-            ", ".join(f"pid {r['pid']} ({r.get('exit')})" for r in dead[:3]),
+            ", ".join(f"pid {r.pid} ({r.exit})" for r in dead[:3]),
             f"crash one: curl -s -X POST {url}/crash  (needs WORKERLAB_LAB_MODE=1)",
         )
     )
@@ -63,16 +62,17 @@ def evaluate(facts: dict) -> list[Item]:
         r
         for r in alive
         for d in dead
-        if r.get("index") == d.get("index")
-        and (r.get("started_at") or 0) >= (d.get("exited_at") or 0)
+        if r.index == d.index and (r.started_at or 0) >= (d.exited_at or 0)
     ]
-    healed_by_arbiter = [r for r in replacements if parents.get(r["pid"]) == arbiter]
+    # JSON keys are strings: facts may have been through --json or a test's fixture file.
+    parent = {int(pid): ppid for pid, ppid in parents.items()}
+    healed_by_arbiter = [r for r in replacements if parent.get(r.pid) == arbiter]
     items.append(
         item(
             "who healed it? the arbiter forked a replacement into the same slot",
             healed_by_arbiter,
             ", ".join(
-                f"pid {r['pid']} in slot {r.get('index')}, parent {parents.get(r['pid'])}"
+                f"pid {r.pid} in slot {r.index}, parent {parent.get(r.pid)}"
                 for r in healed_by_arbiter[:3]
             ),
             "no live process has taken a dead one's slot with the arbiter as parent: "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workerlab.api.objects import find_condition
-from workerlab.api.resource import OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, RESOURCE
+from workerlab.api.resource import LABEL_INSTANCE, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, RESOURCE
 from workerlab.cli.kube import Kube
 from workerlab.cli.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, item
@@ -43,7 +43,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "the WorkerCluster CRD is installed",
             established,
-            "workerclusters.workerlab.dev established" if established else "",
+            f"{RESOURCE} established" if established else "",
             "kubectl apply -k manifests/",
         )
     ]
@@ -94,7 +94,7 @@ def evaluate(facts: dict) -> list[Item]:
             "its pods are owned by it (ownerReferences: garbage collection will remove them)",
             want > 0 and len(owned) >= want,
             f"{len(owned)}/{want} pods owned",
-            f"kubectl -n workerlab get pods -l app.kubernetes.io/instance={NAME} "
+            f"kubectl -n workerlab get pods -l {LABEL_INSTANCE}={NAME} "
             "-o jsonpath='{.items[*].metadata.ownerReferences}'",
         )
     )

@@ -4,7 +4,8 @@ crash-looping WorkerCluster reports Degraded instead of being recreated in a tig
 from __future__ import annotations
 
 from workerlab.api.objects import created_at, epoch, event_time, find_condition, worker_port
-from workerlab.api.resource import RESOURCE
+from workerlab.api.processes import ProcessesReport
+from workerlab.api.resource import LABEL_INSTANCE, RESOURCE, ConditionType, Reason
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.status_view import pod_row
 from workerlab.cli.wcstate import converged
@@ -63,11 +64,11 @@ def evaluate(facts: dict) -> list[Item]:
     replaced = [
         e
         for e in facts["events"]
-        if e.get("reason") == "ReplacedPod" and (epoch(event_time(e)) or 0) >= started - 1
+        if e.get("reason") == Reason.REPLACED_POD and (epoch(event_time(e)) or 0) >= started - 1
     ]
     items.append(
         item(
-            "the operator's Events confirm it (ReplacedPod)",
+            f"the operator's Events confirm it ({Reason.REPLACED_POD})",
             replaced,
             "; ".join(e.get("message", "") for e in replaced[-2:]),
             "kubectl -n workerlab get events --field-selector involvedObject.name=demo",
@@ -79,10 +80,10 @@ def evaluate(facts: dict) -> list[Item]:
     )
     healed = []
     for pod in pods:
-        report = facts["processes"].get(pod["metadata"]["name"]) or {}
-        dead = [r for r in report.get("processes", []) if not r.get("alive")]
+        report = ProcessesReport.from_dict(facts["processes"].get(pod["metadata"]["name"]) or {})
+        dead = [r for r in report.processes if not r.alive]
         if dead and pod_row(pod).restarts == 0:
-            healed.append(f"{pod['metadata']['name']}: pid {dead[0]['pid']} replaced, 0 restarts")
+            healed.append(f"{pod['metadata']['name']}: pid {dead[0].pid} replaced, 0 restarts")
     items.append(
         item(
             "who healed the crashed process? the arbiter (pod kept, restartCount 0)",
@@ -108,10 +109,10 @@ def evaluate(facts: dict) -> list[Item]:
             "the kubelet keeps restarting its container (restartCount > 0)",
             restarts > 0,
             f"{restarts} restarts",
-            f"wait ~30 s: kubectl -n workerlab get pods -l app.kubernetes.io/instance={CRASHY} -w",
+            f"wait ~30 s: kubectl -n workerlab get pods -l {LABEL_INSTANCE}={CRASHY} -w",
         )
     )
-    degraded = find_condition(crashy, "Degraded") or {}
+    degraded = find_condition(crashy, ConditionType.DEGRADED) or {}
     items.append(
         item(
             "the operator reports it: condition Degraded=True, with the reason",

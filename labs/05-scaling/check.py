@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from workerlab.api.objects import created_at, worker_port
+from workerlab.api.processes import alive_count
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.status_view import pod_row
 from workerlab.cli.wcstate import converged
@@ -17,11 +18,11 @@ def gather(ctx: CheckContext) -> dict:
     kube = ctx.kube
     demo = kube.worker_cluster(DEMO)
     pods = [p for p in kube.pods_of(DEMO) if not pod_row(p).terminating]
-    alive = {}
+    alive: dict[str, int | None] = {}
     for pod in pods:
         try:
             report = kube.proxy_get(pod["metadata"]["name"], worker_port(demo), "/processes")
-            alive[pod["metadata"]["name"]] = sum(1 for p in report["processes"] if p["alive"])
+            alive[pod["metadata"]["name"]] = alive_count(report)
         except (WorkerlabError, KeyError):
             alive[pod["metadata"]["name"]] = None
     return {"demo": demo, "pods": pods, "alive": alive, "runs": ctx.runs()}

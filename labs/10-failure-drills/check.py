@@ -8,7 +8,7 @@ the operator was down.
 from __future__ import annotations
 
 from workerlab.api.objects import created_at, epoch
-from workerlab.api.resource import OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE
+from workerlab.api.resource import LABEL_NAME, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE
 from workerlab.cli.kube import Kube
 from workerlab.cli.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, item
@@ -62,7 +62,7 @@ def evaluate(facts: dict) -> list[Item]:
             "the operator was killed mid-scale and its Deployment replaced it",
             op,
             "operator pod recreated" if op else "operator pod is older than the drill",
-            f"kubectl -n {OPERATOR_NAMESPACE} delete pod -l app.kubernetes.io/name="
+            f"kubectl -n {OPERATOR_NAMESPACE} delete pod -l {LABEL_NAME}="
             f"{OPERATOR_DEPLOYMENT} --wait=false  (right after kubectl scale)",
         ),
         item(

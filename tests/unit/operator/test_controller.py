@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+from typing import Any
 
 import pytest
 
+from workerlab.api.resource import LABEL_INSTANCE
 from workerlab.operator.__main__ import main
 from workerlab.operator.controller import Controller
 from workerlab.operator.kube import ApiError
@@ -21,26 +23,27 @@ NS, NAME = "workerlab", "demo"
 class RecordingKube:
     """Stores objects as dicts and records every write."""
 
-    def __init__(self, spec):
-        self.cluster = {
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.cluster: dict[str, Any] = {
             "apiVersion": "workerlab.dev/v1alpha1",
             "kind": "WorkerCluster",
             "metadata": {"name": NAME, "namespace": NS, "uid": "uid-demo", "generation": 1},
             "spec": spec,
         }
         self.pods: dict[str, dict] = {}
-        self.service = None
+        self.service: dict[str, Any] | None = None
+        self.ingress: dict[str, Any] | None = None
         self.writes: list[tuple[str, str]] = []
         self.events: list[tuple[str, str]] = []
         self._names = itertools.count()
 
-    async def get_cluster(self, namespace, name):
+    async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.cluster)
 
-    async def list_pods(self, namespace, selector):
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return copy.deepcopy(list(self.pods.values()))
 
-    async def create_pod(self, namespace, body):
+    async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         pod = copy.deepcopy(body)
         name = f"{body['metadata']['generateName']}{next(self._names)}"
         stamp = "2025-01-01T12:00:00Z"
@@ -50,25 +53,37 @@ class RecordingKube:
         self.writes.append(("create", name))
         return pod
 
-    async def delete_pod(self, namespace, name, uid):
+    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
         self.writes.append(("delete", name))
         return self.pods.pop(name, None) is not None
 
-    async def get_service(self, namespace, name):
+    async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.service)
 
-    async def create_service(self, namespace, body):
+    async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
         self.service = copy.deepcopy(body)
         self.writes.append(("create", "service"))
 
-    async def replace_service(self, namespace, body):
+    async def replace_service(self, namespace: str, body: dict[str, Any]) -> None:
         self.service = copy.deepcopy(body)
         self.writes.append(("replace", "service"))
 
-    async def get_ingress(self, namespace, name):
-        return None
+    async def get_ingress(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.ingress)
 
-    async def patch_cluster_status(self, namespace, name, patch):
+    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> None:
+        self.ingress = copy.deepcopy(body)
+        self.writes.append(("create", "ingress"))
+
+    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> None:
+        self.ingress = copy.deepcopy(body)
+        self.writes.append(("replace", "ingress"))
+
+    async def delete_ingress(self, namespace: str, name: str) -> None:
+        self.ingress = None
+        self.writes.append(("delete", "ingress"))
+
+    async def patch_cluster_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         status = self.cluster.setdefault("status", {})
         for key, value in patch.items():
             if isinstance(value, dict) and isinstance(status.get(key), dict):
@@ -78,19 +93,21 @@ class RecordingKube:
                 status[key] = value
         self.writes.append(("status", ""))
 
-    async def post_event(self, involved, event_type, reason, message, now):
+    async def post_event(
+        self, involved: dict[str, Any], event_type: str, reason: str, message: str, now: Any
+    ) -> None:
         self.events.append((reason, message))
 
-    async def pod_processes(self, namespace, pod, port):
+    async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
         return {"pod": pod, "processes": [{"pid": 1, "alive": True}, {"pid": 2, "alive": True}]}
 
-    def make_ready(self):
+    def make_ready(self) -> None:
         for pod in self.pods.values():
             ready = [{"type": "Ready", "status": "True"}]
             pod["status"] = {"phase": "Running", "conditions": ready}
 
 
-def controller_for(kube):
+def controller_for(kube: RecordingKube) -> Controller:
     return Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics())
 
 
@@ -137,10 +154,11 @@ def test_hand_edited_service_is_restored():
         kube = RecordingKube({"replicas": 1})
         ctl = controller_for(kube)
         await ctl.reconcile((NS, NAME))
+        assert kube.service is not None
         kube.service["spec"]["selector"] = {"app": "hijacked"}
         await ctl.reconcile((NS, NAME))
         assert ("replace", "service") in kube.writes
-        assert kube.service["spec"]["selector"]["app.kubernetes.io/instance"] == NAME
+        assert kube.service["spec"]["selector"][LABEL_INSTANCE] == NAME
 
     asyncio.run(scenario())
 
@@ -174,7 +192,7 @@ current-context: x
 
 def test_pod_refused_by_the_api_server_is_degraded_in_status_and_retried():
     class RefusingKube(RecordingKube):
-        async def create_pod(self, namespace, body):
+        async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(422, "POST", "/pods", '{"message": "spec.affinity: Invalid value"}')
 
     async def scenario():
@@ -222,7 +240,7 @@ def test_scale_down_deletes_concurrently_with_one_event_each():
     class SlowDeleteKube(RecordingKube):
         in_flight = peak = 0
 
-        async def delete_pod(self, namespace, name, uid):
+        async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             await asyncio.sleep(0.01)  # a round trip: the others start meanwhile
@@ -245,7 +263,7 @@ def test_scale_down_deletes_concurrently_with_one_event_each():
 
 def test_pod_actions_do_not_wait_for_the_process_probe():
     class SlowProbeKube(RecordingKube):
-        async def pod_processes(self, namespace, pod, port):
+        async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
             await asyncio.sleep(0.05)  # a pod proxy round trip
             self.writes.append(("probed", pod))
             return await super().pod_processes(namespace, pod, port)

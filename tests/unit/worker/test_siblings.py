@@ -34,9 +34,9 @@ def test_records_round_trip_and_liveness(tmp_path):
     gone = ProcessIdentity(index=0, generation=1, pid=dead_pid())
     state.write_record(gone, requests_served=2)  # claims alive, but its pid no longer exists
     records = state.read_records()
-    assert [r["pid"] for r in records] == [os.getpid(), gone.pid]  # live first
-    assert records[0]["requests_served"] == 7 and records[0]["index"] == 1
-    assert records[0]["alive"] is True and records[1]["alive"] is False
+    assert [r.pid for r in records] == [os.getpid(), gone.pid]  # live first
+    assert records[0].requests_served == 7 and records[0].index == 1
+    assert records[0].alive is True and records[1].alive is False
 
 
 def test_mark_dead_and_prune(tmp_path):
@@ -50,8 +50,8 @@ def test_mark_dead_and_prune(tmp_path):
         state.mark_dead(pid, "exited")
     records = state.read_records()
     assert len(records) == KEEP_DEAD_RECORDS
-    assert records[0]["pid"] == pids[-1]  # most recent death first
-    assert all(r["alive"] is False and r["exit"] == "exited" for r in records)
+    assert records[0].pid == pids[-1]  # most recent death first
+    assert all(r.alive is False and r.exit == "exited" for r in records)
 
 
 def test_garbage_files_are_ignored(tmp_path):

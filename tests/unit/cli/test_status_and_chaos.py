@@ -1,5 +1,5 @@
 """`workerlab status` rendering and the chaos drills' flow, on a scripted stand-in for kubectl
-(the real thing runs in tests/e2e/test_cli.py)."""
+(the real thing runs in tests/e2e/cli/test_cli.py)."""
 
 from __future__ import annotations
 

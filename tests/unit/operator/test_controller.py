@@ -1,5 +1,5 @@
 """The shell's contract, with an in-memory stand-in for the API client (a unit test: the real
-API server is exercised by tests/integration/test_operator_*.py)."""
+API server is exercised by tests/integration/operator/)."""
 
 from __future__ import annotations
 

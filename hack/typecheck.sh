@@ -7,7 +7,7 @@
 # paths in the output are mapped back to the checkout's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BIN:-$root/.venv/bin}
+bin=$(cd "${BIN:-$root/.venv/bin}" && pwd)  # absolute: the tools run from the scratch tree
 tree=$root/.build/typecheck
 rm -rf "$tree"
 mkdir -p "$tree/workerlab"

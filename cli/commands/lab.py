@@ -49,17 +49,49 @@ def list_labs() -> None:
 @friendly
 def show(
     number: int = NumberArg,
-    raw: bool = typer.Option(False, "--raw", help="print the Markdown source"),
+    solution: bool = typer.Option(
+        False, "--solution", help="include the solution (folded away by default)"
+    ),
+    raw: bool = typer.Option(
+        False, "--raw", help="print the Markdown source as it is, solution included"
+    ),
 ) -> None:
-    """Show a lab's text: goal, background, steps, questions, hints, solution.
+    """Show a lab's text: goal, background, steps, questions, hints (and --solution).
+
+    Code blocks are printed exactly as written, never wrapped, so they copy-paste whole.
 
     Example: workerlab lab show 1
     """
     text = course.text(course.get(number))
     if raw:
-        typer.echo(text)
-    else:
-        out.print(Markdown(text))
+        typer.echo(text, nl=False)
+        return
+    if not solution:
+        text = course.fold_solution(
+            text, f"Folded away: `workerlab lab show {number} --solution` shows it."
+        )
+    print_lab_text(text)
+
+
+def print_lab_text(text: str) -> None:
+    """Prose through rich's Markdown; code blocks verbatim, because rich hard-wraps them at the
+    terminal width and a wrapped command no longer works when pasted."""
+    for segment in course.segments(text):
+        if not segment.is_code:
+            if segment.text.strip():
+                out.print(Markdown(segment.text))
+            continue
+        fence_open, *code = segment.text.splitlines(keepends=True)
+        # an unclosed block (at the end of the text) still gets its closing fence
+        fence_close = code.pop() if code and code[-1].startswith("```") else "```"
+        verbatim = "".join(code)
+        if verbatim and not verbatim.endswith("\n"):
+            verbatim += "\n"
+        out.print()
+        out.print(fence_open.rstrip("\n"), style="dim", markup=False, soft_wrap=True)
+        out.file.write(verbatim)
+        out.print(fence_close.rstrip("\n"), style="dim", markup=False, soft_wrap=True)
+        out.print()
 
 
 def render_items(number: int, items: list[Item]) -> None:

@@ -144,3 +144,10 @@ def test_lab_reset_of_no_such_lab_is_one_line_and_exit_2(bad):
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.output
     assert "Traceback" not in result.output
+
+
+def test_worker_help_names_the_command_that_was_typed():
+    result = invoke("worker", "--help")
+    assert result.exit_code == 0, result.output
+    assert "usage: workerlab worker" in result.output
+    assert "python -m" not in result.output

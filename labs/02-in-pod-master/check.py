@@ -55,7 +55,9 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "a process died and the arbiter reaped it",
             dead,
-            ", ".join(f"pid {r['pid']} ({r.get('exit')})" for r in dead[:3]),
+            ", ".join(
+                f"pid {r['pid']}" + (f" ({r['exit']})" if r.get("exit") else "") for r in dead[:3]
+            ),
             f"crash one: curl -s -X POST {url}/crash  (needs WORKERLAB_LAB_MODE=1)",
         )
     )

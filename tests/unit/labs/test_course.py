@@ -212,3 +212,12 @@ def test_demo_starting_state_forces_the_course_baseline(tmp_path):
     assert (spec["replicas"], spec["processesPerPod"], spec["labMode"]) == (2, 2, True)
     assert "env" not in spec and spec["service"] == {"type": "NodePort", "nodePort": 30080}
     assert manifest["metadata"] == {"name": "demo", "namespace": "workerlab"}
+
+
+@pytest.mark.parametrize("number", [lab.number for lab in course.labs() if not lab.needs_cluster])
+def test_local_reset_names_only_shell_variables_the_steps_define(number, workspace):
+    lab = course.get(number)
+    defined = set(re.findall(r"\b([A-Z][A-Z0-9_]*)=\$!", course.steps(lab)))
+    said = " ".join(course.checker(lab).reset(CheckContext(kube=None)))
+    for name in re.findall(r"\$([A-Z][A-Z0-9_]*)", said):
+        assert name in defined, f"lab {number}'s reset names ${name}; its steps define {defined}"

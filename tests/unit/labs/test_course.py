@@ -221,3 +221,8 @@ def test_local_reset_names_only_shell_variables_the_steps_define(number, workspa
     said = " ".join(course.checker(lab).reset(CheckContext(kube=None)))
     for name in re.findall(r"\$([A-Z][A-Z0-9_]*)", said):
         assert name in defined, f"lab {number}'s reset names ${name}; its steps define {defined}"
+
+
+def test_lab2_asks_nothing_the_learner_cannot_do():
+    # which process a request reaches is the kernel's choice: nobody can crash "the same slot"
+    assert "same slot" not in course.text(course.get(2))

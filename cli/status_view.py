@@ -11,9 +11,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from workerlab.api import exits
 from workerlab.api.objects import worker_port
 from workerlab.api.resource import LABEL_TEMPLATE_HASH
 from workerlab.cli.errors import WorkerlabError
@@ -27,6 +29,7 @@ class ProcessRow:
     uptime_s: float | None
     requests_served: int | None
     alive: bool
+    exit: str | None = None  # how a dead one ended (see workerlab.api.exits)
 
 
 @dataclass
@@ -104,6 +107,7 @@ def process_rows(report: dict, now: float | None = None) -> list[ProcessRow]:
                 uptime_s=round(now - started, 1) if record.get("alive") and started else None,
                 requests_served=record.get("requests_served"),
                 alive=bool(record.get("alive")),
+                exit=record.get("exit"),
             )
         )
     return rows
@@ -199,7 +203,7 @@ def render(views: list[ClusterView], console: Console) -> None:
                         "-" if p.index is None else str(p.index),
                         _fmt_uptime(p.uptime_s),
                         "-" if p.requests_served is None else str(p.requests_served),
-                        "alive" if p.alive else "[dim]exited[/]",
+                        "alive" if p.alive else f"[dim]{escape(exits.short_label(p.exit))}[/]",
                     )
                 branch.add(table)
         console.print(tree)

@@ -36,7 +36,7 @@ def worker(ctx: typer.Context) -> None:
     """
     from workerlab.worker.__main__ import main as worker_main
 
-    raise typer.Exit(worker_main(ctx.args))
+    raise typer.Exit(worker_main(ctx.args, prog="workerlab worker"))
 
 
 @app.command(context_settings=_PASS_THROUGH)

@@ -11,9 +11,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from workerlab.api import exits
 from workerlab.api.objects import (
     conditions_by_type,
     pod_ready,
@@ -35,6 +37,7 @@ class ProcessRow:
     uptime_s: float | None
     requests_served: int | None
     alive: bool
+    exit: str | None = None  # how a dead one ended (see workerlab.api.exits)
 
 
 @dataclass
@@ -97,6 +100,7 @@ def process_rows(report: dict, now: float | None = None) -> list[ProcessRow]:
             uptime_s=round(now - p.started_at, 1) if p.alive and p.started_at else None,
             requests_served=p.requests_served,
             alive=p.alive,
+            exit=p.exit,
         )
         for p in ProcessesReport.from_dict(report).processes
     ]
@@ -193,7 +197,7 @@ def render(views: list[ClusterView], console: Console) -> None:
                         "-" if p.index is None else str(p.index),
                         _fmt_uptime(p.uptime_s),
                         "-" if p.requests_served is None else str(p.requests_served),
-                        "alive" if p.alive else "[dim]exited[/]",
+                        "alive" if p.alive else f"[dim]{escape(exits.short_label(p.exit))}[/]",
                     )
                 branch.add(table)
         console.print(tree)

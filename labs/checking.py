@@ -7,7 +7,7 @@ second half has logic worth unit-testing, and it needs no cluster to test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,16 @@ class Checker:
     gather: Callable[[CheckContext], dict]
     evaluate: Callable[[dict], list[Item]]
     reset: Callable[[CheckContext], list[str]]
+
+
+def counts(mapping: dict) -> str:
+    """`{'demo-a': 3, 'demo-b': 2}` as `demo-a 3, demo-b 2`: check output is read by people."""
+    return ", ".join(f"{key} {value}" for key, value in mapping.items()) or "none"
+
+
+def listing(values: Iterable[object]) -> str:
+    """Values as `a, b`, never as a Python list's repr."""
+    return ", ".join(str(value) for value in values) or "none"
 
 
 def run_matches(run: dict, *, path_prefix: str | None = None, method: str | None = None) -> bool:

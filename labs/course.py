@@ -141,6 +141,56 @@ def checker(lab: Lab) -> Checker:
     return found
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A run of prose, or one fenced code block (its fence lines included) kept verbatim."""
+
+    text: str
+    is_code: bool
+
+
+def segments(markdown: str) -> list[Segment]:
+    """The text cut at its fenced code blocks, so a renderer can leave the code untouched."""
+    found: list[Segment] = []
+    current: list[str] = []
+    in_code = False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```"):
+            if in_code:
+                current.append(line)
+                found.append(Segment("".join(current), is_code=True))
+                current, in_code = [], False
+                continue
+            if current:
+                found.append(Segment("".join(current), is_code=False))
+            current, in_code = [line], True
+        else:
+            current.append(line)
+    if current:
+        found.append(Segment("".join(current), is_code=in_code))
+    return found
+
+
+def fold_solution(markdown: str, note: str) -> str:
+    """The text with its `## Solution` section (up to the next `## `) replaced by `note`."""
+    kept: list[str] = []
+    folding = False
+    for segment in segments(markdown):
+        if segment.is_code:
+            if not folding:
+                kept.append(segment.text)
+            continue
+        for line in segment.text.splitlines(keepends=True):
+            if line.startswith("## "):
+                folding = line[3:].strip().lower() == "solution"
+                kept.append(line)
+                if folding:
+                    kept.append(f"\n{note}\n\n")
+            elif not folding:
+                kept.append(line)
+    return "".join(kept)
+
+
 def _fenced_blocks(markdown: str, section: str, language: str) -> list[str]:
     """Code blocks of one language under one `## section` (until the next `## `)."""
     blocks: list[str] = []

@@ -13,16 +13,17 @@ from workerlab.worker.arbiter import DEFAULT_WORKER_CLASS, WORKER_CLASSES
 from workerlab.worker.config import ENV_VARS, ConfigError, Settings
 from workerlab.worker.siblings import StateDir
 
+# how the worker was started, for --help and errors; the console script passes its own name
 PROG = "python -m workerlab.worker"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     width = max(len(name) for name, _, _ in ENV_VARS)
     env_help = "\n".join(
         f"  {name:<{width}}  {meaning} (default: {default})" for name, default, meaning in ENV_VARS
     )
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description=(
             "Start gunicorn's arbiter: it binds the port once and forks WORKER_PROCESSES "
             "processes that share the socket, each serving the workerlab FastAPI app, and "
@@ -49,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = _parser(prog)
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # --help, or a usage error argparse already explained
@@ -65,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         state = StateDir(state_root)
         state.prepare()
     except ConfigError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"{PROG}: error: state dir unusable: {error}", file=sys.stderr)
+        print(f"{prog}: error: state dir unusable: {error}", file=sys.stderr)
         return 2
 
     settings = dataclasses.replace(settings, state_dir=state_root)

@@ -15,6 +15,7 @@ from gunicorn.arbiter import Arbiter
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
+from workerlab.api import exits
 from workerlab.worker import siblings
 from workerlab.worker.config import Settings
 
@@ -152,7 +153,13 @@ class WorkerApplication(BaseApplication):
     def _child_exit(self, server, worker) -> None:
         from prometheus_client import multiprocess
 
-        self.state.mark_dead(worker.pid, "exited (reaped by the arbiter)")
+        # `aborted` is gunicorn's mark for a process its watchdog killed; a process that leaves
+        # while the arbiter still has all it wants was removed on purpose (TTOU, reload).
+        surplus = len(server.WORKERS) >= server.num_workers
+        self.state.mark_dead(
+            worker.pid,
+            exits.how_it_ended(timed_out=bool(getattr(worker, "aborted", False)), surplus=surplus),
+        )
         multiprocess.mark_process_dead(worker.pid, str(self.state.metrics))
 
     def _on_exit(self, server) -> None:

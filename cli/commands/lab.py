@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from workerlab.cli import journal
-from workerlab.cli.errors import EXIT_FAILED
+from workerlab.cli.errors import EXIT_FAILED, EXIT_USAGE, WorkerlabError
+from workerlab.cli.kube import Kube
 from workerlab.cli.support import (
     ContextOption,
     NamespaceOption,
@@ -26,6 +28,7 @@ lab_app = typer.Typer(
 )
 
 NumberArg = typer.Argument(..., help="lab number (see `workerlab lab list`)")
+CLUSTER_PROBE_TIMEOUT_S = 10
 
 
 @lab_app.command("list")
@@ -49,17 +52,49 @@ def list_labs() -> None:
 @friendly
 def show(
     number: int = NumberArg,
-    raw: bool = typer.Option(False, "--raw", help="print the Markdown source"),
+    solution: bool = typer.Option(
+        False, "--solution", help="include the solution (folded away by default)"
+    ),
+    raw: bool = typer.Option(
+        False, "--raw", help="print the Markdown source as it is, solution included"
+    ),
 ) -> None:
-    """Show a lab's text: goal, background, steps, questions, hints, solution.
+    """Show a lab's text: goal, background, steps, questions, hints (and --solution).
+
+    Code blocks are printed exactly as written, never wrapped, so they copy-paste whole.
 
     Example: workerlab lab show 1
     """
     text = course.text(course.get(number))
     if raw:
-        typer.echo(text)
-    else:
-        out.print(Markdown(text))
+        typer.echo(text, nl=False)
+        return
+    if not solution:
+        text = course.fold_solution(
+            text, f"Folded away: `workerlab lab show {number} --solution` shows it."
+        )
+    print_lab_text(text)
+
+
+def print_lab_text(text: str) -> None:
+    """Prose through rich's Markdown; code blocks verbatim, because rich hard-wraps them at the
+    terminal width and a wrapped command no longer works when pasted."""
+    for segment in course.segments(text):
+        if not segment.is_code:
+            if segment.text.strip():
+                out.print(Markdown(segment.text))
+            continue
+        fence_open, *code = segment.text.splitlines(keepends=True)
+        # an unclosed block (at the end of the text) still gets its closing fence
+        fence_close = code.pop() if code and code[-1].startswith("```") else "```"
+        verbatim = "".join(code)
+        if verbatim and not verbatim.endswith("\n"):
+            verbatim += "\n"
+        out.print()
+        out.print(fence_open.rstrip("\n"), style="dim", markup=False, soft_wrap=True)
+        out.file.write(verbatim)
+        out.print(fence_close.rstrip("\n"), style="dim", markup=False, soft_wrap=True)
+        out.print()
 
 
 def render_items(number: int, items: list[Item]) -> None:
@@ -112,17 +147,79 @@ def check(
 @lab_app.command()
 @friendly
 def reset(
-    number: int = NumberArg,
+    which: str = typer.Argument(..., help="lab number, or `all` for the whole course"),
     namespace: str = NamespaceOption,
     context: str = ContextOption,
 ) -> None:
     """Put things in the lab's starting state and start its clock (checks count from here).
 
+    `all` resets every lab in order; labs that need the cluster are skipped, with the reason,
+    when it is unreachable.
+
     Example: workerlab lab reset 5
     """
-    lab = course.get(number)
-    ctx = CheckContext(kube_for(namespace, context))
-    for line in course.checker(lab).reset(ctx):
-        out.print(f"- {line}")
-    journal.mark_lab_started(number)
-    out.print(f"lab {number} ({lab.title}) starts now: workerlab lab show {number}")
+    kube = kube_for(namespace, context)
+    if which.strip().lower() != "all":
+        lab = course.get(lab_number(which))
+        reset_one(lab, kube)
+        out.print(
+            f"lab {lab.number} ({lab.title}) starts now: workerlab lab show {lab.number}",
+            soft_wrap=True,
+        )
+        return
+    cluster_problem: str | None = None
+    if any(lab.needs_cluster for lab in course.labs()):
+        cluster_problem = why_unreachable(kube)
+    done, skipped, failed = [], [], []
+    for lab in course.labs():
+        if lab.needs_cluster and cluster_problem:
+            skipped.append(lab.number)
+            continue
+        out.print(f"lab {lab.number} ({lab.title}):")
+        try:
+            reset_one(lab, kube)
+        except WorkerlabError as error:
+            out.print(f"  [red]could not reset:[/] {escape(str(error))}", soft_wrap=True)
+            failed.append(lab.number)
+        else:
+            done.append(lab.number)
+    out.print(f"reset labs: {numbers(done)}")
+    if skipped:
+        out.print(
+            f"[yellow]skipped labs {numbers(skipped)}[/]: they need the cluster, and "
+            f"{escape(cluster_problem or '')}",
+            soft_wrap=True,
+        )
+    if failed:
+        out.print(f"[red]could not reset labs {numbers(failed)}[/]")
+        raise typer.Exit(EXIT_USAGE)
+
+
+def lab_number(text: str) -> int:
+    """A lab number as typed; anything else is a usage error naming what is accepted."""
+    try:
+        return int(text)
+    except ValueError:
+        raise WorkerlabError(
+            f"{text!r} is not a lab: give a number 1..{len(course.labs())} or `all`",
+            hint="workerlab lab list",
+        ) from None
+
+
+def reset_one(lab: course.Lab, kube: Kube) -> None:
+    for line in course.checker(lab).reset(CheckContext(kube)):
+        out.print(f"- {escape(line)}", soft_wrap=True)
+    journal.mark_lab_started(lab.number)
+
+
+def why_unreachable(kube: Kube) -> str | None:
+    """None when the API server answers; else the one-line reason (no kubectl, no context...)."""
+    try:
+        kube.run("get", "--raw", "/readyz", namespaced=False, timeout=CLUSTER_PROBE_TIMEOUT_S)
+    except WorkerlabError as error:
+        return f"{error} ({error.hint})" if error.hint else str(error)
+    return None
+
+
+def numbers(labs: list[int]) -> str:
+    return ", ".join(map(str, labs)) or "none"

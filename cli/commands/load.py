@@ -49,6 +49,19 @@ def processes_behind(base_url: str) -> int | None:
         return None
 
 
+def whole_percents(counts: dict[str, int]) -> dict[str, int]:
+    """Each key's share in whole percent, summing to exactly 100 (largest remainder method):
+    rounding each share on its own can show 101% or 99% in total."""
+    total = sum(counts.values())
+    if total <= 0:
+        return dict.fromkeys(counts, 0)
+    floors = {key: count * 100 // total for key, count in counts.items()}
+    by_remainder = sorted(counts, key=lambda key: counts[key] * 100 % total, reverse=True)
+    for key in by_remainder[: 100 - sum(floors.values())]:
+        floors[key] += 1
+    return floors
+
+
 def render(summary: LoadSummary, label: str, path: str) -> None:
     lat, probe = summary.latency, summary.probe
     verdict = "[green]no errors[/]" if summary.errors == 0 else f"[red]{summary.errors} errors[/]"
@@ -71,6 +84,7 @@ def render(summary: LoadSummary, label: str, path: str) -> None:
         dist = Table(title="who answered (pod -> process)", title_justify="left")
         for column in ("pod", "requests", "share", "processes (pid: requests)"):
             dist.add_column(column, justify="left" if column.startswith("p") else "right")
+        shares = whole_percents(summary.by_pod)
         for pod, count in summary.by_pod.items():
             procs = {
                 k.rsplit("/", 1)[1]: v
@@ -80,7 +94,7 @@ def render(summary: LoadSummary, label: str, path: str) -> None:
             dist.add_row(
                 pod,
                 str(count),
-                f"{count / max(summary.ok, 1):.0%}",
+                f"{shares[pod]}%",
                 "  ".join(f"{pid}: {n}" for pid, n in procs.items()),
             )
         out.print(dist)

@@ -79,7 +79,10 @@ def evaluate(facts: dict) -> list[Item]:
 
 
 def reset(ctx: CheckContext) -> list[str]:
-    return ["local lab: stop any worker you started for it (kill $WORKER), then follow the steps"]
+    return [
+        "local lab: stop any worker left from an earlier try (kill $ONE $TWO in the shell that "
+        "started them), so ports 8001 and 8002 are free, then follow the steps"
+    ]
 
 
 CHECKER = Checker(gather, evaluate, reset)

@@ -54,7 +54,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "a process died and the arbiter reaped it",
             dead,
-            ", ".join(f"pid {r.pid} ({r.exit})" for r in dead[:3]),
+            ", ".join(f"pid {r.pid}" + (f" ({r.exit})" if r.exit else "") for r in dead[:3]),
             f"crash one: curl -s -X POST {url}/crash  (needs WORKERLAB_LAB_MODE=1)",
         )
     )

@@ -75,7 +75,8 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "the operator reconciled it: status Ready, observedGeneration current",
             done,
-            f"{why}; Ready={ready.get('status')} ({ready.get('reason')})",
+            f"{why}; Ready={ready.get('status') or 'unknown'}"
+            + (f" ({ready['reason']})" if ready.get("reason") else ""),
             f"kubectl -n workerlab describe wc {NAME}  (read Conditions and Events)",
         )
     )

@@ -117,7 +117,9 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "the operator reports it: condition Degraded=True, with the reason",
             degraded.get("status") == "True",
-            f"{degraded.get('reason')}: {degraded.get('message')}",
+            f"{degraded.get('reason')}: {degraded.get('message')}"
+            if degraded
+            else "no Degraded condition",
             f"kubectl -n workerlab wait --for=condition=Degraded wc/{CRASHY} --timeout=120s",
         )
     )

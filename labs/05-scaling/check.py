@@ -8,7 +8,7 @@ from workerlab.api.processes import alive_count
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.status_view import pod_row
 from workerlab.cli.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, item
+from workerlab.labs.checking import CheckContext, Checker, Item, counts, item
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 REPLICAS, PROCESSES = 3, 3
@@ -47,12 +47,12 @@ def evaluate(facts: dict) -> list[Item]:
     ]
     done, why = converged(facts["demo"])
     items.append(item("the operator converged", done, why, "workerlab status demo --wait 180"))
-    counts = facts["alive"]
+    alive = facts["alive"]
     items.append(
         item(
             f"every pod's arbiter runs {PROCESSES} processes",
-            counts and all(c == PROCESSES for c in counts.values()),
-            ", ".join(f"{k}: {v}" for k, v in counts.items()),
+            alive and all(c == PROCESSES for c in alive.values()),
+            ", ".join(f"{k}: {v}" for k, v in alive.items()),
             "workerlab status demo  (a pod with fewer processes is still starting)",
         )
     )
@@ -71,7 +71,9 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "a load run after the scale reached every pod",
             best is not None and names <= set(summary.get("by_pod", {})),
-            f"pods hit: {summary.get('by_pod')}" if best else "no run after the scale",
+            f"requests per pod: {counts(summary.get('by_pod') or {})}"
+            if best
+            else "no run after the scale",
             "workerlab load wc/demo --path '/work/cpu?ms=20' --requests 300 --concurrency 12 "
             "--no-keepalive",
         )
@@ -80,7 +82,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "... and more than one process in every pod",
             best is not None and names and all(per_pod.get(n, 0) >= 2 for n in names),
-            f"processes hit per pod: {per_pod}",
+            f"processes hit per pod: {counts(per_pod)}",
             "use CPU work (/work/cpu?ms=20) and --concurrency above the pod count: a busy "
             "process stops accepting, so its siblings take the next connections",
         )

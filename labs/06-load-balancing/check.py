@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from workerlab.cli.loadstats import spread
 from workerlab.cli.status_view import pod_row
-from workerlab.labs.checking import CheckContext, Checker, Item, item, run_port
+from workerlab.labs.checking import CheckContext, Checker, Item, counts, item, run_port
 from workerlab.labs.starting_state import DEMO, DEMO_NODE_PORT, reset_demo
 
 NGINX_PORT = 30082
@@ -28,13 +28,13 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "measured the Service (NodePort 30080, kube-proxy)",
             service is not None,
-            f"by pod: {service['summary']['by_pod']}" if service else "",
+            f"requests per pod: {counts(service['summary']['by_pod'])}" if service else "",
             "workerlab load http://127.0.0.1:30080/ --requests 200 --concurrency 4",
         ),
         item(
             "measured the seed's nginx upstream (NodePort 30082)",
             nginx is not None,
-            f"by pod: {nginx['summary']['by_pod']}" if nginx else "",
+            f"requests per pod: {counts(nginx['summary']['by_pod'])}" if nginx else "",
             "kubectl apply -k manifests/addons/nginx, wait for it, then: "
             "workerlab load http://127.0.0.1:30082/ --requests 200 --concurrency 4",
         ),
@@ -46,7 +46,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "nginx spread the requests over every pod",
             pods <= set(by_pod) and (spread(by_pod) or 0) >= MIN_SPREAD,
-            f"spread {spread(by_pod)} over {len(by_pod)} pods (Ready now: {len(pods)})",
+            f"spread {spread(by_pod) or 0} over {len(by_pod)} pods (Ready now: {len(pods)})",
             "is nginx's upstream pointing at every worker pod? kubectl -n workerlab logs "
             "deployment/nginx; re-run the load once all demo pods are Ready",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workerlab.api.objects import created_at, env_value
 from workerlab.cli.status_view import pod_row
 from workerlab.cli.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, item
+from workerlab.labs.checking import CheckContext, Checker, Item, counts, item, listing
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 ENV_NAME, ENV_VALUE = "ROLLOUT", "v2"
@@ -23,7 +23,9 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             f"changed the pod template: env {ENV_NAME}={ENV_VALUE}",
             env_value(demo, ENV_NAME) == ENV_VALUE,
-            f"{ENV_NAME}={env_value(demo, ENV_NAME)}",
+            f"{ENV_NAME}={env_value(demo, ENV_NAME)}"
+            if env_value(demo, ENV_NAME) is not None
+            else f"{ENV_NAME} not set",
             "kubectl -n workerlab patch wc demo --type merge "
             f'-p \'{{"spec":{{"env":[{{"name":"{ENV_NAME}","value":"{ENV_VALUE}"}}]}}}}\'',
         )
@@ -34,7 +36,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "the rollout finished: every pod runs the new template",
             done and len(hashes) == 1,
-            f"{why}; template hashes: {sorted(h or '-' for h in hashes)}",
+            f"{why}; template hashes: {listing(sorted(h or '-' for h in hashes))}",
             "workerlab status demo --wait 180",
         )
     )
@@ -59,7 +61,8 @@ def evaluate(facts: dict) -> list[Item]:
             item(
                 "zero failed requests during the rollout",
                 run["errors"] == 0 and run["ok"] > 0,
-                f"{run['ok']} ok, {run['errors']} failed {run.get('errors_by_kind') or ''}",
+                f"{run['ok']} ok, {run['errors']} failed"
+                + (f" ({counts(run['errors_by_kind'])})" if run.get("errors_by_kind") else ""),
                 "failed requests mean a pod stopped serving before it left the Service: read "
                 "the readiness probe, preStop and GRACEFUL_TIMEOUT in the lab text",
             )

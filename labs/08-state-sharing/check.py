@@ -7,7 +7,7 @@ from workerlab.api.objects import created_at, env_value, worker_port
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.status_view import pod_row
 from workerlab.cli.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, item, run_matches
+from workerlab.labs.checking import CheckContext, Checker, Item, item, listing, run_matches
 from workerlab.labs.starting_state import DEMO, delete_addon, demo_runs, reset_demo
 
 READS_PER_POD = 4  # each read through the pod proxy may land on another process
@@ -47,7 +47,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "wc/demo points its processes at Redis (env REDIS_URL)",
             bool(redis_url),
-            f"REDIS_URL={redis_url}",
+            f"REDIS_URL={redis_url}" if redis_url else "REDIS_URL not set",
             "kubectl apply -k manifests/addons/redis, then patch REDIS_URL into wc/demo "
             "(see the steps)",
         )
@@ -64,7 +64,8 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "every process reads one shared counter",
             reads and not failed and backends == {"redis"} and len(values) == 1,
-            f"backends {sorted(map(str, backends))}, values {sorted(map(str, values))} "
+            f"backends {listing(sorted(map(str, backends)))}, "
+            f"values {listing(sorted(map(str, values)))} "
             f"from {len(where)} processes" + (f"; {failed[0]['error']}" if failed else ""),
             "a 503 means Redis is unreachable: check the Service name in REDIS_URL; "
             "backend 'process' means a pod still runs without REDIS_URL",

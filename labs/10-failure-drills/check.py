@@ -11,7 +11,7 @@ from workerlab.api.objects import created_at, epoch
 from workerlab.api.resource import LABEL_NAME, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE
 from workerlab.cli.kube import Kube
 from workerlab.cli.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, item
+from workerlab.labs.checking import CheckContext, Checker, Item, counts, item
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 REPLICAS = 4
@@ -94,7 +94,12 @@ def evaluate(facts: dict) -> list[Item]:
             item(
                 "the data plane kept serving: zero failed requests",
                 summary["errors"] == 0 and summary["ok"] > 0,
-                f"{summary['ok']} ok, {summary['errors']} failed {summary.get('errors_by_kind')}",
+                f"{summary['ok']} ok, {summary['errors']} failed"
+                + (
+                    f" ({counts(summary['errors_by_kind'])})"
+                    if summary.get("errors_by_kind")
+                    else ""
+                ),
                 "failures while only the control plane is down point at pods restarting: "
                 "did a liveness probe or the kubelet restart them? workerlab status demo",
             )

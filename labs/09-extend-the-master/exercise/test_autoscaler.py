@@ -30,6 +30,16 @@ def test_rounds_up_so_capacity_is_never_short():
     assert desired_replicas(3, [0.7, 0.7, 0.7]) == 4
 
 
+def test_float_noise_does_not_add_a_pod():
+    # 3 * 0.8 / 0.6 is exactly 4, but in floating point it is 4.000000000000001: ceil makes 5
+    assert desired_replicas(3, [0.8, 0.8, 0.8]) == 4
+    # the same on the way down: 3 * 0.4 / 0.6 is 2, in floating point 2.0000000000000004
+    assert desired_replicas(3, [0.4, 0.4, 0.4]) == 2
+    # the mean adds noise too: sum([0.9] * 7) / 7 is 0.9000000000000001, and 7 * that / 0.7
+    # is 9.000000000000002 where the exact answer is 9
+    assert desired_replicas(7, [0.9] * 7, target=0.7) == 9
+
+
 def test_idle_pods_scale_down_but_not_below_the_minimum():
     assert desired_replicas(4, [0.0, 0.1, 0.0, 0.1]) == 1
     assert desired_replicas(4, [0.0] * 4, min_replicas=2) == 2

@@ -3,7 +3,8 @@
 import pytest
 from typer.testing import CliRunner
 
-from workerlab.cli import targets
+from workerlab.cli import journal, targets
+from workerlab.cli.commands import lab as lab_commands
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.main import app
 
@@ -109,3 +110,44 @@ def test_targets():
     assert targets.node_port_url({"spec": {"service": {"type": "ClusterIP"}}}) is None
     with pytest.raises(WorkerlabError):
         targets.wc_name("wc/")
+
+
+def test_lab_reset_all_resets_the_local_labs_and_skips_the_cluster_ones_with_the_reason():
+    result = invoke("lab", "reset", "all")
+    assert result.exit_code == 0, result.output
+    assert "reset labs: 1, 2, 9" in result.output
+    assert "skipped labs 3, 4, 5, 6, 7, 8, 10" in result.output
+    assert "kubectl not found" in result.output  # the reason, from the isolated PATH
+    assert "Traceback" not in result.output
+    assert journal.lab_started_at(9) is not None and journal.lab_started_at(3) is None
+
+
+def test_lab_reset_all_goes_on_past_a_lab_that_cannot_be_reset(monkeypatch):
+    monkeypatch.setattr(lab_commands, "why_unreachable", lambda kube: None)
+    result = invoke("lab", "reset", "all")
+    assert result.exit_code == 2, result.output
+    assert "reset labs: 1, 2, 9" in result.output
+    assert "could not reset labs 3, 4, 5, 6, 7, 8, 10" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_lab_reset_one_number():
+    result = invoke("lab", "reset", "9")
+    assert result.exit_code == 0, result.output
+    assert "lab 9 (Extend the master: an autoscaler decision) starts now" in result.output
+
+
+@pytest.mark.parametrize("bad", ["0", "x", "99", ""])
+def test_lab_reset_of_no_such_lab_is_one_line_and_exit_2(bad):
+    result = invoke("lab", "reset", bad)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+
+
+def test_worker_help_names_the_command_that_was_typed():
+    result = invoke("worker", "--help")
+    assert result.exit_code == 0, result.output
+    assert "usage: workerlab worker" in result.output
+    assert "python -m" not in result.output

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from workerlab.cli.commands.load import whole_percents
 from workerlab.cli.loadgen import LoadPlan, classify_error, sample_from_response
 from workerlab.cli.loadstats import Sample, percentile, spread, summarize
 
@@ -86,3 +87,25 @@ def test_plan_is_bounded():
         LoadPlan(url="http://127.0.0.1:1/", requests=0)
     with pytest.raises(ValueError):
         LoadPlan(url="http://127.0.0.1:1/", duration_s=0)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"a": 1, "b": 1, "c": 1},  # 33.3 each: rounding each gives 99%
+        {"a": 1, "b": 1, "c": 4},  # rounding each gives 17% + 17% + 67% = 101%
+        {"a": 1, "b": 199},
+        {"a": 7},
+    ],
+)
+def test_load_shares_are_whole_percents_that_add_up_to_100(counts):
+    shares = whole_percents(counts)
+    assert sum(shares.values()) == 100
+    total = sum(counts.values())
+    for key, count in counts.items():
+        assert abs(shares[key] - 100 * count / total) < 1
+
+
+def test_load_shares_of_nothing_are_zero():
+    assert whole_percents({"a": 0}) == {"a": 0}
+    assert whole_percents({}) == {}

@@ -7,6 +7,7 @@ import io
 
 from rich.console import Console
 
+from workerlab.api import exits
 from workerlab.cli import drills as chaos
 from workerlab.cli.status_view import ClusterView, cluster_view, process_rows, render
 
@@ -101,3 +102,21 @@ def test_render_without_clusters_says_what_to_do():
     render([], Console(file=buffer))
     assert "manifests/samples" in buffer.getvalue()
     assert isinstance(cluster_view(WC, []), ClusterView)
+
+
+def test_process_table_tells_removed_from_timed_out_from_exited():
+    dead = [
+        {"pid": 11, "index": 0, "alive": False, "exit": exits.EXITED},
+        {"pid": 12, "index": 1, "alive": False, "exit": exits.REMOVED},
+        {"pid": 13, "index": 2, "alive": False, "exit": exits.TIMED_OUT},
+    ]
+    view = cluster_view(WC, [pod()])
+    view.pods[0].processes = process_rows({"processes": dead}, now=160.0)
+    buffer = io.StringIO()
+    render([view], Console(file=buffer, width=160))
+    states = {
+        line.split()[0]: line.split(None, 4)[-1].strip()
+        for line in buffer.getvalue().splitlines()
+        if line.split() and line.split()[0] in {"11", "12", "13"}
+    }
+    assert states == {"11": "exited", "12": "removed (TTOU or reload)", "13": "timed out"}

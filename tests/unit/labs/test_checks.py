@@ -2,6 +2,7 @@
 hint for every failed item, on a fresh or wrong one. (The facts' shapes are what kubectl, the
 worker and the journal really return; e2e runs the same checkers on the real cluster.)"""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -85,10 +86,16 @@ def run(
     }
 
 
+# what a dict, list or missing value looks like when it leaks into the output unformatted
+PYTHON_REPR = re.compile(r"[\[{]'|'[\]}]|[\[{][\]}]|\bNone\b|\(\)")
+
+
 def verdict(number, facts):
     items = CHECKERS[number].evaluate(facts)
     for it in items:
         assert it.passed or it.hint, f"failed item without a hint: {it.name}"
+        for said in (it.name, it.detail, it.hint):
+            assert not PYTHON_REPR.search(said), f"lab {number} prints Python data: {said!r}"
     return all(it.passed for it in items), items
 
 
@@ -311,3 +318,29 @@ def test_lab10():
 def test_every_lab_has_a_checker_with_reset(number):
     checker = CHECKERS[number]
     assert callable(checker.gather) and callable(checker.evaluate) and callable(checker.reset)
+
+
+def test_check_details_are_plain_words():
+    pods = ["demo-a", "demo-b"]
+    _, items = verdict(6, {"pods": pods, "runs": [run(port=30082, by_pod={"demo-a": 3})]})
+    assert "requests per pod: demo-a 3" in items[1].detail
+    failed = run(start=T0 + 5, end=T0 + 95, errors=3)
+    env = [{"name": "ROLLOUT", "value": "v2"}]
+    rolled = [pod("demo-n1", created=T0 + 30, hash_="h2")]
+    _, items = verdict(7, {"started_at": T0, "demo": wc(env=env), "pods": rolled, "runs": [failed]})
+    assert items[-1].detail == "100 ok, 3 failed (disconnected 3)"
+    assert "template hashes: h2" in items[1].detail
+    reads = [{"pod": "demo-a", "pid": 7, "count": 3, "backend": "process"}]
+    _, items = verdict(8, {"demo": wc(), "reads": reads, "newest_pod": T0, "runs": []})
+    assert "backends process, values 3" in items[3].detail
+    _, items = verdict(
+        3,
+        {
+            "crd": None,
+            "operator": None,
+            "wc": wc("first", conditions=[{"type": "X"}]),
+            "pods": [],
+            "events": [],
+        },
+    )
+    assert "Ready=unknown" in items[3].detail

@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -85,6 +86,72 @@ def test_lab9_fails_on_the_stub_and_passes_with_the_solution(workspace):
     assert all(i.passed for i in solved), solved
 
 
+def naive(solution: str) -> str:
+    """The lab's solution without its float guard: the bug the shipped tests must catch."""
+    guarded = "math.ceil(current * ratio - EPSILON)"
+    assert guarded in solution
+    return solution.replace(guarded, "math.ceil(current * ratio)")
+
+
+NAIVE_MEAN_OVER_TARGET = """
+import math
+
+def desired_replicas(current, utilization, target=0.6, tolerance=0.1, min_replicas=1,
+                     max_replicas=10):
+    if target <= 0:
+        raise ValueError(target)
+    if current == 0 or not utilization:
+        return current
+    mean = sum(utilization) / len(utilization)
+    if abs(mean / target - 1.0) <= tolerance:
+        return current
+    return max(min_replicas, min(max_replicas, math.ceil(current * mean / target)))
+"""
+
+
+@pytest.mark.parametrize("unguarded", ["solution without EPSILON", "current * mean / target"])
+def test_lab9_tests_catch_float_noise_that_only_the_guard_handles(workspace, unguarded):
+    ctx = CheckContext(kube=None)
+    lab09.reset(ctx)
+    solution = course.solution_code(course.get(9))
+    code = naive(solution) if unguarded.startswith("solution") else NAIVE_MEAN_OVER_TARGET
+    (workspace / "autoscaler.py").write_text(code)
+    failed = lab09.evaluate(lab09.gather(ctx))
+    assert not failed[-1].passed
+    assert "test_float_noise_does_not_add_a_pod" in failed[-1].hint
+    assert "1 failed, 9 passed" in failed[-1].detail
+    (workspace / "autoscaler.py").write_text(solution)
+    assert all(i.passed for i in lab09.evaluate(lab09.gather(ctx)))
+
+
+def test_lab9_float_example_is_what_python_prints():
+    text = course.text(course.get(9))
+    assert repr(3 * 0.8 / 0.6) == "4.000000000000001"
+    assert repr(2 * 0.9 / 0.6) == "3.0"
+    assert "`3 * 0.8 / 0.6` is exactly 4, but Python prints `4.000000000000001`" in text
+    assert "3 * 0.8 / 0.6 == 4.000000000000001" in course.solution_code(course.get(9))
+    assert "3.0000000000000004" not in text
+
+
+def test_lab9_text_points_to_the_workspace_and_the_check_not_to_bare_python():
+    text = course.text(course.get(9))
+    assert "labs/exercises" not in text
+    assert "~/.local/state/workerlab/lab09/" in text
+    assert not re.search(r"(?<![/\w])python -m pytest", text)
+    # the hint it quotes is the one the check prints
+    hint = lab09.evaluate(
+        {
+            "folder": "/home/you/.local/state/workerlab/lab09",
+            "missing": False,
+            "rc": 4,
+            "output": "ERROR collecting",
+            "is_stub": False,
+        }
+    )[-1].hint
+    example = hint.replace(sys.executable, "/home/you/workerlab/.venv/bin/python")
+    assert f"hint: {example}" in text
+
+
 def test_lab9_reset_keeps_the_learners_work(workspace):
     ctx = CheckContext(kube=None)
     lab09.reset(ctx)
@@ -145,3 +212,17 @@ def test_demo_starting_state_forces_the_course_baseline(tmp_path):
     assert (spec["replicas"], spec["processesPerPod"], spec["labMode"]) == (2, 2, True)
     assert "env" not in spec and spec["service"] == {"type": "NodePort", "nodePort": 30080}
     assert manifest["metadata"] == {"name": "demo", "namespace": "workerlab"}
+
+
+@pytest.mark.parametrize("number", [lab.number for lab in course.labs() if not lab.needs_cluster])
+def test_local_reset_names_only_shell_variables_the_steps_define(number, workspace):
+    lab = course.get(number)
+    defined = set(re.findall(r"\b([A-Z][A-Z0-9_]*)=\$!", course.steps(lab)))
+    said = " ".join(course.checker(lab).reset(CheckContext(kube=None)))
+    for name in re.findall(r"\$([A-Z][A-Z0-9_]*)", said):
+        assert name in defined, f"lab {number}'s reset names ${name}; its steps define {defined}"
+
+
+def test_lab2_asks_nothing_the_learner_cannot_do():
+    # which process a request reaches is the kernel's choice: nobody can crash "the same slot"
+    assert "crash the same slot" not in course.text(course.get(2)).lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,43 @@ def test_spec_bounds_and_defaults():
     assert props["service"]["properties"]["type"]["enum"] == ["ClusterIP", "NodePort"]
     assert props["updateStrategy"]["properties"]["maxSurge"]["default"] == "25%"
     assert props["updateStrategy"]["properties"]["maxUnavailable"]["default"] == 0
+
+
+VALID_IMAGES = [
+    "workerlab/worker:dev",
+    "busybox",
+    "python:3.11-slim",
+    "registry.example:5000/a/b:1.2",
+    "localhost:5000/worker",
+    "docker.io/library/nginx:1.27.0",
+    "ghcr.io/some-org/some_repo/worker__x:v1.0.0-rc.1",
+    "example.invalid/none:1",
+    "busybox@sha256:" + "a" * 64,
+    "registry.example/a/b:1.2@sha256:" + "0123456789abcdef" * 4,
+]
+INVALID_IMAGES = [
+    "Not A Valid/Image:!!",
+    "worker:",
+    "Worker/UPPER:dev",
+    "a//b",
+    "a/b:tag:again",
+    "-leading/dash",
+    "busybox@sha256:short",
+    "busybox:" + "t" * 129,
+    " workerlab/worker:dev",
+]
+
+
+def test_image_pattern_accepts_references_and_rejects_nonsense():
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    image = schema["properties"]["spec"]["properties"]["image"]
+    # the API server searches with the pattern as written (unanchored, so it anchors itself)
+    pattern = re.compile(image["pattern"])
+    assert pattern.search(image["default"])
+    for valid in VALID_IMAGES:
+        assert pattern.search(valid), valid
+    for invalid in INVALID_IMAGES:
+        assert not pattern.search(invalid), invalid
 
 
 def rules():

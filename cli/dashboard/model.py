@@ -373,7 +373,7 @@ class Model:
 
     # --- resync: the full list after a (re)started watch ----------------------------------
     def resync(self, kind: str, items: list[dict[str, Any]], now: float) -> None:
-        names = {i["metadata"]["name"] for i in items}
+        names = {i["metadata"]["name"] for i in items} if kind != "event" else set()
         if kind == "wc":
             for name in [n for n in self.wcs if n not in names]:
                 self.wc("DELETED", self.wcs[name], now)

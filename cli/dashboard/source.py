@@ -144,6 +144,7 @@ class Source:
         self.stop = asyncio.Event()
         self.client = httpx.AsyncClient(trust_env=False, timeout=REQUEST_TIMEOUT_S)
         self.watch_restarts = 0
+        self.failing: dict[str, str] = {}  # watch kind -> why it fails
         ns = kube.namespace
         self.paths = {
             "wc": f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}",
@@ -172,8 +173,14 @@ class Source:
         getattr(self.model, kind)(event_type, obj, now)
         self.notify()
 
-    def _health(self, ok: bool, error: str | None = None) -> None:
-        self.model.set_health("cluster", ok, time.time(), error)
+    def _health(self, kind: str, ok: bool, error: str | None = None) -> None:
+        """The cluster is healthy when every watch is; the first failing one says why."""
+        if ok:
+            self.failing.pop(kind, None)
+        else:
+            self.failing[kind] = error or "no answer"
+        problem = next(iter(self.failing.values()), None)
+        self.model.set_health("cluster", problem is None, time.time(), problem)
         self.notify()
 
     async def _sleep(self, seconds: float) -> None:
@@ -203,7 +210,7 @@ class Source:
             try:
                 listed = await self._get(path)
                 self.model.resync(kind, listed.get("items") or [], time.time())
-                self._health(True)
+                self._health(kind, True)
                 version = listed["metadata"]["resourceVersion"]
                 backoff = 1.0
                 while not self.stop.is_set():
@@ -217,7 +224,7 @@ class Source:
                     message = "the WorkerCluster CRD is not installed (kubectl apply -k manifests/)"
                 else:
                     message = self.proxy.error or str(error) or type(error).__name__
-                self._health(False, message)
+                self._health(kind, False, message)
                 await self._sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 

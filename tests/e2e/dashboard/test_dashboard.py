@@ -66,8 +66,12 @@ def test_page_shows_both_levels(dashboard, wait_for):
     wait_for(lambda: len(page_pods(page)) == 2, 60, "2 pods on the page")
     for pod in page_pods(page):
         wait_for(lambda p=pod: len(page_pids(page, p)) == 2, 60, f"2 processes of {pod}")
-    header = page.text_content(f'[data-wc="{WC}"] .head')
-    assert "2/2" in header and "4/4" in header, header
+    # status.readyProcesses follows the operator's own /processes poll (every 10 s)
+    wait_for(
+        lambda: "2/2" in (h := page.text_content(f'[data-wc="{WC}"] .head')) and "4/4" in h,
+        60,
+        "2/2 pods and 4/4 processes ready in the header",
+    )
     assert "Ready" in page.text_content(f'[data-wc="{WC}"] .pods')
     assert page.text_content("#live").startswith("live")
     shot = dashboard.shot("both-levels")

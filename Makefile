@@ -26,9 +26,10 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# Debian packages the integration tests and benchmarks run for real (a Redis server, wrk).
+# Debian packages the integration tests and benchmarks run for real (a Redis server, wrk), and
+# the browser the dashboard's e2e tests drive through Playwright (never Playwright's download).
 host-deps:
-	@bash hack/host-deps.sh redis-server wrk
+	@bash hack/host-deps.sh redis-server wrk chromium
 
 # kube-apiserver, kube-controller-manager, kubectl and etcd for the integration tests (cached;
 # cold: ~8 min of Go builds). `make up` builds them too.

@@ -74,23 +74,7 @@ def kill_processes(kube: Kube, name: str, count: int, timeout_s: float) -> list[
         pod = pods[i % len(pods)]
         before = snapshot(kube, pod, port)
         started = time.monotonic()
-        if lab_mode:
-            answer = kube.proxy_post(before.name, port, "/crash")
-            killed = int(answer["pid"])
-            how = f"POST /crash answered by pid {killed}"
-        else:
-            if not before.alive_pids:
-                raise WorkerlabError(f"pod {before.name} reported no live processes")
-            killed = min(before.alive_pids)
-            kube.run(
-                "exec",
-                before.name,
-                "--",
-                "python",
-                "-c",
-                f"import os, signal; os.kill({killed}, signal.SIGKILL)",
-            )
-            how = f"SIGKILL to pid {killed} (kubectl exec; labMode is off)"
+        killed, how = crash_process(kube, before, port, lab_mode)
         verdict = _wait(
             lambda b=before, k=killed: process_heal(
                 b, [snapshot(kube, p, port) for p in kube.pods_of(name)], k
@@ -110,6 +94,32 @@ def kill_processes(kube: Kube, name: str, count: int, timeout_s: float) -> list[
     return results
 
 
+def crash_process(kube: Kube, before: PodSnapshot, port: int, lab_mode: bool) -> tuple[int, str]:
+    """Kill one worker process of a pod, without waiting: (the killed pid, how it was done).
+    POST /crash in lab mode, else SIGKILL to the lowest live pid through `kubectl exec`."""
+    if lab_mode:
+        answer = kube.proxy_post(before.name, port, "/crash")
+        killed = int(answer["pid"])
+        return killed, f"POST /crash answered by pid {killed}"
+    if not before.alive_pids:
+        raise WorkerlabError(f"pod {before.name} reported no live processes")
+    killed = min(before.alive_pids)
+    kube.run(
+        "exec",
+        before.name,
+        "--",
+        "python",
+        "-c",
+        f"import os, signal; os.kill({killed}, signal.SIGKILL)",
+    )
+    return killed, f"SIGKILL to pid {killed} (kubectl exec; labMode is off)"
+
+
+def delete_pods(kube: Kube, names: list[str]) -> None:
+    """Delete pods without waiting for them to go (the operator's healing is the point)."""
+    kube.run("delete", "pod", *names, "--wait=false")
+
+
 def kill_pods(kube: Kube, name: str, count: int, timeout_s: float) -> DrillResult:
     wc = kube.worker_cluster(name)
     desired = int((wc.get("spec") or {}).get("replicas", 0))
@@ -117,7 +127,7 @@ def kill_pods(kube: Kube, name: str, count: int, timeout_s: float) -> DrillResul
     before = [snapshot(kube, p, None) for p in kube.pods_of(name)]
     victims = [snapshot(kube, p, None) for p in pods[:count]]
     since, started = time.time(), time.monotonic()
-    kube.run("delete", "pod", *(v.name for v in victims), "--wait=false")
+    delete_pods(kube, [v.name for v in victims])
     verdict = _wait(
         lambda: pod_heal(
             victims,

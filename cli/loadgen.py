@@ -124,3 +124,37 @@ async def run_load(
         if probe_task:
             await probe_task
     return summarize(samples, time.perf_counter() - started, stopped_by)
+
+
+def journal_record(
+    plan: LoadPlan,
+    summary: LoadSummary,
+    *,
+    started_at: float,
+    ended_at: float,
+    target: str,
+    base_url: str,
+    wc: str | None,
+    namespace: str | None,
+    path: str,
+    probe: str | None = None,
+    target_processes: int | None = None,
+) -> dict:
+    """One run as the lab journal keeps it (`workerlab load` and the dashboard both record
+    runs, so `workerlab lab check` sees load started from either)."""
+    return {
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "target": target,
+        "base_url": base_url,
+        "wc": wc,
+        "namespace": namespace,
+        "path": path,
+        "method": plan.method,
+        "requests": plan.requests,
+        "concurrency": plan.concurrency,
+        "keepalive": plan.keepalive,
+        "probe": probe,
+        "target_processes": target_processes,
+        "summary": summary.to_dict(),
+    }

@@ -7,6 +7,7 @@ import subprocess
 import typer
 
 from workerlab.cli.commands.chaos import chaos_app
+from workerlab.cli.commands.dashboard import dashboard
 from workerlab.cli.commands.lab import lab_app
 from workerlab.cli.commands.load import load
 from workerlab.cli.commands.status import status
@@ -82,6 +83,7 @@ def down() -> None:
 
 app.command()(status)
 app.command()(load)
+app.command()(dashboard)
 app.add_typer(chaos_app, name="chaos")
 app.add_typer(lab_app, name="lab")
 

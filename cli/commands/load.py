@@ -13,7 +13,7 @@ from rich.table import Table
 from workerlab.api.processes import alive_count
 from workerlab.cli import journal, targets
 from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
-from workerlab.cli.loadgen import LoadPlan, run_load
+from workerlab.cli.loadgen import LoadPlan, journal_record, run_load
 from workerlab.cli.loadstats import LoadSummary, spread
 from workerlab.cli.support import (
     ContextOption,
@@ -191,22 +191,19 @@ def load(
             progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
 
         summary = asyncio.run(run_load(plan, tick))
-    record = {
-        "started_at": started,
-        "ended_at": time.time(),
-        "target": resolved.label,
-        "base_url": resolved.base_url,
-        "wc": resolved.wc,
-        "namespace": resolved.namespace,
-        "path": request_path,
-        "method": plan.method,
-        "requests": requests,
-        "concurrency": concurrency,
-        "keepalive": keepalive,
-        "probe": probe,
-        "target_processes": target_processes,
-        "summary": summary.to_dict(),
-    }
+    record = journal_record(
+        plan,
+        summary,
+        started_at=started,
+        ended_at=time.time(),
+        target=resolved.label,
+        base_url=resolved.base_url,
+        wc=resolved.wc,
+        namespace=resolved.namespace,
+        path=request_path,
+        probe=probe,
+        target_processes=target_processes,
+    )
     journal.record_run(record)
     if as_json:
         print_json(record)

@@ -1,0 +1,121 @@
+"""`workerlab dashboard`: both levels live in a browser, with "who healed it" and the lab."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import time
+
+import typer
+
+from workerlab.cli.errors import MissingPrerequisite, WorkerlabError
+from workerlab.cli.support import ContextOption, NamespaceOption, friendly, kube_for, out
+
+DEFAULT_PORT = 8080
+
+
+def _require_web_stack() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise MissingPrerequisite(
+            f"the dashboard needs FastAPI and uvicorn ({error.name} is not installed)",
+            hint="pip install 'workerlab[dashboard]'  (the dev extra includes it)",
+        ) from None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@friendly
+def dashboard(
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="port on 127.0.0.1"),
+    window: float = typer.Option(
+        30.0, "--window", min=5, max=600, help="seconds of 'recent requests' per process and pod"
+    ),
+    poll: float = typer.Option(
+        2.5, "--poll", min=1, max=60, help="seconds between /processes polls of each Ready pod"
+    ),
+    stop_after: float = typer.Option(
+        0, "--stop-after", min=0, help="quit after this many seconds (0: run until Ctrl-C)"
+    ),
+    namespace: str = NamespaceOption,
+    context: str = ContextOption,
+) -> None:
+    """Serve a live web page of both levels on http://127.0.0.1:PORT/ (it opens nothing itself).
+
+    WorkerClusters, their pods and each pod's processes, updated from watches; a "who healed
+    it" timeline (operator, kubelet, arbiter); recent requests per process and pod; buttons to
+    scale, delete a pod, kill a process (lab mode), start a bounded load; the current lab and
+    its check.
+
+    Example: workerlab dashboard --namespace workerlab --port 8080
+    """
+    _require_web_stack()
+    if not _port_free(port):
+        raise WorkerlabError(
+            f"127.0.0.1:{port} is already in use", hint="pick another one with --port"
+        )
+    kube = kube_for(namespace, context)
+    kube.kubectl  # noqa: B018  (fail now, clearly, if there is no kubectl)
+    out.print(
+        f"workerlab dashboard: http://127.0.0.1:{port}/  (namespace {namespace}, "
+        f"context {kube.context}; Ctrl-C stops it)",
+        soft_wrap=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(kube, port, window, poll, stop_after))
+
+
+async def _serve(kube, port: int, window: float, poll: float, stop_after: float) -> None:
+    import uvicorn
+
+    from workerlab.cli.dashboard.actions import KubeActions
+    from workerlab.cli.dashboard.app import Hub, create_app
+    from workerlab.cli.dashboard.model import Model
+    from workerlab.cli.dashboard.source import Source
+    from workerlab.labs import course
+
+    hub = Hub(Model(kube.namespace, window_s=window))
+    source = Source(kube, hub.model, hub.notify, poll_s=poll)
+    app = create_app(
+        hub,
+        KubeActions(kube),
+        port=port,
+        token=secrets.token_urlsafe(32),
+        context=kube.context,
+        lab_numbers=lambda: [
+            {"number": lab.number, "title": lab.title, "summary": lab.summary}
+            for lab in course.labs()
+        ],
+        lab_text=lambda n: course.text(course.get(n)),
+    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    feeding = asyncio.create_task(source.run())
+
+    async def deadline() -> None:
+        if stop_after > 0:
+            await asyncio.sleep(stop_after)
+            server.should_exit = True
+
+    timer = asyncio.create_task(deadline())
+    started = time.monotonic()
+    try:
+        await server.serve()
+    finally:
+        timer.cancel()
+        source.stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(feeding, 10)
+        out.print(f"dashboard stopped after {time.monotonic() - started:.0f}s")

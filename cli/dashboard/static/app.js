@@ -1,0 +1,208 @@
+// workerlab dashboard: renders the server's view (pushed over Server-Sent Events) and sends the
+// page's actions as token-carrying POSTs. No framework, no build step.
+"use strict";
+const TOKEN = document.querySelector('meta[name="workerlab-token"]').content;
+let view = null, receivedAt = 0;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function toast(text) {
+  const t = el("div", { class: "toast", role: "status" }, text);
+  document.body.append(t);
+  setTimeout(() => t.remove(), 4000);
+}
+
+async function post(path, body) {
+  const r = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Workerlab-Token": TOKEN },
+    body: JSON.stringify(body || {}),
+  });
+  let data = {};
+  try { data = await r.json(); } catch (e) { /* not JSON */ }
+  if (!r.ok) {
+    const msg = typeof data.error === "string" ? data.error : JSON.stringify(data.error || data.detail || r.status);
+    toast(`refused (${r.status}): ${msg}`);
+  }
+  return { ok: r.ok, data };
+}
+
+function fmtAge(s) {
+  if (s === null || s === undefined) return "-";
+  const live = s + (Date.now() / 1000 - receivedAt);
+  if (live < 120) return `${Math.round(live)}s`;
+  if (live < 7200) return `${Math.round(live / 60)}m`;
+  return `${(live / 3600).toFixed(1)}h`;
+}
+
+function fmtTime(epoch) {
+  return new Date(epoch * 1000).toLocaleTimeString();
+}
+
+function renderBanner(h) {
+  const b = document.getElementById("banner");
+  const msgs = [];
+  let bad = false;
+  if (h.cluster === false) { msgs.push(`Cluster unreachable: ${h.cluster_error || "no answer"} — retrying by itself.`); bad = true; }
+  if (h.operator === false) msgs.push("The operator is not Ready: nothing will replace a lost pod until it is back.");
+  if (h.operator === "not installed") msgs.push("The operator is not installed (workerlab-system/workerlab-operator).");
+  b.hidden = msgs.length === 0;
+  b.className = bad ? "banner bad" : "banner";
+  b.textContent = msgs.join(" ");
+}
+
+function processTable(pod, maxRecent) {
+  if (pod.processes === null) {
+    return el("div", { class: "meta" }, pod.processes_error ? `processes: ${pod.processes_error}` : "processes: not polled (pod not Ready)");
+  }
+  const rows = pod.processes.map((p) => el("tr", { class: p.alive ? "proc" : "proc dead", "data-pid": p.pid },
+    el("td", {}, p.pid), el("td", {}, p.index ?? "-"), el("td", {}, p.alive ? fmtAge(p.age_s) : (p.exit || "exited")),
+    el("td", {}, p.requests_served ?? "-"),
+    el("td", {}, p.requests_recent, " ", el("span", { class: "bar", style: `width:${maxRecent ? Math.round(40 * p.requests_recent / maxRecent) : 0}px` })),
+    el("td", {}, p.alive ? "alive" : "dead")));
+  return el("table", { class: "procs" },
+    el("tr", {}, ["pid", "slot", "age", "served", `last ${view.window_s}s`, ""].map((h) => el("th", {}, h))), rows);
+}
+
+function podBox(wc, pod, maxRecent) {
+  const cls = ["pod"];
+  if (pod.terminating) cls.push("terminating"); else if (!pod.ready) cls.push("notready");
+  const state = pod.terminating ? el("span", { class: "bad" }, "Terminating")
+    : pod.ready ? el("span", { class: "ok" }, "Ready") : el("span", { class: "warn" }, pod.waiting_reason || pod.phase);
+  const hash = pod.template_hash ? `${pod.template_hash}${pod.up_to_date === false ? " (old)" : pod.up_to_date ? " ✓" : ""}` : "-";
+  const alive = (pod.processes || []).filter((p) => p.alive).length;
+  return el("div", { class: cls.join(" "), "data-pod": pod.name },
+    el("div", {}, el("span", { class: "pname" }, pod.name), " ", state),
+    el("div", { class: "meta" }, `phase ${pod.phase} · restarts ${pod.restarts} · node ${pod.node || "-"} · hash ${hash}`),
+    el("div", { class: "meta" }, `arbiter pid ${pod.arbiter_pid ?? "?"} · processes ${pod.processes ? alive : "?"}/${wc.processes_per_pod} · last ${view.window_s}s: ${pod.requests_recent} req`),
+    processTable(pod, maxRecent),
+    el("div", { class: "actions" },
+      el("button", { class: "danger", disabled: pod.terminating || null, title: "the operator should replace it",
+        onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/delete-pod`, { pod: pod.name }) }, "delete pod"),
+      wc.lab_mode ? el("button", { class: "danger", disabled: !pod.ready || null, title: "POST /crash: the arbiter should fork a new one",
+        onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/kill-process`, { pod: pod.name }) }, "kill a process") : null));
+}
+
+function wcBox(wc) {
+  const podsOk = wc.ready_replicas >= wc.desired;
+  const procsOk = (wc.ready_processes ?? 0) >= wc.desired_processes;
+  const conds = Object.entries(wc.conditions).map(([k, c]) => `${k}=${c.status}${c.reason ? ` (${c.reason})` : ""}`).join(", ");
+  const maxRecent = Math.max(1, ...wc.pods.flatMap((p) => (p.processes || []).map((x) => x.requests_recent)));
+  const replicas = el("input", { type: "number", min: 0, max: 100, value: wc.desired, "aria-label": "replicas" });
+  const procs = el("input", { type: "number", min: 1, max: 64, value: wc.processes_per_pod, "aria-label": "processes per pod" });
+  const loadN = el("input", { type: "number", min: 1, max: 5000, value: 300, "aria-label": "requests" });
+  const loadPath = el("input", { type: "text", value: "/work/cpu?ms=20", style: "width:9em", "aria-label": "path" });
+  return el("div", { class: "wc", "data-wc": wc.name },
+    el("div", { class: "head" },
+      el("span", { class: "name" }, `wc/${wc.name}`),
+      el("span", { class: "counts" }, "pods ", el("b", { class: podsOk ? "ok" : "warn", "data-k": "pods" }, `${wc.ready_replicas}/${wc.desired}`), " ready"),
+      el("span", { class: "counts" }, "processes ", el("b", { class: procsOk ? "ok" : "warn" }, `${wc.ready_processes ?? "?"}/${wc.desired_processes}`), ` ready (${wc.processes_per_pod}/pod)`),
+      el("span", {}, `phase ${wc.phase || "?"}`),
+      el("span", { class: "dim" }, conds),
+      wc.lab_mode ? el("span", { class: "warn" }, "lab mode") : null,
+      el("span", { class: "dim" }, `last ${view.window_s}s: ${wc.requests_recent} req`)),
+    el("div", { class: "actions" },
+      "replicas ", replicas, el("button", { "data-act": "scale", onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/scale`, { replicas: Number(replicas.value) }) }, "scale"),
+      " processes/pod ", procs, el("button", { onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/processes`, { processes_per_pod: Number(procs.value) }) }, "set"),
+      wc.node_port ? [" load ", loadN, loadPath, el("button", { onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/load`, { requests: Number(loadN.value), path: loadPath.value, concurrency: 8, duration_s: 30 }) }, "start")] : el("span", { class: "dim" }, " (load needs a NodePort service)")),
+    el("div", { class: "pods" }, wc.pods.map((p) => podBox(wc, p, maxRecent))));
+}
+
+function renderTimeline(entries) {
+  const ol = document.getElementById("timeline");
+  ol.replaceChildren(...entries.slice(0, 150).map((e) => el("li", { class: `lvl-${e.level}`, "data-level": e.level },
+    el("span", { class: "lvl" }, e.level), el("span", { class: "dim" }, fmtTime(e.at)), " ",
+    e.wc ? el("b", {}, `wc/${e.wc} `) : null, e.message,
+    e.heal_s !== null ? el("span", { class: "heal" }, ` healed in ${e.heal_s}s`) : null)));
+}
+
+function render() {
+  if (!view) return;
+  renderBanner(view.health);
+  const box = document.getElementById("clusters");
+  // Keep what the learner is typing: skip re-rendering while an input has focus.
+  if (document.activeElement && document.activeElement.tagName === "INPUT" && box.contains(document.activeElement)) {
+    renderTimeline(view.timeline);
+    return;
+  }
+  box.replaceChildren(...(view.clusters.length ? view.clusters.map(wcBox)
+    : [el("p", { class: "dim" }, `no WorkerClusters in namespace ${view.namespace}`)]));
+  renderTimeline(view.timeline);
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/api/stream");
+  source.addEventListener("state", (msg) => {
+    view = JSON.parse(msg.data);
+    receivedAt = Date.now() / 1000;
+    live.textContent = `live · v${view.version}`;
+    live.className = "pill on";
+    render();
+  });
+  source.onerror = () => { live.textContent = "reconnecting…"; live.className = "pill off"; };
+}
+
+// --- the lab beside it ----------------------------------------------------------------------
+function renderMarkdown(md) {
+  const out = [];
+  const lines = md.split("\n");
+  let para = [], code = null;
+  const flush = () => { if (para.length) { out.push(el("p", {}, para.join(" "))); para = []; } };
+  for (const line of lines) {
+    if (code !== null) {
+      if (line.startsWith("```")) { out.push(el("pre", {}, code.join("\n"))); code = null; } else code.push(line);
+      continue;
+    }
+    if (line.startsWith("```")) { flush(); code = []; continue; }
+    const h = /^(#{1,4})\s+(.*)$/.exec(line);
+    if (h) { flush(); out.push(el(`h${Math.min(6, h[1].length + 2)}`, {}, h[2])); continue; }
+    if (!line.trim()) { flush(); continue; }
+    para.push(line.replace(/\*\*|`/g, ""));
+  }
+  flush();
+  if (code !== null) out.push(el("pre", {}, code.join("\n")));
+  return out;
+}
+
+async function showLab(n) {
+  const r = await fetch(`/api/labs/${n}`);
+  const data = await r.json();
+  document.getElementById("lab-text").replaceChildren(...renderMarkdown(data.text || data.error || ""));
+  document.getElementById("lab-result").replaceChildren();
+}
+
+async function initLabs() {
+  const data = await (await fetch("/api/labs")).json();
+  const select = document.getElementById("lab-select");
+  select.replaceChildren(...data.labs.map((l) => el("option", { value: l.number, selected: l.number === data.current || null }, `${l.number}. ${l.title}`)));
+  select.addEventListener("change", () => showLab(select.value));
+  if (data.current) showLab(data.current);
+  document.getElementById("lab-check").addEventListener("click", async () => {
+    const res = document.getElementById("lab-result");
+    res.replaceChildren(el("span", { class: "dim" }, "checking…"));
+    const { data: result } = await post(`/api/labs/${select.value}/check`);
+    if (result.error && !result.items) { res.replaceChildren(el("div", { class: "bad" }, result.error, result.hint ? ` (hint: ${result.hint})` : "")); return; }
+    res.replaceChildren(
+      el("div", { class: result.passed ? "ok" : "bad" }, result.passed ? "PASSED" : "not yet"),
+      ...(result.items || []).map((i) => el("div", { class: "item" },
+        el("span", { class: i.passed ? "ok" : "bad" }, i.passed ? "PASS " : "FAIL "), i.name, i.detail ? el("span", { class: "dim" }, ` (${i.detail})`) : null,
+        !i.passed && i.hint ? el("div", { class: "hint" }, `hint: ${i.hint}`) : null)));
+  });
+}
+
+connect();
+initLabs();
+setInterval(render, 5000); // ages tick between pushes

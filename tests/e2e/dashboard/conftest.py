@@ -1,0 +1,177 @@
+"""The dashboard's e2e fixtures: a throwaway namespace with a lab-mode WorkerCluster, the
+dashboard as a real subprocess (`workerlab dashboard`), and a real Chromium page on it.
+
+The page is opened once per session and kept open: the last test of the session asserts the
+stream still delivers after a long idle period (WORKERLAB_DASHBOARD_IDLE_S, default 600 s). To
+let that wait overlap the rest of the suite, the dashboard's tests run first in the session and
+the idle test runs last (pytest_collection_modifyitems below); it only waits what remains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from support.paths import REPO
+
+ARTIFACTS = Path(os.environ.get("WORKERLAB_E2E_ARTIFACTS", "/tmp/workerlab-e2e-artifacts"))
+CHROMIUM = os.environ.get("WORKERLAB_CHROMIUM", "/usr/bin/chromium")
+IDLE_TEST = "test_stream_still_delivers_after_an_idle_period"
+WC = "web"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Dashboard tests first (the page opens at session start), the idle test last."""
+    here = str(Path(__file__).parent)
+    mine = [i for i in items if str(i.path).startswith(here)]
+    if not mine:
+        return
+    idle = [i for i in mine if i.name == IDLE_TEST]
+    first = [i for i in mine if i.name != IDLE_TEST]
+    others = [i for i in items if i not in mine]
+    items[:] = first + others + idle
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Dashboard:
+    ns: str
+    url: str
+    page: object
+    proc: subprocess.Popen
+    log: Path
+    opened_at: float
+    quiet_since: float = field(default_factory=time.monotonic)
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"dashboard-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def touched(self) -> None:
+        """A test changed something in the namespace: the idle period starts again."""
+        self.quiet_since = time.monotonic()
+
+
+def worker_cluster(ns: str) -> dict:
+    return {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": WC, "namespace": ns},
+        "spec": {"replicas": 2, "processesPerPod": 2, "labMode": True},
+    }
+
+
+@pytest.fixture(scope="session")
+def dashboard(cluster) -> Iterator[Dashboard]:
+    from playwright.sync_api import sync_playwright
+
+    ns = f"dash-e2e-{uuid.uuid4().hex[:6]}"
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": ns,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+        }
+    )
+    proc = None
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"dashboard-{ns}.log"
+    try:
+        cluster.apply(json.dumps(worker_cluster(ns)))
+        cluster.ok("wait", "--for=condition=Ready", f"wc/{WC}", "-n", ns, "--timeout=240s")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        workerlab = str(Path(sys.executable).parent / "workerlab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with log.open("w") as sink:
+            proc = subprocess.Popen(
+                [
+                    workerlab,
+                    "dashboard",
+                    "--port",
+                    str(port),
+                    "--namespace",
+                    ns,
+                    "--context",
+                    cluster.context,
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, f"dashboard exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"dashboard not serving: {log.read_text()}"
+            time.sleep(0.3)
+        assert f"http://127.0.0.1:{port}/" in log.read_text(), "the URL is printed"
+        with (
+            tempfile.TemporaryDirectory(prefix="dash-chromium-") as profile,
+            sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport={"width": 1500, "height": 1000},
+            )
+            page = browser.new_page()
+            page.goto(url)
+            page.evaluate("window.__notReloaded = true")
+            board = Dashboard(ns, url, page, proc, log, time.monotonic())
+            try:
+                yield board
+            finally:
+                try:
+                    board.shot("final")
+                finally:
+                    browser.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        cluster.run("delete", "namespace", ns, "--wait=false", timeout=60)

@@ -1,0 +1,240 @@
+"""`workerlab dashboard` in a real Chromium against the kind cluster: both levels live, "who
+healed it" naming the operator and the arbiter, a scale from the page, bad input refused, and a
+stream that survives an operator restart and a long idle period, all without reloading the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+from support.paths import REPO
+
+pytestmark = pytest.mark.e2e
+
+WC = "web"
+INSTANCE = "app.kubernetes.io/instance"
+IDLE_S = float(os.environ.get("WORKERLAB_DASHBOARD_IDLE_S", "600"))
+UPDATE_S = 120  # how long a change may take to show on the page (pod start included)
+
+
+def pods(kube, ns) -> list[dict]:
+    items = kube.get("pods", "-n", ns, "-l", f"{INSTANCE}={WC}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_names(kube, ns) -> set[str]:
+    return {
+        p["metadata"]["name"]
+        for p in pods(kube, ns)
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p["status"].get("conditions", [])
+        )
+    }
+
+
+def page_pods(page) -> list[str]:
+    return page.eval_on_selector_all(
+        f'[data-wc="{WC}"] .pod:not(.terminating)', "els => els.map(e => e.dataset.pod)"
+    )
+
+
+def page_pids(page, pod: str) -> set[int]:
+    return set(
+        page.eval_on_selector_all(
+            f'[data-pod="{pod}"] tr.proc:not(.dead)', "els => els.map(e => +e.dataset.pid)"
+        )
+    )
+
+
+def timeline(page, level: str) -> list[str]:
+    return page.eval_on_selector_all(
+        f'#timeline li[data-level="{level}"]', "els => els.map(e => e.textContent)"
+    )
+
+
+def not_reloaded(page) -> bool:
+    return page.evaluate("window.__notReloaded === true")
+
+
+def test_page_shows_both_levels(dashboard, wait_for):
+    page = dashboard.page
+    wait_for(lambda: len(page_pods(page)) == 2, 60, "2 pods on the page")
+    for pod in page_pods(page):
+        wait_for(lambda p=pod: len(page_pids(page, p)) == 2, 60, f"2 processes of {pod}")
+    # status.readyProcesses follows the operator's own /processes poll (every 10 s)
+    wait_for(
+        lambda: "2/2" in (h := page.text_content(f'[data-wc="{WC}"] .head')) and "4/4" in h,
+        60,
+        "2/2 pods and 4/4 processes ready in the header",
+    )
+    assert "Ready" in page.text_content(f'[data-wc="{WC}"] .pods')
+    assert page.text_content("#live").startswith("live")
+    shot = dashboard.shot("both-levels")
+    docs = REPO / "docs" / "images" / "dashboard.png"
+    if os.environ.get("WORKERLAB_UPDATE_DOCS_SCREENSHOT"):
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, docs)
+
+
+def test_deleted_pod_is_replaced_and_the_timeline_names_the_operator(dashboard, cluster, wait_for):
+    page, ns = dashboard.page, dashboard.ns
+    before = ready_names(cluster, ns)
+    victim = sorted(before)[0]
+    cluster.ok("delete", "pod", victim, "-n", ns, "--wait=false")
+    dashboard.touched()
+    started = time.monotonic()
+    wait_for(
+        lambda: (set(page_pods(page)) - before) and len(page_pods(page)) == 2,
+        UPDATE_S,
+        "a replacement pod on the page",
+    )
+    entry = wait_for(
+        lambda: [t for t in timeline(page, "operator") if f"replaced {victim}" in t],
+        UPDATE_S,
+        "an operator entry naming the deleted pod",
+    )
+    assert "healed in" in entry[0], entry
+    assert [t for t in timeline(page, "operator") if "CreatedPod" in t or "ReplacedPod" in t]
+    assert not_reloaded(page)
+    dashboard.shot("operator-healed")
+    print(f"\nFIGURES dashboard pod replaced on the page after {time.monotonic() - started:.1f}s")
+    dashboard.touched()
+
+
+def test_killed_process_gets_a_new_pid_and_the_timeline_names_the_arbiter(
+    dashboard, cluster, wait_for
+):
+    page, ns = dashboard.page, dashboard.ns
+    wait_for(lambda: len(page_pods(page)) == 2, UPDATE_S, "2 pods")
+    pod = sorted(page_pods(page))[0]
+    before = wait_for(lambda: len(p := page_pids(page, pod)) == 2 and p, 60, "2 pids")
+    answer = json.loads(
+        cluster.ok(
+            "create",
+            "--raw",
+            f"/api/v1/namespaces/{ns}/pods/{pod}:8000/proxy/crash",
+            "-f",
+            "-",
+            stdin="{}",
+        )
+    )
+    dashboard.touched()
+    killed = answer["pid"]
+    assert killed in before
+    after = wait_for(
+        lambda: killed not in (p := page_pids(page, pod)) and len(p) == 2 and p,
+        60,
+        "a new pid on the page",
+    )
+    new_pid = (after - before).pop()
+    entry = wait_for(
+        lambda: [t for t in timeline(page, "arbiter") if f"pid {killed}" in t],
+        30,
+        "an arbiter entry naming the killed pid",
+    )
+    assert f"pid {new_pid}" in entry[0] and pod in entry[0], entry
+    assert not_reloaded(page)
+    dashboard.shot("arbiter-healed")
+
+
+def test_kill_process_button_in_lab_mode(dashboard, wait_for):
+    page = dashboard.page
+    pod = sorted(page_pods(page))[-1]
+    before = wait_for(lambda: len(p := page_pids(page, pod)) == 2 and p, 60, "2 pids")
+    page.click(f'[data-pod="{pod}"] button:has-text("kill a process")')
+    dashboard.touched()
+    wait_for(lambda: len(p := page_pids(page, pod)) == 2 and p != before, 60, "a re-forked process")
+    wait_for(lambda: [t for t in timeline(page, "you") if "killed a process" in t], 10, "entry")
+
+
+def test_scale_from_the_page_changes_the_pod_count(dashboard, cluster, wait_for):
+    page, ns = dashboard.page, dashboard.ns
+    page.fill(f'[data-wc="{WC}"] input[aria-label="replicas"]', "3")
+    page.click(f'[data-wc="{WC}"] button[data-act="scale"]')
+    dashboard.touched()
+    wait_for(
+        lambda: cluster.get("wc", WC, "-n", ns)["spec"]["replicas"] == 3, 30, "spec.replicas 3"
+    )
+    wait_for(lambda: len(page_pods(page)) == 3, UPDATE_S, "3 pods on the page")
+    wait_for(lambda: "3/3" in page.text_content(f'[data-wc="{WC}"] .head'), UPDATE_S, "3/3 ready")
+    dashboard.shot("scaled")
+    page.fill(f'[data-wc="{WC}"] input[aria-label="replicas"]', "2")
+    page.click(f'[data-wc="{WC}"] button[data-act="scale"]')
+    wait_for(lambda: len(page_pods(page)) == 2, UPDATE_S, "back to 2 pods")
+    dashboard.touched()
+
+
+def test_bad_input_from_the_page_is_refused_and_changes_nothing(dashboard, cluster):
+    page, ns = dashboard.page, dashboard.ns
+    results = page.evaluate(
+        """async () => {
+          const token = document.querySelector('meta[name="workerlab-token"]').content;
+          const post = async (path, body, tok) => {
+            const r = await fetch(path, {method: "POST", body: JSON.stringify(body),
+              headers: {"Content-Type": "application/json", "X-Workerlab-Token": tok}});
+            return [r.status, await r.json()];
+          };
+          return [
+            await post("/api/wc/web/scale", {replicas: -1}, token),
+            await post("/api/wc/web/scale", {replicas: 1000000}, token),
+            await post("/api/wc/nope/scale", {replicas: 1}, token),
+            await post("/api/wc/web/scale", {replicas: 1}, "wrong"),
+          ];
+        }"""
+    )
+    assert [status for status, _ in results] == [422, 422, 404, 403], results
+    assert all("error" in body for _, body in results)
+    assert cluster.get("wc", WC, "-n", ns)["spec"]["replicas"] == 2
+
+
+def test_stream_survives_an_operator_restart(dashboard, cluster, wait_for):
+    page, ns = dashboard.page, dashboard.ns
+    cluster.ok("-n", "workerlab-system", "rollout", "restart", "deploy/workerlab-operator")
+    cluster.ok(
+        "-n", "workerlab-system", "rollout", "status", "deploy/workerlab-operator",
+        "--timeout=180s",
+    )  # fmt: skip
+    before = set(page_pods(page))
+    victim = sorted(before)[0]
+    cluster.ok("delete", "pod", victim, "-n", ns, "--wait=false")
+    dashboard.touched()
+    wait_for(
+        lambda: [t for t in timeline(page, "operator") if f"replaced {victim}" in t],
+        UPDATE_S,
+        "the new operator's replacement on the page",
+    )
+    assert not_reloaded(page)
+    dashboard.touched()
+
+
+def test_stream_still_delivers_after_an_idle_period(dashboard, cluster, wait_for, figures):
+    """Ordered last in the session (conftest): most of the idle period is the rest of the suite
+    running; this waits only what remains of WORKERLAB_DASHBOARD_IDLE_S."""
+    page, ns = dashboard.page, dashboard.ns
+    remaining = IDLE_S - (time.monotonic() - dashboard.quiet_since)
+    if remaining > 0:
+        time.sleep(remaining)
+    idle_s = time.monotonic() - dashboard.quiet_since
+    open_s = time.monotonic() - dashboard.opened_at
+    assert not_reloaded(page)
+    version_before = page.text_content("#live")
+    victim = sorted(ready_names(cluster, ns))[0]
+    cluster.ok("delete", "pod", victim, "-n", ns, "--wait=false")
+    wait_for(
+        lambda: [t for t in timeline(page, "operator") if f"replaced {victim}" in t],
+        UPDATE_S,
+        "an update after the idle period",
+    )
+    assert dashboard.proc.poll() is None, "the dashboard is still running"
+    figures(
+        "dashboard-idle-stream",
+        idle_s=round(idle_s),
+        stream_open_s=round(open_s),
+        live_before=version_before,
+        live_after=page.text_content("#live"),
+    )

@@ -1,0 +1,256 @@
+"""The dashboard's pure fold: watch events + /processes polls -> view and "who healed it"."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from workerlab.cli.dashboard.model import (
+    ARBITER,
+    KUBELET,
+    OPERATOR,
+    Model,
+    window_delta,
+)
+
+NS = "lab"
+
+
+def wc(name="demo", replicas=2, procs=2, lab=True, ready=2, hash_="h1"):
+    return {
+        "metadata": {"name": name, "namespace": NS, "generation": 1},
+        "spec": {"replicas": replicas, "processesPerPod": procs, "labMode": lab},
+        "status": {"readyReplicas": ready, "readyProcesses": ready * procs, "templateHash": hash_},
+    }
+
+
+def pod(name, uid=None, ready=True, restarts=0, wc_name="demo", terminating=False, hash_="h1",
+        finished=None):  # fmt: skip
+    status = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        "containerStatuses": [{"restartCount": restarts, "lastState": {}}],
+    }
+    if finished:
+        status["containerStatuses"][0]["lastState"] = {
+            "terminated": {"finishedAt": finished, "reason": "Error"}
+        }
+    meta = {
+        "name": name,
+        "uid": uid or f"uid-{name}",
+        "labels": {
+            "app.kubernetes.io/instance": wc_name,
+            "workerlab.dev/template-hash": hash_,
+        },
+    }
+    if terminating:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta, "spec": {"nodeName": "n1"}, "status": status}
+
+
+def report(*procs, arbiter=1):
+    return {"pod": "p", "arbiter_pid": arbiter, "processes": list(procs)}
+
+
+def proc(pid, served=0, alive=True, started=100.0, index=0, exited_at=None, exit=None):
+    return {
+        "pid": pid, "index": index, "started_at": started, "requests_served": served,
+        "alive": alive, "exited_at": exited_at, "exit": exit,
+    }  # fmt: skip
+
+
+def levels(model):
+    return [e.level for e in model.timeline]
+
+
+def base():
+    m = Model(NS)
+    m.wc("ADDED", wc(), 1000)
+    m.pod("ADDED", pod("demo-a"), 1000)
+    m.pod("ADDED", pod("demo-b"), 1000)
+    return m
+
+
+def test_view_nests_pods_and_processes_under_their_worker_cluster():
+    m = base()
+    m.pod("ADDED", pod("other-x", wc_name="other"), 1000)
+    m.processes("demo-a", report(proc(10, 5), proc(11, 7, index=1)), 1001)
+    v = m.view(1002)
+    (c,) = v["clusters"]
+    assert c["name"] == "demo" and c["desired"] == 2 and c["desired_processes"] == 4
+    assert c["ready_replicas"] == 2 and c["ready_processes"] == 4 and c["lab_mode"]
+    assert [p["name"] for p in c["pods"]] == ["demo-a", "demo-b"]
+    a = c["pods"][0]
+    assert [p["pid"] for p in a["processes"]] == [10, 11]
+    assert a["processes"][0]["age_s"] == 902.0 and a["up_to_date"] is True
+    assert c["pods"][1]["processes"] is None
+    assert v["orphan_pods"] == ["other-x"]
+
+
+def test_up_to_date_compares_the_pod_hash_with_the_clusters():
+    m = base()
+    m.wc("MODIFIED", wc(hash_="h2"), 1001)
+    pods = m.view(1002)["clusters"][0]["pods"]
+    assert [p["up_to_date"] for p in pods] == [False, False]
+
+
+def test_deleted_pod_then_a_new_ready_pod_is_an_operator_heal_with_its_time():
+    m = base()
+    m.pod("MODIFIED", pod("demo-a", terminating=True), 1010)
+    m.pod("DELETED", pod("demo-a", terminating=True), 1011)
+    m.pod("ADDED", pod("demo-c", ready=False), 1011.5)
+    assert OPERATOR not in levels(m)
+    m.pod("MODIFIED", pod("demo-c", ready=True), 1014)
+    (entry,) = [e for e in m.timeline if e.level == OPERATOR]
+    assert "demo-a" in entry.message and entry.pod == "demo-c" and entry.heal_s == 4.0
+
+
+def test_scale_down_is_not_a_fault():
+    m = base()
+    m.wc("MODIFIED", wc(replicas=1), 1005)
+    m.pod("MODIFIED", pod("demo-b", terminating=True), 1006)
+    m.pod("DELETED", pod("demo-b"), 1007)
+    m.wc("MODIFIED", wc(replicas=2), 1008)
+    m.pod("ADDED", pod("demo-d"), 1009)  # a scale-up, not a replacement
+    assert list(m.timeline) == []
+
+
+def test_restart_count_up_is_the_kubelet_and_ready_again_closes_it():
+    m = base()
+    m.pod("MODIFIED", pod("demo-a", ready=False, restarts=1,
+                          finished="1970-01-01T00:16:50Z"), 1011)  # fmt: skip
+    m.pod("MODIFIED", pod("demo-a", ready=True, restarts=1), 1015)
+    assert levels(m) == [KUBELET, KUBELET]
+    assert "0 -> 1" in m.timeline[0].message and "Error" in m.timeline[0].message
+    assert m.timeline[1].heal_s == 5.0  # finishedAt 1010 -> Ready at 1015
+
+
+def test_a_vanished_pid_and_a_new_one_in_the_same_pod_is_the_arbiter():
+    m = base()
+    m.processes("demo-a", report(proc(10), proc(11, index=1)), 1001)
+    m.processes(
+        "demo-a",
+        report(
+            proc(10, alive=False, exited_at=1002.0, exit="signal 9 (SIGKILL)"),
+            proc(11, index=1),
+            proc(12, started=1002.4),
+        ),
+        1003,
+    )
+    (entry,) = list(m.timeline)
+    assert entry.level == ARBITER and "pid 10" in entry.message and "pid 12" in entry.message
+    assert "SIGKILL" in entry.message and entry.heal_s == 0.4 and entry.pod == "demo-a"
+
+
+def test_a_pid_gone_without_replacement_waits_for_the_next_poll():
+    m = base()
+    m.processes("demo-a", report(proc(10), proc(11)), 1001)
+    m.processes("demo-a", report(proc(11)), 1003)
+    assert list(m.timeline) == []
+    m.processes("demo-a", report(proc(11), proc(13, started=1004.0)), 1005)
+    assert levels(m) == [ARBITER] and m.timeline[0].heal_s == 1.0
+
+
+def test_a_new_arbiter_is_not_a_re_fork():
+    m = base()
+    m.processes("demo-a", report(proc(10), arbiter=1), 1001)
+    m.processes("demo-a", report(proc(20), arbiter=2), 1003)
+    assert list(m.timeline) == []
+
+
+def test_operator_events_enter_the_timeline_once_even_after_a_relist():
+    m = base()
+    event = {
+        "metadata": {"uid": "e1", "name": "demo.1"},
+        "involvedObject": {"kind": "WorkerCluster", "name": "demo"},
+        "reason": "ReplacedPod",
+        "message": "replaced pod demo-a",
+        "count": 1,
+        "lastTimestamp": "1970-01-01T00:16:50Z",
+    }
+    m.event("ADDED", event, 1011)
+    m.resync("event", [event], 1012)
+    noise = dict(event, reason="Pulled", metadata={"uid": "e2"})
+    m.event("ADDED", noise, 1012)
+    (entry,) = list(m.timeline)
+    assert entry.level == OPERATOR and entry.reason == "ReplacedPod" and entry.at == 1010
+    m.event("MODIFIED", dict(event, count=2, lastTimestamp="1970-01-01T00:16:55Z"), 1016)
+    assert len(m.timeline) == 2
+
+
+def test_old_events_from_the_first_list_stay_off_the_timeline():
+    m = base()
+    old = {
+        "metadata": {"uid": "e1"},
+        "involvedObject": {"kind": "WorkerCluster", "name": "demo"},
+        "reason": "CreatedPod",
+        "message": "x",
+        "lastTimestamp": "1970-01-01T00:00:10Z",
+    }
+    m.resync("event", [old], 5000)
+    assert list(m.timeline) == []
+
+
+def test_resync_drops_what_vanished_while_the_watch_was_down():
+    m = base()
+    m.resync("pod", [pod("demo-b")], 1020)
+    assert set(m.pods) == {"demo-b"}
+    m.resync("wc", [], 1021)
+    assert m.view(1022)["clusters"] == []
+
+
+def test_recent_requests_are_deltas_within_the_window():
+    m = Model(NS, window_s=10)
+    m.wc("ADDED", wc(), 0)
+    m.pod("ADDED", pod("demo-a"), 0)
+    for t, served in ((100, 5), (105, 9), (112, 20), (114, 30)):
+        m.processes("demo-a", report(proc(10, served)), t)
+    v = m.view(115)
+    assert v["clusters"][0]["pods"][0]["processes"][0]["requests_recent"] == 30 - 9
+    assert v["clusters"][0]["pods"][0]["requests_recent"] == 21
+    assert v["clusters"][0]["requests_recent"] == 21
+
+
+def test_window_delta_edges():
+    assert window_delta(None, 10, 5) == 0
+    assert window_delta(deque([(9.0, 4)]), 10, 5) == 0
+    assert window_delta(deque([(1.0, 4), (9.0, 10)]), 10, 5) == 6
+    assert window_delta(deque([(6.0, 4), (9.0, 10)]), 10, 5) == 6
+
+
+def test_version_moves_only_on_changes():
+    m = base()
+    v = m.version
+    m.pod("MODIFIED", pod("demo-a"), 1001)
+    assert m.version == v
+    m.processes("demo-a", report(proc(10, 1)), 1001)
+    v = m.version
+    m.processes("demo-a", report(proc(10, 1)), 1003)
+    assert m.version == v
+
+
+def test_unreachable_then_back_is_on_the_timeline_and_in_health():
+    m = base()
+    m.set_health("cluster", True, 1000)
+    m.set_health("cluster", False, 1001, "connection refused")
+    assert m.view(1002)["health"] == {
+        "cluster": False, "cluster_error": "connection refused", "operator": None
+    }  # fmt: skip
+    m.set_health("cluster", True, 1005)
+    assert [e.message for e in m.timeline] == [
+        "the API server is unreachable: connection refused",
+        "the API server is reachable again",
+    ]
+
+
+def test_pods_to_poll_are_ready_and_not_terminating():
+    m = base()
+    m.pod("MODIFIED", pod("demo-b", terminating=True), 1001)
+    m.pod("ADDED", pod("demo-c", ready=False), 1001)
+    assert m.pods_to_poll() == [("demo-a", "demo")]
+
+
+def test_timeline_is_bounded():
+    m = base()
+    for i in range(1000):
+        m.add(OPERATOR, f"e{i}", i)
+    assert len(m.timeline) == 300 and m.view(0)["timeline"][0]["message"] == "e999"

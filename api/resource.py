@@ -30,6 +30,13 @@ OPERATOR_DEPLOYMENT: Final = "workerlab-operator"
 # The namespace of the course's sample WorkerCluster.
 LAB_NAMESPACE: Final = "workerlab"
 
+# An HorizontalPodAutoscaler may own spec.replicas through the scale subresource (lab 11). These
+# are Kubernetes' names, not ours: what kubectl takes, the kind, and the reason its controller
+# posts when it changes the replica count.
+HPA_RESOURCE: Final = "horizontalpodautoscalers.autoscaling"
+HPA_KIND: Final = "HorizontalPodAutoscaler"
+HPA_RESCALE_REASON: Final = "SuccessfulRescale"
+
 
 class ConditionType(StrEnum):
     """Deployment-style conditions in `status.conditions`."""

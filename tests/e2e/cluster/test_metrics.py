@@ -229,9 +229,9 @@ def test_hpa_scales_a_workercluster_up_under_load_and_down_after(
             "--json",
         ],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        # Files, not pipes: nobody reads while it runs, and a full pipe would stall the load.
+        stdout=(tmp_path / "load.out").open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for(
@@ -250,10 +250,10 @@ def test_hpa_scales_a_workercluster_up_under_load_and_down_after(
     finally:
         load.terminate()
         try:
-            load.communicate(timeout=30)
+            load.wait(timeout=30)
         except subprocess.TimeoutExpired:
             load.kill()
-            load.communicate()
+            load.wait()
     stopped = time.monotonic() - start
 
     wait_for(

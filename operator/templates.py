@@ -44,7 +44,11 @@ def owned_labels(cluster: WorkerCluster) -> dict[str, str]:
 
 
 def default_resources(spec: WorkerClusterSpec) -> dict[str, Any]:
-    """Sized by process count: every uvicorn process is a full Python interpreter."""
+    """Sized by process count: every uvicorn process is a full Python interpreter.
+
+    The CPU request is what an HPA's utilisation is a percentage of (lab 11), so it stays even
+    without a CPU limit; 50m keeps six demo pods plus the control plane on one 2-core kind node.
+    """
     n = spec.processes_per_pod
     return {
         "requests": {"cpu": "50m", "memory": f"{48 + 40 * n}Mi"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from workerlab.api.resource import LABEL_TEMPLATE_HASH
+from workerlab.api.resource import GROUP, KIND, LABEL_TEMPLATE_HASH
 
 Obj = dict[str, Any]
 
@@ -106,3 +106,47 @@ def controller_uid(obj: Obj) -> str | None:
         if ref.get("controller"):
             return str(ref.get("uid"))
     return None
+
+
+def scaled_message(direction: str, replicas: int) -> str:
+    """The message of the operator's `Scaled` event; `direction` is "up" or "down"."""
+    return f"Scaled {direction} to {replicas} pods"
+
+
+def scaled_direction(message: str) -> str | None:
+    """ "up" or "down" from a `Scaled` event's message (scaled_message); None otherwise."""
+    words = message.split()
+    if len(words) >= 2 and words[0] == "Scaled" and words[1] in ("up", "down"):
+        return words[1]
+    return None
+
+
+def hpa_new_size(message: str) -> int | None:
+    """The replica count an HPA's SuccessfulRescale event announces ("New size: 4; reason: ...")."""
+    _, sep, rest = message.partition("New size:")
+    digits = rest.split(";")[0].strip()
+    return int(digits) if sep and digits.isdigit() else None
+
+
+def hpa_targets(hpa: Obj, wc_name: str) -> bool:
+    """Whether an HorizontalPodAutoscaler scales the WorkerCluster `wc_name` (same namespace)."""
+    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+    group = str(ref.get("apiVersion", "")).partition("/")[0]
+    return ref.get("kind") == KIND and ref.get("name") == wc_name and group == GROUP
+
+
+def hpa_cpu_utilization(hpa: Obj) -> tuple[int | None, int | None]:
+    """(current, target) average CPU utilisation in percent of the request, as autoscaling/v2
+    (or v1) reports it; None where the HPA has no CPU metric or no reading yet."""
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    target = spec.get("targetCPUUtilizationPercentage")  # autoscaling/v1
+    current = status.get("currentCPUUtilizationPercentage")
+    for metric in spec.get("metrics") or []:
+        resource = metric.get("resource") or {}
+        if metric.get("type") == "Resource" and resource.get("name") == "cpu":
+            target = (resource.get("target") or {}).get("averageUtilization")
+    for metric in status.get("currentMetrics") or []:
+        resource = metric.get("resource") or {}
+        if metric.get("type") == "Resource" and resource.get("name") == "cpu":
+            current = (resource.get("current") or {}).get("averageUtilization")
+    return current, target

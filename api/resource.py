@@ -29,6 +29,16 @@ OPERATOR_NAMESPACE: Final = "workerlab-system"
 OPERATOR_DEPLOYMENT: Final = "workerlab-operator"
 # The namespace of the course's sample WorkerCluster.
 LAB_NAMESPACE: Final = "workerlab"
+# Where the Ingress controller runs (manifests/addons/ingress): a WorkerCluster's NetworkPolicy
+# admits it, since it sends traffic straight to the pods.
+INGRESS_NAMESPACE: Final = "workerlab-ingress"
+
+# An HorizontalPodAutoscaler may own spec.replicas through the scale subresource (lab 11). These
+# are Kubernetes' names, not ours: what kubectl takes, the kind, and the reason its controller
+# posts when it changes the replica count.
+HPA_RESOURCE: Final = "horizontalpodautoscalers.autoscaling"
+HPA_KIND: Final = "HorizontalPodAutoscaler"
+HPA_RESCALE_REASON: Final = "SuccessfulRescale"
 
 
 class ConditionType(StrEnum):
@@ -54,6 +64,10 @@ class Reason(StrEnum):
     UPDATED_INGRESS = "UpdatedIngress"
     DELETED_INGRESS = "DeletedIngress"
     INGRESS_CONFLICT = "IngressConflict"
+    CREATED_NETWORK_POLICY = "CreatedNetworkPolicy"
+    UPDATED_NETWORK_POLICY = "UpdatedNetworkPolicy"
+    DELETED_NETWORK_POLICY = "DeletedNetworkPolicy"
+    NETWORK_POLICY_CONFLICT = "NetworkPolicyConflict"
     IGNORED_PODS = "IgnoredPods"
     RECOVERED = "Recovered"
     READY = "Ready"

@@ -18,6 +18,8 @@ from rich.tree import Tree
 from workerlab.api import exits
 from workerlab.api.objects import (
     conditions_by_type,
+    hpa_cpu_utilization,
+    hpa_targets,
     pod_ready,
     pod_restarts,
     pod_template_hash,
@@ -26,6 +28,7 @@ from workerlab.api.objects import (
     worker_port,
 )
 from workerlab.api.processes import ProcessesReport
+from workerlab.api.resource import HPA_RESOURCE
 from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.kube import Kube
 
@@ -62,6 +65,27 @@ class PodRow:
 
 
 @dataclass
+class AutoscalerView:
+    """The HorizontalPodAutoscaler that owns a WorkerCluster's spec.replicas."""
+
+    name: str
+    min_replicas: int
+    max_replicas: int | None
+    cpu_current: int | None  # percent of the CPU request; None before the first reading
+    cpu_target: int | None
+
+    def describe(self) -> str:
+        cpu = ""
+        if self.cpu_target is not None:
+            now = "?" if self.cpu_current is None else f"{self.cpu_current}%"
+            cpu = f", cpu {now}/{self.cpu_target}%"
+        return (
+            f"replicas owned by hpa/{self.name} "
+            f"(min {self.min_replicas}, max {self.max_replicas}{cpu})"
+        )
+
+
+@dataclass
 class ClusterView:
     name: str
     namespace: str
@@ -72,6 +96,7 @@ class ClusterView:
     phase: str | None
     conditions: dict[str, str]  # type -> "True (Reason)"
     pods: list[PodRow] = field(default_factory=list)
+    autoscaler: AutoscalerView | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +140,35 @@ def conditions_of(wc: dict) -> dict[str, str]:
     return out
 
 
+def autoscaler_view(wc_name: str, hpas: list[dict]) -> AutoscalerView | None:
+    """The HPA scaling `wc_name`, if any (the oldest, should there be several: the others fight
+    it, and the HPA controller reports them as AmbiguousSelector)."""
+    mine = sorted(
+        (h for h in hpas if hpa_targets(h, wc_name)),
+        key=lambda h: str(h["metadata"].get("creationTimestamp", "")),
+    )
+    if not mine:
+        return None
+    spec = mine[0].get("spec") or {}
+    current, target = hpa_cpu_utilization(mine[0])
+    return AutoscalerView(
+        name=mine[0]["metadata"]["name"],
+        min_replicas=int(spec.get("minReplicas", 1)),  # the API's default
+        max_replicas=spec.get("maxReplicas"),
+        cpu_current=current,
+        cpu_target=target,
+    )
+
+
+def list_hpas(kube: Kube) -> list[dict]:
+    """The namespace's HPAs; none where the API is absent or we may not list them (a learner's
+    namespaced rights): the view then simply says nothing about autoscaling."""
+    try:
+        return kube.list(HPA_RESOURCE)
+    except WorkerlabError:
+        return []
+
+
 def cluster_view(wc: dict, pods: list[dict]) -> ClusterView:
     spec, status = wc.get("spec") or {}, wc.get("status") or {}
     return ClusterView(
@@ -145,9 +199,11 @@ def attach_processes(kube: Kube, view: ClusterView, port: int) -> None:
 
 def gather(kube: Kube, name: str | None = None, processes: bool = True) -> list[ClusterView]:
     wcs = [kube.worker_cluster(name)] if name else kube.worker_clusters()
+    hpas = list_hpas(kube) if wcs else []
     views = []
     for wc in wcs:
         view = cluster_view(wc, kube.pods_of(wc["metadata"]["name"]))
+        view.autoscaler = autoscaler_view(view.name, hpas)
         if processes:
             attach_processes(kube, view, worker_port(wc))
         views.append(view)
@@ -175,6 +231,8 @@ def render(views: list[ClusterView], console: Console) -> None:
             f"{view.ready_processes if view.ready_processes is not None else '?'} processes "
             f"ready ({view.processes_per_pod}/pod)  phase={view.phase or '?'}  [dim]{conds}[/]"
         )
+        if view.autoscaler:
+            tree.add(f"[cyan]{view.autoscaler.describe()}[/]")
         for pod in view.pods:
             state = "[green]Ready[/]" if pod.ready else f"[yellow]{pod.phase}[/]"
             if pod.terminating:

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# build-addon-images.sh [redis] [nginx] [traefik]        (default: all three)
+# build-addon-images.sh [redis] [nginx] [traefik] [metrics-server]        (default: all four)
 # Build the add-on images with no container registry, from Debian packages and the Go module proxy:
 #   workerlab/redis:dev    Debian's redis-server, uid 10001, no persistence (manifests/addons/redis)
 #   workerlab/nginx:dev    Debian's nginx, uid 10001, port 8080, everything writable under /tmp,
 #                          upstream block regenerated from DNS (manifests/addons/nginx)
 #   workerlab/traefik:dev  Traefik built from its Go module, FROM scratch (manifests/addons/ingress)
+#   workerlab/metrics-server:dev  the published registry.k8s.io image when a registry answers,
+#                          else metrics-server built from its Go module, FROM scratch
+#                          (manifests/addons/metrics-server)
 # Each image carries a label with the key of its inputs: an image with the right key is a cache
 # hit. The Traefik binary is cached under $CACHE/addons, keyed by its version; the Debian base by
-# its package list (hack/debootstrap-image.sh).
+# its package list (hack/debootstrap-image.sh); the metrics-server binary likewise, by version.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -18,6 +21,7 @@ source "$here/lib.sh"
 # ./pkg/config/dynamic/ext, a nested module that is neither in the v3 module zip nor served by the
 # proxy (`go list -m -versions github.com/traefik/traefik/dynamic/ext` -> 403 not available).
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
 addons="$root/manifests/addons"
 ctx_root=$(mktemp -d)
 trap 'rm -rf "$ctx_root"' EXIT
@@ -84,12 +88,58 @@ build_traefik() {
   docker_build -q --label "dev.workerlab.key=$key" -t "$image" "$ctx_root/traefik-image"
 }
 
+# metrics-server: the resource metrics API (kubectl top, the HPA's CPU utilisation, lab 11).
+# Normal route: re-label the published image. Offline: its go.mod has no replace directive, so
+# `go install sigs.k8s.io/metrics-server/cmd/metrics-server@VERSION` builds it straight from the
+# proxy (go.sum verifies every module). The registry is probed only while neither the published
+# image nor a built binary is here, so a warm offline run never waits on a registry.
+build_metrics_server() {
+  local bin=$CACHE/addons/metrics-server-$METRICS_SERVER_VERSION image=workerlab/metrics-server:dev
+  local published=registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION key from
+  local pkg=k8s.io/client-go/pkg/version
+  if docker image inspect "$published" >/dev/null 2>&1 || { [ "${WORKERLAB_OFFLINE:-}" != 1 ] \
+      && [ ! -x "$bin" ] && progress "trying the published $published (WORKERLAB_OFFLINE=1 skips)" \
+      && timeout 60 docker pull -q "$published" >/dev/null 2>&1; }; then
+    key=$(image_key "$image $(docker image inspect -f '{{.Id}}' "$published")" /dev/null)
+    from="FROM $published"
+  else
+    if [ -x "$bin" ]; then
+      step_cached "metrics-server $METRICS_SERVER_VERSION binary" "$bin"
+    else
+      step_miss "metrics-server $METRICS_SERVER_VERSION binary" "go install from the module proxy (~37 min on 2 busy cores, once)"
+      mkdir -p "$CACHE/addons" "$ctx_root/gobin"
+      (cd "$ctx_root" && GOBIN="$ctx_root/gobin" GOFLAGS= CGO_ENABLED=0 go install -trimpath \
+        -ldflags "-s -w -X $pkg.gitVersion=$METRICS_SERVER_VERSION -X $pkg.gitTreeState=clean" \
+        "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION")
+      mv "$ctx_root/gobin/metrics-server" "$bin"
+    fi
+    key=$(image_key "$image $METRICS_SERVER_VERSION" "$bin")
+    from="FROM scratch"
+  fi
+  if have_image "$image" "$key"; then
+    step_cached "image $image" "key $key"
+    return 0
+  fi
+  step_miss "image $image" "$from (seconds)"
+  mkdir -p "$ctx_root/metrics-server-image"
+  if [ "$from" = "FROM scratch" ]; then
+    cp "$bin" "$ctx_root/metrics-server-image/metrics-server"
+    # uid 65534 (nobody), as the published image; the manifest pins it too.
+    printf '%s\n' 'FROM scratch' 'COPY metrics-server /metrics-server' 'USER 65534:65534' \
+      'EXPOSE 10250' 'ENTRYPOINT ["/metrics-server"]' >"$ctx_root/metrics-server-image/Dockerfile"
+  else
+    printf '%s\n' "$from" >"$ctx_root/metrics-server-image/Dockerfile"
+  fi
+  docker_build -q --label "dev.workerlab.key=$key" -t "$image" "$ctx_root/metrics-server-image"
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(redis nginx traefik)
+[ ${#targets[@]} -gt 0 ] || targets=(redis nginx traefik metrics-server)
 for target in "${targets[@]}"; do
   case $target in
     redis | nginx) build_debian_addon "$target" ;;
     traefik) build_traefik ;;
-    *) die "unknown add-on image: $target (redis, nginx, traefik)" ;;
+    metrics-server) build_metrics_server ;;
+    *) die "unknown add-on image: $target (redis, nginx, traefik, metrics-server)" ;;
   esac
 done

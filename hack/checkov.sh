@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of everything the lab deploys, with checkov (PyPI; the venv's dev extra):
 #   - manifests/ as `kubectl apply -k` renders it (CRD, RBAC, operator) and each add-on;
-#   - the objects the operator creates at run time (Pod, Service, Ingress), rendered from its
-#     templates for the sample WorkerCluster with the Ingress enabled;
+#   - the objects the operator creates at run time (Pod, Service, Ingress, NetworkPolicy),
+#     rendered from its templates for the sample WorkerCluster with both opt-ins enabled;
 #   - the Dockerfiles (worker, operator, add-on images).
 # Exceptions: .checkov.yaml (global, each justified) and `checkov.io/skipN` annotations on single
 # resources. Exits non-zero on any finding. Offline: no API key, no download.
@@ -24,18 +24,20 @@ for addon in manifests/addons/*/; do
   [ -f "$addon/kustomization.yaml" ] || continue
   kubectl kustomize "$addon" >"$out/addon-$(basename "$addon").yaml"
 done
-progress "rendering the operator's Pod, Service and Ingress for manifests/samples/demo.yaml"
+progress "rendering the operator's Pod, Service, Ingress and NetworkPolicy for manifests/samples/demo.yaml"
 "$python" - "$out/operator-objects.yaml" <<'EOF'
 import sys
 
 import yaml
 from workerlab.operator.model import WorkerCluster
-from workerlab.operator.templates import build_ingress, build_pod, build_service
+from workerlab.operator.templates import build_ingress, build_network_policy, build_pod, build_service
 
 body = yaml.safe_load(open("manifests/samples/demo.yaml"))
 body["spec"]["ingress"] = {"enabled": True, "className": "traefik", "host": "demo.localtest.me"}
+body["spec"]["networkPolicy"] = {"enabled": True}
 cluster = WorkerCluster.from_body(body)
 objects = [build_pod(cluster), build_service(cluster), build_ingress(cluster)]
+objects.append(build_network_policy(cluster))
 with open(sys.argv[1], "w") as out:
     yaml.safe_dump_all(objects, out, sort_keys=False)
 EOF

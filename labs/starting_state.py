@@ -12,10 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from workerlab.api.resource import API_VERSION, RESOURCE
+from workerlab.api.objects import hpa_targets
+from workerlab.api.resource import API_VERSION, HPA_RESOURCE, RESOURCE
 from workerlab.cli.errors import KubeError, MissingPrerequisite
 from workerlab.cli.kube import Kube
 from workerlab.cli.paths import repo_root
+from workerlab.cli.status_view import list_hpas
 from workerlab.cli.wcstate import wait_converged
 
 DEMO = "demo"
@@ -62,7 +64,16 @@ def _sample_path() -> Path | None:
         return None
 
 
+def delete_demo_hpas(kube: Kube) -> list[str]:
+    """An HPA on demo (lab 11) would scale the reset straight back: every lab's reset removes it."""
+    names = [h["metadata"]["name"] for h in list_hpas(kube) if hpa_targets(h, DEMO)]
+    for name in names:
+        kube.run("delete", HPA_RESOURCE, name, "--ignore-not-found", "--wait=true")
+    return names
+
+
 def reset_demo(kube: Kube, wait: bool = True) -> str:
+    hpas = delete_demo_hpas(kube)
     manifest = demo_manifest(kube.namespace, _sample_path())
     for attempt in range(REPLACE_ATTEMPTS):
         current = kube.get(RESOURCE, DEMO)
@@ -81,7 +92,10 @@ def reset_demo(kube: Kube, wait: bool = True) -> str:
             time.sleep(0.2 * (attempt + 1))
     if wait:
         wait_converged(kube, DEMO, CONVERGE_TIMEOUT_S)
-    return f"wc/{DEMO} reset to 2 pods x 2 processes, labMode on, NodePort {DEMO_NODE_PORT}"
+    removed = "".join(f", deleted hpa/{name}" for name in hpas)
+    return (
+        f"wc/{DEMO} reset to 2 pods x 2 processes, labMode on, NodePort {DEMO_NODE_PORT}{removed}"
+    )
 
 
 def delete_wc(kube: Kube, name: str) -> str | None:

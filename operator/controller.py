@@ -25,9 +25,11 @@ from workerlab.operator.reconcile import CreatePod, DeletePod, Plan, plan
 from workerlab.operator.status import status_patch, with_create_failure
 from workerlab.operator.templates import (
     build_ingress,
+    build_network_policy,
     build_pod,
     build_service,
     ingress_update,
+    network_policy_update,
     service_update,
 )
 
@@ -49,6 +51,10 @@ class KubeClient(Protocol):
     async def create_ingress(self, namespace: str, body: dict[str, Any]) -> None: ...
     async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> None: ...
     async def delete_ingress(self, namespace: str, name: str) -> None: ...
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def delete_network_policy(self, namespace: str, name: str) -> None: ...
     async def patch_cluster_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> None: ...
@@ -113,6 +119,7 @@ class Controller:
         result = replace(result, status=plan(cluster, pods, now).status)
         await self._ensure_service(cluster, body, now)
         await self._ensure_ingress(cluster, body, now)
+        await self._ensure_network_policy(cluster, body, now)
         if refused is not None:
             # Say it in status too, then fail the reconcile so the work queue retries with backoff.
             status = with_create_failure(cluster, result.status, refused.message, now)
@@ -277,6 +284,53 @@ class Controller:
                 "Normal",
                 Reason.UPDATED_INGRESS,
                 f"Ingress {cluster.name} differed from the spec; restored",
+                now,
+            )
+
+    async def _ensure_network_policy(
+        self, cluster: WorkerCluster, body: dict[str, Any], now: datetime
+    ) -> None:
+        desired = build_network_policy(cluster)
+        name = cluster.name
+        actual = await self.kube.get_network_policy(cluster.namespace, name)
+        if actual is not None and not self._controlled(cluster, actual):
+            if desired is not None:
+                await self._say_once(
+                    cluster,
+                    body,
+                    "Warning",
+                    Reason.NETWORK_POLICY_CONFLICT,
+                    f"NetworkPolicy {name} exists, not owned by this WorkerCluster; left alone",
+                    now,
+                )
+            return
+        if desired is None:
+            if actual is not None:
+                await self.kube.delete_network_policy(cluster.namespace, name)
+                await self._event(
+                    body,
+                    "Normal",
+                    Reason.DELETED_NETWORK_POLICY,
+                    f"Deleted NetworkPolicy {name}",
+                    now,
+                )
+        elif actual is None:
+            await self.kube.create_network_policy(cluster.namespace, desired)
+            await self._event(
+                body,
+                "Normal",
+                Reason.CREATED_NETWORK_POLICY,
+                f"Created NetworkPolicy {name}: port {cluster.spec.port} from this namespace, "
+                "the Ingress controller and the listed sources",
+                now,
+            )
+        elif (update := network_policy_update(desired, actual)) is not None:
+            await self.kube.replace_network_policy(cluster.namespace, update)
+            await self._event(
+                body,
+                "Normal",
+                Reason.UPDATED_NETWORK_POLICY,
+                f"NetworkPolicy {name} differed from the spec; restored",
                 now,
             )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from workerlab.api.objects import conditions_by_type
+from workerlab.api.objects import conditions_by_type, scaled_message
 from workerlab.api.resource import ConditionType, Reason
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan
 
@@ -61,7 +61,7 @@ def scaled(result: Plan, replicas: int) -> Event | None:
     if not scaled_up and not any(a.reason == "ScaleDown" for a in result.deletes):
         return None
     direction = "up" if result.creates else "down"
-    return Event("Normal", Reason.SCALED, f"Scaled {direction} to {replicas} pods")
+    return Event("Normal", Reason.SCALED, scaled_message(direction, replicas))
 
 
 def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:

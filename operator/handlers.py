@@ -1,9 +1,9 @@
 """kopf handlers: they only translate watch events into "reconcile this WorkerCluster".
 
 Design choices against kopf's known traps:
-- Every trigger (WorkerCluster created/updated/resumed, an owned Pod/Service/Ingress changed)
-  lands in one keyed work queue, so a WorkerCluster is never reconciled by two coroutines at
-  once and a burst of pod events costs one reconcile.
+- Every trigger (WorkerCluster created/updated/resumed, an owned Pod/Service/Ingress/
+  NetworkPolicy changed) lands in one keyed work queue, so a WorkerCluster is never reconciled
+  by two coroutines at once and a burst of pod events costs one reconcile.
 - Pods are watched with `on.event` and a label filter (applied server-side as well): a pod that
   dies, fails or gets evicted is acted on when its event arrives; `on.update` would not fire for
   status changes.
@@ -66,8 +66,8 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
-    # Only our pods/services/ingresses travel over the wire, not every pod in the cluster.
-    for resource in ("pods", "services", "ingresses"):
+    # Only our pods/services/ingresses/policies travel over the wire, not every pod in the cluster.
+    for resource in ("pods", "services", "ingresses", "networkpolicies"):
         settings.watching.label_selectors[resource] = OWNED_SELECTOR
     # One cluster-wide peering object whatever the namespaces served (see manifests/crd/).
     settings.peering.clusterwide = True
@@ -155,6 +155,7 @@ def owner_name(body: kopf.Body | dict[str, Any]) -> str | None:
 @kopf.on.event("pods", labels=OWNED)
 @kopf.on.event("services", labels=OWNED)
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OWNED)
 async def owned_object_changed(
     body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:

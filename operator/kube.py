@@ -121,6 +121,9 @@ class Kube:
     async def get_ingress(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_or_none(_ingress_path(namespace, name))
 
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none(_network_policy_path(namespace, name))
+
     async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
         """GET /processes of a pod through the API server's pod proxy (works from anywhere)."""
         target = quote(f"{pod}:{port}", safe="")
@@ -175,6 +178,20 @@ class Kube:
     async def delete_ingress(self, namespace: str, name: str) -> None:
         try:
             await self.call("DELETE", _ingress_path(namespace, name))
+        except ApiError as error:
+            if error.status != 404:
+                raise
+
+    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+        await self.call("POST", path, body)
+
+    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        await self.call("PUT", _network_policy_path(namespace, body["metadata"]["name"]), body)
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        try:
+            await self.call("DELETE", _network_policy_path(namespace, name))
         except ApiError as error:
             if error.status != 404:
                 raise
@@ -243,3 +260,7 @@ def _cluster_path(namespace: str, name: str) -> str:
 
 def _ingress_path(namespace: str, name: str) -> str:
     return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
+
+
+def _network_policy_path(namespace: str, name: str) -> str:
+    return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}"

@@ -64,6 +64,13 @@ class IngressSpec:
 
 
 @dataclass(frozen=True)
+class NetworkPolicySpec:
+    enabled: bool = False
+    allowed_namespaces: tuple[str, ...] = ()
+    allowed_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class UpdateStrategy:
     max_surge: int | str = "25%"
     max_unavailable: int | str = 0
@@ -104,6 +111,7 @@ class WorkerClusterSpec:
     pre_stop_sleep_seconds: int = 5
     service: ServiceSpec = field(default_factory=ServiceSpec)
     ingress: IngressSpec = field(default_factory=IngressSpec)
+    network_policy: NetworkPolicySpec = field(default_factory=NetworkPolicySpec)
     update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
     pod_template: PodTemplateExtras = field(default_factory=PodTemplateExtras)
     paused: bool = False
@@ -113,6 +121,7 @@ class WorkerClusterSpec:
         spec = spec or {}
         service = spec.get("service") or {}
         ingress = spec.get("ingress") or {}
+        policy = spec.get("networkPolicy") or {}
         strategy = spec.get("updateStrategy") or {}
         extras = spec.get("podTemplate") or {}
         return cls(
@@ -136,6 +145,11 @@ class WorkerClusterSpec:
                 host=ingress.get("host"),
                 class_name=ingress.get("className"),
                 path=ingress.get("path", "/"),
+            ),
+            network_policy=NetworkPolicySpec(
+                enabled=bool(policy.get("enabled", False)),
+                allowed_namespaces=tuple(policy.get("allowedNamespaces") or ()),
+                allowed_cidrs=tuple(policy.get("allowedCIDRs") or ()),
             ),
             update_strategy=UpdateStrategy(
                 max_surge=strategy.get("maxSurge", "25%"),

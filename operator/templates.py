@@ -1,4 +1,5 @@
-"""Manifests the operator owns (Pod, Service, Ingress), built from a WorkerCluster. Pure.
+"""Manifests the operator owns (Pod, Service, Ingress, NetworkPolicy), built from a WorkerCluster.
+Pure.
 
 The template hash is computed over the pod template exactly as it will be sent, so any change
 that alters a pod (image, env, processesPerPod, resources, probes, extras) rolls the pods, and
@@ -14,6 +15,7 @@ from typing import Any
 
 from workerlab.api.resource import (
     APP_NAME,
+    INGRESS_NAMESPACE,
     LABEL_COMPONENT,
     LABEL_INSTANCE,
     LABEL_MANAGED_BY,
@@ -42,7 +44,11 @@ def owned_labels(cluster: WorkerCluster) -> dict[str, str]:
 
 
 def default_resources(spec: WorkerClusterSpec) -> dict[str, Any]:
-    """Sized by process count: every uvicorn process is a full Python interpreter."""
+    """Sized by process count: every uvicorn process is a full Python interpreter.
+
+    The CPU request is what an HPA's utilisation is a percentage of (lab 11), so it stays even
+    without a CPU limit; 50m keeps six demo pods plus the control plane on one 2-core kind node.
+    """
     n = spec.processes_per_pod
     return {
         "requests": {"cpu": "50m", "memory": f"{48 + 40 * n}Mi"},
@@ -217,6 +223,35 @@ def build_ingress(cluster: WorkerCluster) -> dict[str, Any] | None:
     }
 
 
+# The label the API server puts on every namespace: a namespace selector by name.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def build_network_policy(cluster: WorkerCluster) -> dict[str, Any] | None:
+    """Ingress to the worker port from this namespace's pods, the Ingress controller's namespace
+    and what the spec lists; nothing else. Egress is left alone (Redis, DNS...)."""
+    policy = cluster.spec.network_policy
+    if not policy.enabled:
+        return None
+    namespaces = sorted({INGRESS_NAMESPACE, *policy.allowed_namespaces} - {cluster.namespace})
+    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # no namespaceSelector: this namespace
+    if namespaces:
+        expression = {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": namespaces}
+        peers.append({"namespaceSelector": {"matchExpressions": [expression]}})
+    peers += [{"ipBlock": {"cidr": cidr}} for cidr in policy.allowed_cidrs]
+    port = {"protocol": "TCP", "port": cluster.spec.port}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _object_meta(cluster),
+        "spec": {
+            "podSelector": {"matchLabels": dict(cluster.selector)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [port]}],
+        },
+    }
+
+
 def _metadata_drifted(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
     labels = actual["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
@@ -288,4 +323,13 @@ def ingress_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str,
         return None
     merged = _merge_metadata(desired, actual)
     merged["spec"] = copy.deepcopy(want)
+    return merged
+
+
+def network_policy_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
+    """Same contract as service_update, for the NetworkPolicy (we own its whole spec)."""
+    if actual.get("spec") == desired["spec"] and not _metadata_drifted(desired, actual):
+        return None
+    merged = _merge_metadata(desired, actual)
+    merged["spec"] = copy.deepcopy(desired["spec"])
     return merged

@@ -20,6 +20,8 @@ ALLOWED = [
     ("update", "services", "workerlab"),
     ("create", "ingresses.networking.k8s.io", "workerlab"),
     ("delete", "ingresses.networking.k8s.io", "workerlab"),
+    ("create", "networkpolicies.networking.k8s.io", "workerlab"),
+    ("update", "networkpolicies.networking.k8s.io", "workerlab"),
     ("create", "events", "workerlab"),
     ("watch", "workerclusters.workerlab.dev", None),
     ("patch", "workerclusters.workerlab.dev", "workerlab"),

@@ -29,6 +29,7 @@ def env(learner_env):
         timeout=180,
         check=False,
     )
+    # `lab reset 5` also deletes lab 11's HPA on demo, which would otherwise own its replicas.
     subprocess.run(
         ["workerlab", "lab", "reset", "5"],
         env=environ,

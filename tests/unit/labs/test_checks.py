@@ -344,3 +344,110 @@ def test_check_details_are_plain_words():
         },
     )
     assert "Ready=unknown" in items[3].detail
+
+
+lab11 = course.check_module(course.get(11))
+
+
+def hpa(active="True", target_name="demo", kind="WorkerCluster"):
+    return {
+        "metadata": {"name": "demo", "creationTimestamp": iso(T0 + 5)},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "workerlab.dev/v1alpha1",
+                "kind": kind,
+                "name": target_name,
+            },
+            "minReplicas": 2,
+            "maxReplicas": 6,
+        },
+        "status": {
+            "conditions": [
+                {"type": "ScalingActive", "status": active, "reason": "ValidMetricFound"}
+            ]
+        },
+    }
+
+
+def rescale(size, at):
+    why = "above target" if size > 2 else "All metrics below target"
+    return {
+        "reason": "SuccessfulRescale",
+        "message": f"New size: {size}; reason: {why}",
+        "lastTimestamp": iso(at),
+    }
+
+
+def scaled(direction, replicas, at):
+    return {
+        "reason": "Scaled",
+        "message": f"Scaled {direction} to {replicas} pods",
+        "lastTimestamp": iso(at),
+    }
+
+
+def lab11_solved():
+    return {
+        "started_at": T0,
+        "hpas": [hpa()],
+        "hpa_events": [rescale(6, T0 + 60), rescale(2, T0 + 180)],
+        "wc_events": [scaled("up", 6, T0 + 61), scaled("down", 2, T0 + 181)],
+        "runs": [run(path="/work/cpu?ms=50", start=T0 + 20, end=T0 + 110)],
+    }
+
+
+def test_lab11_passes_on_an_up_and_down_cycle():
+    assert verdict(11, lab11_solved())[0]
+    # several steps each way count as well
+    steps = dict(
+        lab11_solved(), hpa_events=[rescale(s, T0 + 30 * i) for i, s in enumerate((4, 6, 3, 2), 1)]
+    )
+    assert verdict(11, steps)[0]
+
+
+def test_lab11_fresh_state_fails_with_hints():
+    fresh = {"started_at": T0, "hpas": [], "hpa_events": [], "wc_events": [], "runs": []}
+    passed, items = verdict(11, fresh)
+    assert not passed and "hpa-demo.yaml" in items[0].hint
+    assert not verdict(11, dict(fresh, started_at=None))[0]
+
+
+def test_lab11_needs_the_down_after_the_up():
+    only_up = dict(lab11_solved(), hpa_events=[rescale(6, T0 + 60)])
+    passed, items = verdict(11, only_up)
+    failed = [it.name for it in items if not it.passed]
+    assert not passed and failed == ["... and back down after the load stopped"]
+    # a shrink before any growth (e.g. the reset's own) is not the cycle asked for
+    backwards = dict(
+        lab11_solved(), wc_events=[scaled("down", 2, T0 + 1), scaled("up", 6, T0 + 61)]
+    )
+    assert not verdict(11, backwards)[0]
+
+
+def test_lab11_ignores_evidence_from_before_the_reset():
+    old = dict(
+        lab11_solved(),
+        hpa_events=[rescale(6, T0 - 300), rescale(2, T0 - 100)],
+        wc_events=[scaled("up", 6, T0 - 299), scaled("down", 2, T0 - 99)],
+        runs=[run(path="/work/cpu?ms=50", start=T0 - 400, end=T0 - 310)],
+    )
+    passed, items = verdict(11, old)
+    assert not passed and sum(not it.passed for it in items) == 4
+
+
+def test_lab11_an_hpa_without_metrics_points_at_metrics_server():
+    facts = dict(lab11_solved(), hpas=[hpa(active="False")])
+    passed, items = verdict(11, facts)
+    assert not passed and "metrics-server" in items[1].hint
+
+
+def test_lab11_rescale_sizes_and_directions():
+    assert lab11.rescale_sizes([rescale(4, T0), {"reason": "Other", "message": "New size: 9"}]) == [
+        4
+    ]
+    assert lab11.up_then_down([4, 6, 2]) == (True, True)
+    assert lab11.up_then_down([2, 2]) == (False, False)
+    assert lab11.up_then_down([1, 3]) == (True, False)
+    assert lab11.operator_directions(
+        [scaled("up", 3, T0), {"reason": "Scaled", "message": "x"}]
+    ) == ["up"]

@@ -25,11 +25,22 @@ class RacingKube:
         self.conflicts = conflicts
         self.version = 1
         self.replaced: list[dict] = []
+        self.deleted: list[str] = []
+        self.calls: list[str] = []
+        self.hpas: list[dict] = []
 
     def get(self, resource: str, name: str) -> dict:
         return {"metadata": {"name": name, "resourceVersion": str(self.version)}}
 
+    def list(self, resource: str) -> list[dict]:
+        assert resource == "horizontalpodautoscalers.autoscaling"
+        return self.hpas
+
     def run(self, verb: str, *args: str, stdin: str | None = None) -> str:
+        self.calls.append(verb)
+        if verb == "delete":
+            self.deleted.append(args[1])
+            return ""
         assert verb == "replace"
         sent = json.loads(stdin or "{}")
         if self.conflicts:
@@ -53,3 +64,16 @@ def test_reset_gives_up_after_bounded_attempts(monkeypatch):
     monkeypatch.setattr(starting_state.time, "sleep", lambda _s: None)
     with pytest.raises(KubeError, match="has been modified"):
         starting_state.reset_demo(RacingKube(conflicts=starting_state.REPLACE_ATTEMPTS), wait=False)
+
+
+def hpa(name: str, target: str) -> dict:
+    ref = {"apiVersion": "workerlab.dev/v1alpha1", "kind": "WorkerCluster", "name": target}
+    return {"metadata": {"name": name}, "spec": {"scaleTargetRef": ref}}
+
+
+def test_reset_deletes_the_hpa_on_demo_first_and_only_that_one():
+    kube = RacingKube(conflicts=0)
+    kube.hpas = [hpa("demo", "demo"), hpa("other", "not-demo")]
+    said = starting_state.reset_demo(kube, wait=False)
+    assert kube.deleted == ["demo"] and kube.calls == ["delete", "replace"]
+    assert said.endswith("deleted hpa/demo")

@@ -33,6 +33,7 @@ class RecordingKube:
         self.pods: dict[str, dict] = {}
         self.service: dict[str, Any] | None = None
         self.ingress: dict[str, Any] | None = None
+        self.policy: dict[str, Any] | None = None
         self.writes: list[tuple[str, str]] = []
         self.events: list[tuple[str, str]] = []
         self._names = itertools.count()
@@ -82,6 +83,21 @@ class RecordingKube:
     async def delete_ingress(self, namespace: str, name: str) -> None:
         self.ingress = None
         self.writes.append(("delete", "ingress"))
+
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.policy)
+
+    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        self.policy = copy.deepcopy(body)
+        self.writes.append(("create", "networkpolicy"))
+
+    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        self.policy = copy.deepcopy(body)
+        self.writes.append(("replace", "networkpolicy"))
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        self.policy = None
+        self.writes.append(("delete", "networkpolicy"))
 
     async def patch_cluster_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         status = self.cluster.setdefault("status", {})
@@ -281,5 +297,45 @@ def test_pod_actions_do_not_wait_for_the_process_probe():
         assert kinds[0] == "create" and kinds.count("probed") == 2, kube.writes
         assert kinds[-1] == "status"  # written after the probe, with its counts
         assert kube.cluster["status"]["readyProcesses"] == 4
+
+    asyncio.run(scenario())
+
+
+def test_network_policy_is_opt_in_restored_after_a_hand_edit_and_removed_when_disabled():
+    async def scenario():
+        kube = RecordingKube({"replicas": 1})
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        assert kube.policy is None and ("create", "networkpolicy") not in kube.writes
+        kube.cluster["spec"]["networkPolicy"] = {"enabled": True, "allowedNamespaces": ["lab"]}
+        await ctl.reconcile((NS, NAME))
+        assert kube.policy is not None
+        assert kube.policy["metadata"]["ownerReferences"][0]["uid"] == "uid-demo"
+        kube.policy["spec"]["ingress"] = [{}]  # someone opens it to everything
+        await ctl.reconcile((NS, NAME))
+        assert kube.policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8000}]
+        before = len(kube.writes)
+        await ctl.reconcile((NS, NAME))
+        assert ("replace", "networkpolicy") not in kube.writes[before:]  # in sync: no write
+        kube.cluster["spec"]["networkPolicy"] = {"enabled": False}
+        await ctl.reconcile((NS, NAME))
+        assert kube.policy is None
+        reasons = [r for r, _ in kube.events]
+        for reason in ("CreatedNetworkPolicy", "UpdatedNetworkPolicy", "DeletedNetworkPolicy"):
+            assert reason in reasons
+
+    asyncio.run(scenario())
+
+
+def test_a_foreign_network_policy_is_left_alone_with_one_warning():
+    async def scenario():
+        kube = RecordingKube({"replicas": 1, "networkPolicy": {"enabled": True}})
+        foreign = {"metadata": {"name": NAME, "namespace": NS}, "spec": {"podSelector": {}}}
+        kube.policy = copy.deepcopy(foreign)
+        ctl = controller_for(kube)
+        for _ in range(2):
+            await ctl.reconcile((NS, NAME))
+        assert kube.policy == foreign
+        assert [r for r, _ in kube.events].count("NetworkPolicyConflict") == 1
 
     asyncio.run(scenario())

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 from workerlab.operator.model import ObservedPod, WorkerClusterSpec
 from workerlab.operator.simulation import make_cluster
 from workerlab.operator.templates import (
     build_ingress,
+    build_network_policy,
     build_pod,
     build_service,
     ingress_update,
+    network_policy_update,
     service_update,
     template_hash,
 )
@@ -154,11 +157,47 @@ def test_ingress_only_when_enabled_and_drift_detection():
     assert ingress_update(desired, live)["spec"]["rules"][0]["host"] == "demo.localtest.me"
 
 
+def test_network_policy_only_when_enabled_admits_the_listed_sources_on_the_worker_port():
+    assert build_network_policy(make_cluster()) is None
+    wc = make_cluster(
+        port=9000,
+        networkPolicy={
+            "enabled": True,
+            "allowedNamespaces": ["team-b", "workerlab"],
+            "allowedCIDRs": ["172.18.0.0/16"],
+        },
+    )
+    policy = build_network_policy(wc)
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == dict(wc.selector)
+    assert spec["policyTypes"] == ["Ingress"]  # egress (DNS, Redis) untouched
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9000}]
+    same_ns, by_name, block = rule["from"]
+    assert same_ns == {"podSelector": {}}  # no namespaceSelector: its own namespace only
+    (expression,) = by_name["namespaceSelector"]["matchExpressions"]
+    # its own namespace is covered already; the Ingress controller's always is
+    assert expression["values"] == ["team-b", "workerlab-ingress"]
+    assert block == {"ipBlock": {"cidr": "172.18.0.0/16"}}
+    assert policy["metadata"]["ownerReferences"][0]["controller"] is True
+    live = copy.deepcopy(policy)
+    live["metadata"].update(resourceVersion="7", uid="np-uid")
+    assert network_policy_update(policy, live) is None
+    live["spec"]["ingress"][0]["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}})
+    assert network_policy_update(policy, live)["spec"] == spec
+
+
+def test_network_policy_in_the_ingress_namespace_lists_no_empty_selector():
+    wc = replace(make_cluster(networkPolicy={"enabled": True}), namespace="workerlab-ingress")
+    assert build_network_policy(wc)["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
+
+
 def test_spec_defaults_match_the_crd():
     spec = WorkerClusterSpec.from_dict({})
     assert (spec.replicas, spec.processes_per_pod, spec.port) == (2, 2, 8000)
     assert spec.update_strategy.max_surge == "25%" and spec.update_strategy.max_unavailable == 0
     assert spec.service.type == "ClusterIP" and not spec.ingress.enabled and not spec.paused
+    assert not spec.network_policy.enabled
 
 
 def test_observed_pod_parses_a_crash_looping_pod():

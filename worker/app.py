@@ -16,6 +16,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from workerlab.api.processes import ProcessesReport, ProcessRecord
 from workerlab.worker import faults, metrics, siblings
 from workerlab.worker.config import MAX_CPU_MS, MAX_IO_MS, Settings
 from workerlab.worker.counter import CounterUnavailable, make_counter
@@ -30,16 +31,31 @@ class ProcessState:
         self.identity = identity
         self.state = state
         self.requests_served = 0
-        self._published = -1
+        self.in_flight = 0
+        self._published: tuple[int, int] | None = None
+        self._published_at = 0.0
+
+    def begin_request(self) -> None:
+        self.in_flight += 1
+        # A process whose record is stale (it was idle) publishes at once: if this request then
+        # blocks its event loop (/work/cpu), its siblings' /processes still show it busy. Under
+        # steady load the periodic publisher keeps the record fresh, so this rarely writes.
+        if time.monotonic() - self._published_at > RECORD_FLUSH_S:
+            with contextlib.suppress(OSError):
+                self.publish()
 
     def count_request(self) -> int:
+        """The request was answered (or failed): one more served, one fewer in flight."""
+        self.in_flight -= 1
         self.requests_served += 1
         return self.requests_served
 
     def publish(self) -> None:
-        if self._published != self.requests_served:
-            self.state.write_record(self.identity, self.requests_served)
-            self._published = self.requests_served
+        figures = (self.requests_served, self.in_flight)
+        if self._published != figures:
+            self.state.write_record(self.identity, *figures)
+            self._published = figures
+            self._published_at = time.monotonic()
 
     async def publish_periodically(self) -> None:
         while True:
@@ -99,7 +115,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(metrics.RequestMetrics, on_request=process.count_request)
+    app.add_middleware(
+        metrics.RequestMetrics, on_start=process.begin_request, on_request=process.count_request
+    )
 
     def who() -> dict:
         return {"pod": settings.pod_name, "pid": identity.pid, "process_index": identity.index}
@@ -172,12 +190,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def processes() -> dict:
         with contextlib.suppress(OSError):
             process.publish()
-        return {
-            "pod": settings.pod_name,
-            "arbiter_pid": identity.arbiter_pid or os.getppid(),
-            "served_by": identity.pid,
-            "processes": state.read_records(),
-        }
+        report = ProcessesReport(
+            pod=settings.pod_name,
+            arbiter_pid=identity.arbiter_pid or os.getppid(),
+            served_by=identity.pid,
+            balance=settings.balance,
+            processes=[ProcessRecord.from_dict(r) for r in state.read_records()],
+        )
+        return report.to_dict()
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from workerlab.api.processes import ProcessesReport, ProcessRecord
 from workerlab.worker import faults, metrics, siblings
@@ -90,6 +93,16 @@ def burn_cpu(ms: int) -> int:
     return rounds
 
 
+def allowed_methods(app: FastAPI, scope: dict) -> list[str]:
+    """Every method some route serves at this request's path (for a 405's Allow header)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def create_app(settings: Settings) -> FastAPI:
     identity = siblings.current
     state = siblings.StateDir(settings.state_dir or Path(tempfile.mkdtemp(prefix="workerlab-")))
@@ -126,6 +139,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def counter_unavailable(request: Request, exc: CounterUnavailable) -> JSONResponse:
         body = {"error": "redis unavailable", "detail": str(exc), "backend": counter.name}
         return JSONResponse(body | who(), status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path, so a path
+            # served by two routes (GET and POST /counter) would advertise just one of them.
+            exc.headers = {"Allow": ", ".join(allowed_methods(app, request.scope))}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -199,7 +220,11 @@ def create_app(settings: Settings) -> FastAPI:
         )
         return report.to_dict()
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,  # documents text/plain: Prometheus' text format
+        responses={200: {"description": "Prometheus text exposition of the pod's processes"}},
+    )
     async def prometheus_metrics() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)

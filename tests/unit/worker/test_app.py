@@ -171,3 +171,18 @@ def test_unknown_methods_share_one_metrics_label(client):
     client.request("BREW", "/")
     text = client.get("/metrics").text
     assert 'method="other"' in text and "BREW" not in text
+
+
+def test_405_allow_header_names_every_method_of_the_path(client):
+    options = client.options("/counter")
+    assert options.status_code == 405
+    assert options.headers["allow"] == "GET, POST"  # two routes serve /counter
+    assert "detail" in options.json()
+    delete = client.delete("/")
+    assert (delete.status_code, delete.headers["allow"]) == (405, "GET")
+
+
+def test_metrics_is_documented_as_text_like_it_is_served(client):
+    operation = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+    assert list(operation["responses"]["200"]["content"]) == ["text/plain"]
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")

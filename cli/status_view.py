@@ -27,6 +27,7 @@ class ProcessRow:
     uptime_s: float | None
     requests_served: int | None
     alive: bool
+    in_flight: int | None = None
 
 
 @dataclass
@@ -40,6 +41,7 @@ class PodRow:
     terminating: bool = False
     waiting_reason: str | None = None
     arbiter_pid: int | None = None
+    balance: str | None = None  # how the pod's processes share connections (BALANCE)
     processes: list[ProcessRow] | None = None  # None: not asked, or the pod did not answer
     processes_error: str | None = None
 
@@ -104,6 +106,7 @@ def process_rows(report: dict, now: float | None = None) -> list[ProcessRow]:
                 uptime_s=round(now - started, 1) if record.get("alive") and started else None,
                 requests_served=record.get("requests_served"),
                 alive=bool(record.get("alive")),
+                in_flight=record.get("in_flight"),
             )
         )
     return rows
@@ -142,6 +145,7 @@ def attach_processes(kube: Kube, view: ClusterView, port: int) -> None:
             row.processes_error = str(error)
             continue
         row.arbiter_pid = report.get("arbiter_pid")
+        row.balance = report.get("balance")
         row.processes = process_rows(report)
 
 
@@ -186,12 +190,13 @@ def render(views: list[ClusterView], console: Console) -> None:
                 f"pod {pod.name}  {state}{extra}  restarts={pod.restarts}  node={pod.node or '-'}"
                 f"  hash={pod.template_hash or '-'}"
                 + (f"  arbiter pid={pod.arbiter_pid}" if pod.arbiter_pid else "")
+                + (f"  balance={pod.balance}" if pod.balance else "")
             )
             if pod.processes_error:
                 branch.add(f"[dim]processes unknown: {pod.processes_error}[/]")
             if pod.processes:
                 table = Table(box=None, pad_edge=False, show_edge=False)
-                for column in ("pid", "slot", "uptime", "requests", "state"):
+                for column in ("pid", "slot", "uptime", "requests", "in flight", "state"):
                     table.add_column(column, justify="right" if column != "state" else "left")
                 for p in pod.processes:
                     table.add_row(
@@ -199,6 +204,7 @@ def render(views: list[ClusterView], console: Console) -> None:
                         "-" if p.index is None else str(p.index),
                         _fmt_uptime(p.uptime_s),
                         "-" if p.requests_served is None else str(p.requests_served),
+                        "-" if p.in_flight is None else str(p.in_flight),
                         "alive" if p.alive else "[dim]exited[/]",
                     )
                 branch.add(table)

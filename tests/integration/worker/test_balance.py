@@ -27,11 +27,12 @@ BURST_REQUESTS = 600
 BURST_CLIENTS = 16
 BUSY_LOOP_MAX_S = 120  # the busy loop ends by itself even if the test is killed
 # bench/results/spread.md: the default mode's Jain index at 16+ clients on fresh connections, 2
-# and 4 processes, idle or one core busy, was 0.98-1.0; this test's own runs gave 0.96-0.97 with
-# 3 processes on a loaded 2-CPU machine. 0.9 leaves room for noise, while one process of three
-# getting nothing gives at most 0.67, and one getting a quarter of its share about 0.78.
-MIN_JAIN = 0.9
-MIN_SHARE_OF_FAIR = 0.5  # every process gets at least half of 1/N of the requests
+# and 4 processes, idle or one core busy, was 0.92-1.0 on a 2-CPU machine at load average 14
+# (0.92 once, with a core busy); this test's own runs gave 0.96-0.97 with 3 processes. 0.85 leaves
+# room for that noise, and still fails when one process of three is starved: getting nothing
+# gives at most 0.67, getting 40 % of its fair share (the others splitting the rest) 0.85.
+MIN_JAIN = 0.85
+MIN_SHARE_OF_FAIR = 0.4  # every process gets at least 40 % of 1/N of the requests
 
 
 def listening_sockets(port: int) -> int:

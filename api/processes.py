@@ -19,6 +19,7 @@ class ProcessRecord:
     generation: int | None = None
     started_at: float | None = None  # epoch seconds
     requests_served: int | None = None
+    in_flight: int | None = None  # requests begun and not yet answered
     alive: bool = False  # a record that does not say it is alive is not counted as alive
     exited_at: float | None = None
     exit: str | None = None  # how it ended, as the arbiter saw it
@@ -31,6 +32,7 @@ class ProcessRecord:
             generation=raw.get("generation"),
             started_at=raw.get("started_at"),
             requests_served=raw.get("requests_served"),
+            in_flight=raw.get("in_flight"),
             alive=bool(raw.get("alive", False)),
             exited_at=raw.get("exited_at"),
             exit=raw.get("exit"),
@@ -47,6 +49,7 @@ class ProcessesReport:
     pod: str | None = None
     arbiter_pid: int | None = None
     served_by: int | None = None  # the process that answered this request
+    balance: str | None = None  # how connections reach the processes: "shared" or "reuseport"
     processes: list[ProcessRecord] = field(default_factory=list)
 
     @classmethod
@@ -56,6 +59,7 @@ class ProcessesReport:
             pod=raw.get("pod"),
             arbiter_pid=raw.get("arbiter_pid"),
             served_by=raw.get("served_by"),
+            balance=raw.get("balance"),
             processes=[ProcessRecord.from_dict(r) for r in records],
         )
 
@@ -64,6 +68,7 @@ class ProcessesReport:
             "pod": self.pod,
             "arbiter_pid": self.arbiter_pid,
             "served_by": self.served_by,
+            "balance": self.balance,
             "processes": [p.to_dict() for p in self.processes],
         }
 

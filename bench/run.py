@@ -24,13 +24,15 @@ import efficiency
 import http_bench
 import profiling
 import report
+import spread_bench
 from common import RESULTS_DIR, log, machine
 from namespace import ensure_namespace
 from servers import serving
 
 from api import Api
+from workerlab.worker.config import DEFAULT_BALANCE
 
-SECTIONS = ("controller", "http", "isolation", "efficiency", "profile")
+SECTIONS = ("controller", "http", "isolation", "efficiency", "profile", "spread")
 CLUSTER_SECTIONS = {"controller", "efficiency"}  # the others run on loopback only
 
 
@@ -48,6 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # measure (rollout, scale); 4 self-heals per round give a median of 12.
     args.controller_rounds = 2 if args.quick else 3
     args.heals = 5 if args.quick else 4
+    args.spread_requests = 400 if args.quick else 600
     return args
 
 
@@ -61,6 +64,17 @@ def profile(out: Path) -> dict:
                     running.pid, running.url, out, f"profile-{server}"
                 )
     return profiles
+
+
+def write_spread(results: dict, out: Path, started: float) -> None:
+    """The spread section in its own files (spread.json, spread.md), whatever else ran."""
+    spread = results["spread"]
+    spread["total_run_s"] = round(time.monotonic() - started, 1)
+    document = {"machine": results["machine"], **spread}
+    (out / "spread.json").write_text(json.dumps(document, indent=2) + "\n")
+    if "error" not in spread:
+        (out / "spread.md").write_text(spread_bench.markdown(spread, results["machine"]))
+    log(f"spread: {out / 'spread.md'} ({spread['total_run_s']} s)")
 
 
 def attempt(results: dict, key: str, measure, *args) -> None:
@@ -104,6 +118,11 @@ def main(argv: list[str]) -> int:
             attempt(results, "worker_vs_seed", http_bench.throughput, *loads)
         if "isolation" in args.only:
             attempt(results, "cpu_isolation", http_bench.isolation, *loads)
+        if "spread" in args.only:
+            spread_args = (args.spread_requests, args.wrk_rounds, args.wrk_seconds)
+            attempt(results, "spread", spread_bench.run, Path(logs), *spread_args, DEFAULT_BALANCE)
+    if "spread" in args.only:
+        write_spread(results, args.out, started)
     if "profile" in args.only:
         attempt(results, "profile", profile, args.out)
     if "efficiency" in args.only:
@@ -120,6 +139,8 @@ def main(argv: list[str]) -> int:
         )
     if "efficiency" in args.only:
         attempt(results["operator_efficiency"], "burst", efficiency.burst, api)
+    if set(args.only) == {"spread"}:
+        return 0  # its own files: a spread-only run must not replace the full latest.md
     results["total_run_s"] = round(time.monotonic() - started, 1)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "latest.md").write_text(report.markdown(results))

@@ -31,6 +31,8 @@ def command(server: str, port: int) -> list[str]:
         return [sys.executable, "-m", "workerlab.worker", *bind]
     if server == "minimal_asgi":
         return [sys.executable, str(BENCH_DIR / "minimal_asgi.py"), *bind]
+    if server == "fastapi_hello":
+        return [sys.executable, str(BENCH_DIR / "fastapi_hello.py"), *bind]
     return ["node", str(BENCH_DIR / "node-cluster" / "server.js")]
 
 
@@ -66,11 +68,17 @@ class Running:
 
 
 @contextlib.contextmanager
-def serving(server: str, processes: int, log_dir: Path) -> Iterator[Running]:
+def serving(
+    server: str, processes: int, log_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """`env` adds settings, e.g. BALANCE for the worker or NODE_CLUSTER_SCHED_POLICY for Node."""
     port = free_port()
+    extra = env or {}
     env = dict(os.environ, WORKER_PROCESSES=str(processes), WORKERS=str(processes), PORT=str(port))
     env.pop("WORKERLAB_STATE_DIR", None)
-    log = (log_dir / f"{server}-{processes}.log").open("w")
+    env.update(extra)
+    tag = "-".join([server, str(processes), *extra.values()])
+    log = (log_dir / f"{tag}.log").open("w")
     proc = subprocess.Popen(
         command(server, port), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )

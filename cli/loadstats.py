@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -79,6 +80,9 @@ class LoadSummary:
     probe_errors: int = 0
     elapsed_s: float = 0.0
     stopped_by: str = "requests"  # or "duration"
+    # Who should have answered, when known (asked before the run): zeros count in the fairness.
+    expected_pods: list[str] | None = None
+    expected_processes: list[str] | None = None  # "pod/pid"
 
     @property
     def rps(self) -> float:
@@ -98,6 +102,15 @@ class LoadSummary:
             per_pod[key.rsplit("/", 1)[0]] += 1
         return dict(per_pod)
 
+    def fairness(self) -> dict[str, float | None]:
+        """min/max spread and Jain's index across pods and across processes, zeros included."""
+        return {
+            "spread_pods": spread(self.by_pod, self.expected_pods),
+            "jain_pods": jain(self.by_pod, self.expected_pods),
+            "spread_processes": spread(self.by_process, self.expected_processes),
+            "jain_processes": jain(self.by_process, self.expected_processes),
+        }
+
     def to_dict(self) -> dict:
         return {
             "requests": self.requests,
@@ -115,6 +128,9 @@ class LoadSummary:
             "latency_ms": vars(self.latency),
             "probe_latency_ms": vars(self.probe),
             "probe_errors": self.probe_errors,
+            "expected_pods": self.expected_pods,
+            "expected_processes": self.expected_processes,
+            "fairness": self.fairness(),
         }
 
 
@@ -143,8 +159,31 @@ def summarize(samples: list[Sample], elapsed_s: float, stopped_by: str = "reques
     )
 
 
-def spread(counts: dict[str, int]) -> float | None:
-    """min/max share of requests across the keys (1.0 = perfectly even, 0 = someone got none)."""
-    if not counts:
+def with_expected(counts: dict[str, int], expected: Iterable[str] | None = None) -> dict[str, int]:
+    """`counts` plus a 0 for every expected key that got nothing.
+
+    Without the expected set, a process that was never reached is simply missing from the counts,
+    and 20 of 20 requests on one of three processes would look perfectly even.
+    """
+    return {key: 0 for key in expected or ()} | counts
+
+
+def spread(counts: dict[str, int], expected: Iterable[str] | None = None) -> float | None:
+    """min/max share over the keys, zeros of `expected` included (1.0 = even, 0 = one got none)."""
+    values = list(with_expected(counts, expected).values())
+    if not values or max(values) == 0:
         return None
-    return round(min(counts.values()) / max(counts.values()), 3)
+    return round(min(values) / max(values), 3)
+
+
+def jain(counts: dict[str, int], expected: Iterable[str] | None = None) -> float | None:
+    """Jain's fairness index (sum x)^2 / (n * sum x^2), zeros of `expected` included.
+
+    1.0 when every key got the same; 1/n when one key got everything. Unlike min/max, one
+    outlier moves it only a little, so it reads as "the fraction of keys fairly served".
+    """
+    values = list(with_expected(counts, expected).values())
+    squares = sum(v * v for v in values)
+    if not values or squares == 0:
+        return None
+    return round(sum(values) ** 2 / (len(values) * squares), 3)

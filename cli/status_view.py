@@ -41,6 +41,7 @@ class ProcessRow:
     requests_served: int | None
     alive: bool
     exit: str | None = None  # how a dead one ended (see workerlab.api.exits)
+    in_flight: int | None = None
 
 
 @dataclass
@@ -54,6 +55,7 @@ class PodRow:
     terminating: bool = False
     waiting_reason: str | None = None
     arbiter_pid: int | None = None
+    balance: str | None = None  # how the pod's processes share connections (BALANCE)
     processes: list[ProcessRow] | None = None  # None: not asked, or the pod did not answer
     processes_error: str | None = None
 
@@ -126,6 +128,7 @@ def process_rows(report: dict, now: float | None = None) -> list[ProcessRow]:
             requests_served=p.requests_served,
             alive=p.alive,
             exit=p.exit,
+            in_flight=p.in_flight,
         )
         for p in ProcessesReport.from_dict(report).processes
     ]
@@ -193,7 +196,9 @@ def attach_processes(kube: Kube, view: ClusterView, port: int) -> None:
         except WorkerlabError as error:
             row.processes_error = str(error)
             continue
-        row.arbiter_pid = ProcessesReport.from_dict(report).arbiter_pid
+        parsed = ProcessesReport.from_dict(report)
+        row.arbiter_pid = parsed.arbiter_pid
+        row.balance = parsed.balance
         row.processes = process_rows(report)
 
 
@@ -242,12 +247,13 @@ def render(views: list[ClusterView], console: Console) -> None:
                 f"pod {pod.name}  {state}{extra}  restarts={pod.restarts}  node={pod.node or '-'}"
                 f"  hash={pod.template_hash or '-'}"
                 + (f"  arbiter pid={pod.arbiter_pid}" if pod.arbiter_pid else "")
+                + (f"  balance={pod.balance}" if pod.balance else "")
             )
             if pod.processes_error:
                 branch.add(f"[dim]processes unknown: {pod.processes_error}[/]")
             if pod.processes:
                 table = Table(box=None, pad_edge=False, show_edge=False)
-                for column in ("pid", "slot", "uptime", "requests", "state"):
+                for column in ("pid", "slot", "uptime", "requests", "in flight", "state"):
                     table.add_column(column, justify="right" if column != "state" else "left")
                 for p in pod.processes:
                     table.add_row(
@@ -255,6 +261,7 @@ def render(views: list[ClusterView], console: Console) -> None:
                         "-" if p.index is None else str(p.index),
                         _fmt_uptime(p.uptime_s),
                         "-" if p.requests_served is None else str(p.requests_served),
+                        "-" if p.in_flight is None else str(p.in_flight),
                         "alive" if p.alive else f"[dim]{escape(exits.short_label(p.exit))}[/]",
                     )
                 branch.add(table)

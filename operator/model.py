@@ -25,10 +25,14 @@ from workerlab.api.objects import (
 from workerlab.api.resource import API_VERSION, APP_NAME, KIND, LABEL_INSTANCE, LABEL_NAME
 
 DEFAULT_IMAGE = "workerlab/worker:dev"
+# How each pod's processes share connections (the worker's BALANCE; docs/worker.md).
+BALANCE_MODES = ("shared", "reuseport")
+DEFAULT_BALANCE = "shared"
 # Env names the operator sets itself; spec.env may not override them (the CRD rejects it too).
 RESERVED_ENV = (
     "WORKER_PROCESSES",
     "PORT",
+    "BALANCE",
     "WORKERLAB_LAB_MODE",
     "WORKERLAB_STATE_DIR",
     "GRACEFUL_TIMEOUT",
@@ -104,6 +108,7 @@ class WorkerClusterSpec:
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
     port: int = 8000
+    balance: str = DEFAULT_BALANCE
     resources: dict[str, Any] = field(default_factory=dict)
     env: list[dict[str, Any]] = field(default_factory=list)
     lab_mode: bool = False
@@ -130,6 +135,7 @@ class WorkerClusterSpec:
             image=spec.get("image") or DEFAULT_IMAGE,
             image_pull_policy=spec.get("imagePullPolicy") or "IfNotPresent",
             port=int(spec.get("port", 8000)),
+            balance=spec.get("balance") or DEFAULT_BALANCE,
             resources=dict(spec.get("resources") or {}),
             env=[dict(e) for e in spec.get("env") or []],
             lab_mode=bool(spec.get("labMode", False)),

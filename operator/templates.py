@@ -64,6 +64,7 @@ def _env(spec: WorkerClusterSpec) -> list[dict[str, Any]]:
     own: list[dict[str, Any]] = [
         {"name": "WORKER_PROCESSES", "value": str(spec.processes_per_pod)},
         {"name": "PORT", "value": str(spec.port)},
+        {"name": "BALANCE", "value": spec.balance},
         {"name": "WORKERLAB_LAB_MODE", "value": "true" if spec.lab_mode else "false"},
         {"name": "WORKERLAB_STATE_DIR", "value": STATE_DIR},
         {"name": "GRACEFUL_TIMEOUT", "value": str(spec.graceful_timeout_seconds)},

@@ -9,12 +9,16 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from workerlab.api.processes import ProcessesReport
 from workerlab.worker import faults, metrics, siblings
@@ -31,16 +35,31 @@ class ProcessState:
         self.identity = identity
         self.state = state
         self.requests_served = 0
-        self._published = -1
+        self.in_flight = 0
+        self._published: tuple[int, int] | None = None
+        self._published_at = 0.0
+
+    def begin_request(self) -> None:
+        self.in_flight += 1
+        # A process whose record is stale (it was idle) publishes at once: if this request then
+        # blocks its event loop (/work/cpu), its siblings' /processes still show it busy. Under
+        # steady load the periodic publisher keeps the record fresh, so this rarely writes.
+        if time.monotonic() - self._published_at > RECORD_FLUSH_S:
+            with contextlib.suppress(OSError):
+                self.publish()
 
     def count_request(self) -> int:
+        """The request was answered (or failed): one more served, one fewer in flight."""
+        self.in_flight -= 1
         self.requests_served += 1
         return self.requests_served
 
     def publish(self) -> None:
-        if self._published != self.requests_served:
-            self.state.write_record(self.identity, self.requests_served)
-            self._published = self.requests_served
+        figures = (self.requests_served, self.in_flight)
+        if self._published != figures:
+            self.state.write_record(self.identity, *figures)
+            self._published = figures
+            self._published_at = time.monotonic()
 
     async def publish_periodically(self) -> None:
         while True:
@@ -75,6 +94,16 @@ def burn_cpu(ms: int) -> int:
     return rounds
 
 
+def allowed_methods(app: FastAPI, scope: MutableMapping[str, Any]) -> list[str]:
+    """Every method some route serves at this request's path (for a 405's Allow header)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def create_app(settings: Settings) -> FastAPI:
     identity = siblings.current
     state = siblings.StateDir(settings.state_dir or Path(tempfile.mkdtemp(prefix="workerlab-")))
@@ -100,7 +129,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(metrics.RequestMetrics, on_request=process.count_request)
+    app.add_middleware(
+        metrics.RequestMetrics, on_start=process.begin_request, on_request=process.count_request
+    )
 
     def who() -> dict:
         return {"pod": settings.pod_name, "pid": identity.pid, "process_index": identity.index}
@@ -109,6 +140,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def counter_unavailable(request: Request, exc: CounterUnavailable) -> JSONResponse:
         body = {"error": "redis unavailable", "detail": str(exc), "backend": counter.name}
         return JSONResponse(body | who(), status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path, so a path
+            # served by two routes (GET and POST /counter) would advertise just one of them.
+            exc.headers = {"Allow": ", ".join(allowed_methods(app, request.scope))}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -177,11 +216,16 @@ def create_app(settings: Settings) -> FastAPI:
             pod=settings.pod_name,
             arbiter_pid=identity.arbiter_pid or os.getppid(),
             served_by=identity.pid,
+            balance=settings.balance,
             processes=state.read_records(),
         )
         return report.to_dict()
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,  # documents text/plain: Prometheus' text format
+        responses={200: {"description": "Prometheus text exposition of the pod's processes"}},
+    )
     async def prometheus_metrics() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)

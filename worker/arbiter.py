@@ -111,6 +111,9 @@ class WorkerApplication(BaseApplication):
             "graceful_timeout": s.graceful_timeout,
             "max_requests": s.max_requests,
             "max_requests_jitter": 0,  # predictable recycling for the labs
+            # gunicorn (>= 24) then binds no socket in the arbiter: each process creates its own
+            # SO_REUSEPORT socket right after the fork (Arbiter.spawn_worker).
+            "reuse_port": s.balance == "reuseport",
             "keepalive": 5,
             "worker_tmp_dir": str(s.state_dir),  # heartbeats; the root filesystem is read-only
             "control_socket_disable": True,  # no control socket to place or to secure

@@ -17,10 +17,25 @@ MAX_CPU_MS = 5_000
 MAX_IO_MS = 30_000
 MAX_LEAK_MB = 1_024
 
+# How connections reach the processes (see docs/worker.md, "Balancing: measured"):
+#   shared     the arbiter binds one socket, every forked process accepts from it: an idle
+#              process picks up the next connection, a busy one takes none.
+#   reuseport  each process binds its own SO_REUSEPORT socket after the fork: the kernel hashes
+#              every new connection to one of them, busy or not.
+BALANCE_MODES = ("shared", "reuseport")
+DEFAULT_BALANCE = "shared"
+
 # (name, default shown in --help, meaning) — the single source for --help and docs/worker.md.
 ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("WORKER_PROCESSES", "CPUs this container may use", "processes the arbiter forks"),
     ("PORT", "8000", "TCP port, bound on 0.0.0.0 (--bind overrides)"),
+    (
+        "BALANCE",
+        DEFAULT_BALANCE,
+        "shared: one socket all processes accept from (an idle process takes the next "
+        "connection); reuseport: one SO_REUSEPORT socket per process (the kernel hashes "
+        "connections over them, busy or not)",
+    ),
     ("GRACEFUL_TIMEOUT", "20", "seconds in-flight requests get to finish after SIGTERM"),
     ("DRAIN_DELAY", "2", "seconds between SIGTERM (readiness -> 503) and closing the socket"),
     ("WORKER_TIMEOUT", "10", "seconds without a heartbeat before the arbiter kills a process"),
@@ -43,6 +58,7 @@ class ConfigError(ValueError):
 class Settings:
     processes: int
     port: int
+    balance: str
     graceful_timeout: int
     drain_delay: float
     worker_timeout: int
@@ -69,6 +85,7 @@ class Settings:
         return cls(
             processes=_int("WORKER_PROCESSES", processes, 1, 1, 256) if processes else cpus(),
             port=_int("PORT", get("PORT"), 8000, 1, 65535),
+            balance=_choice("BALANCE", get("BALANCE"), DEFAULT_BALANCE, BALANCE_MODES),
             graceful_timeout=_int("GRACEFUL_TIMEOUT", get("GRACEFUL_TIMEOUT"), 20, 1, 3600),
             drain_delay=_float("DRAIN_DELAY", get("DRAIN_DELAY"), 2.0, 0.0, 300.0),
             worker_timeout=_int("WORKER_TIMEOUT", get("WORKER_TIMEOUT"), 10, 0, 3600),
@@ -101,6 +118,15 @@ def _float(name: str, raw: str | None, default: float, low: float, high: float) 
         raise ConfigError(f"{name}={raw!r} is not a number (expected {low:g}..{high:g})") from None
     if not low <= value <= high:  # also rejects nan
         raise ConfigError(f"{name}={raw!r} is out of range (expected {low:g}..{high:g})")
+    return value
+
+
+def _choice(name: str, raw: str | None, default: str, choices: tuple[str, ...]) -> str:
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
     return value
 
 

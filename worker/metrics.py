@@ -85,8 +85,11 @@ def _request_series(method: str, path: str, status: int):
 class RequestMetrics:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): counts and times every request."""
 
-    def __init__(self, app, on_request: Callable[[], int]) -> None:
+    def __init__(
+        self, app, on_request: Callable[[], int], on_start: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
+        self.on_start = on_start  # a request begins: the process's in-flight count goes up
         self.on_request = on_request  # bumps the process's own count, returns the new total
 
     async def __call__(self, scope, receive, send) -> None:
@@ -95,6 +98,8 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        if self.on_start is not None:
+            self.on_start()
 
         async def send_and_watch(message) -> None:
             nonlocal status

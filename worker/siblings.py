@@ -4,7 +4,7 @@ Processes forked by the arbiter share no memory, so they tell each other about t
 through files: each process rewrites its own `processes/<pid>.json`, the arbiter marks a record
 dead when it reaps the process, and `GET /processes` in any process reads them all.
 
-    <state_dir>/processes/<pid>.json   {"pid","index","started_at","requests_served",...}
+    <state_dir>/processes/<pid>.json   {"pid","index","requests_served","in_flight",...}
     <state_dir>/metrics/               prometheus_client multiprocess files
     <state_dir>/draining               exists once the arbiter got SIGTERM: every /readyz says 503
 """
@@ -72,13 +72,16 @@ class StateDir:
         return self.draining_flag.exists()
 
     # --- process records -------------------------------------------------------------------
-    def write_record(self, identity: ProcessIdentity, requests_served: int) -> None:
+    def write_record(
+        self, identity: ProcessIdentity, requests_served: int, in_flight: int = 0
+    ) -> None:
         record = ProcessRecord(
             pid=identity.pid,
             index=identity.index,
             generation=identity.generation,
             started_at=identity.started_at,
             requests_served=requests_served,
+            in_flight=in_flight,
             alive=True,
         )
         self._write(self.processes / f"{identity.pid}.json", record.to_dict())
@@ -88,7 +91,10 @@ class StateDir:
         path = self.processes / f"{pid}.json"
         known = _read(path)
         before = ProcessRecord.from_dict(known) if known else ProcessRecord(pid=pid)
-        dead = replace(before, alive=False, exited_at=time.time(), exit=exit_description)
+        # What it was serving when it died is gone with it (the clients saw a reset).
+        dead = replace(
+            before, alive=False, in_flight=0, exited_at=time.time(), exit=exit_description
+        )
         self._write(path, dead.to_dict())
         self._prune_dead()
 

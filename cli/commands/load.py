@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import httpx
@@ -10,11 +11,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from workerlab.api.processes import alive_count
+from workerlab.api.processes import ProcessesReport
 from workerlab.cli import journal, targets
 from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
+from workerlab.cli.kube import Kube
 from workerlab.cli.loadgen import LoadPlan, journal_record, run_load
-from workerlab.cli.loadstats import LoadSummary, spread
+from workerlab.cli.loadstats import LoadSummary
+from workerlab.cli.status_view import gather
 from workerlab.cli.support import (
     ContextOption,
     NamespaceOption,
@@ -40,13 +43,26 @@ def parse_headers(raw: list[str]) -> dict[str, str]:
     return headers
 
 
-def processes_behind(base_url: str) -> int | None:
-    """How many live processes the target reports (a local worker): recorded for the labs."""
+def processes_behind(base_url: str) -> list[str] | None:
+    """The live processes ("pod/pid") the target's /processes reports, or None if it can't say.
+
+    Behind a plain URL that is one pod (a local worker, or whichever pod answered)."""
     try:
         report = httpx.get(f"{base_url.rstrip('/')}/processes", timeout=2, trust_env=False).json()
-        return alive_count(report)
-    except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+        parsed = ProcessesReport.from_dict(report)
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError, KeyError):
         return None
+    return [f"{parsed.pod}/{p.pid}" for p in parsed.alive]
+
+
+def members_of(kube: Kube, name: str) -> tuple[list[str], list[str] | None]:
+    """A WorkerCluster's serving pods, and their live processes as "pod/pid" (each pod's
+    /processes through the API server); processes None when no pod could say."""
+    view = gather(kube, name, processes=True)[0]
+    serving = [pod for pod in view.pods if pod.ready and not pod.terminating]
+    known = [pod for pod in serving if pod.processes is not None]
+    processes = [f"{pod.name}/{p.pid}" for pod in known for p in pod.processes or [] if p.alive]
+    return [pod.name for pod in serving], (processes if known else None)
 
 
 def whole_percents(counts: dict[str, int]) -> dict[str, int]:
@@ -98,9 +114,13 @@ def render(summary: LoadSummary, label: str, path: str) -> None:
                 "  ".join(f"{pid}: {n}" for pid, n in procs.items()),
             )
         out.print(dist)
+        fair = summary.fairness()
+        expected = summary.expected_processes
+        over = f" over {len(expected)} live processes, idle ones included" if expected else ""
         out.print(
-            f"spread across pods {spread(summary.by_pod)}, across processes "
-            f"{spread(summary.by_process)} (1.0 = perfectly even)"
+            f"spread (min/max) across pods {fair['spread_pods']}, across processes "
+            f"{fair['spread_processes']}{over}; Jain's index across pods {fair['jain_pods']}, "
+            f"across processes {fair['jain_processes']} (1.0 = perfectly even)"
         )
     if probe.count or summary.probe_errors:
         out.print(
@@ -156,7 +176,8 @@ def load(
     Example: workerlab load wc/demo --path '/work/cpu?ms=50' --requests 400 --concurrency 16
     """
     raw_target, url_path = targets.split_url_path(target)
-    resolved = targets.resolve(raw_target, kube_for(namespace, context))
+    kube = kube_for(namespace, context)
+    resolved = targets.resolve(raw_target, kube)
     request_path = path or url_path or "/"
     plan = LoadPlan(
         url=resolved.url(request_path),
@@ -169,7 +190,16 @@ def load(
         headers=parse_headers(header),
         probe_url=resolved.url(probe) if probe else None,
     )
-    target_processes = None if resolved.wc else processes_behind(resolved.base_url)
+    # Asked before the run: a process that then gets nothing must count as a zero.
+    expected_pods, expected_processes = None, None
+    if resolved.wc:
+        with contextlib.suppress(WorkerlabError):
+            expected_pods, expected_processes = members_of(kube, resolved.wc)
+    else:
+        expected_processes = processes_behind(resolved.base_url)
+    target_processes = (
+        None if resolved.wc or expected_processes is None else len(expected_processes)
+    )
     started = time.time()
     progress = Progress(
         TextColumn("load"),
@@ -191,6 +221,7 @@ def load(
             progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
 
         summary = asyncio.run(run_load(plan, tick))
+    summary.expected_pods, summary.expected_processes = expected_pods, expected_processes
     record = journal_record(
         plan,
         summary,

@@ -58,8 +58,23 @@ def test_load_reports_the_distribution_over_processes(start_worker, lab_home):
     lat = summary["latency_ms"]
     assert 15 <= lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
     assert run["target_processes"] == 2
+    assert set(summary["expected_processes"]) == set(summary["by_process"])
+    assert summary["fairness"]["jain_processes"] is not None
     recorded = (lab_home / "load-runs.jsonl").read_text().splitlines()
     assert json.loads(recorded[-1])["summary"] == summary
+
+
+def test_one_kept_alive_connection_is_not_an_even_spread(start_worker, lab_home):
+    worker = start_worker(processes=2)
+    # One keep-alive connection: every request goes to the process that accepted it.
+    rc, run = load_json(f"{worker.base_url}/", "--requests", "20", "--concurrency", "1")
+    summary = run["summary"]
+    assert rc == 0 and summary["processes_seen"] == 1, summary["by_process"]
+    assert len(summary["expected_processes"]) == 2  # /processes, asked before the run
+    fairness = summary["fairness"]
+    assert (fairness["spread_processes"], fairness["jain_processes"]) == (0.0, 0.5)
+    text = workerlab("load", f"{worker.base_url}/", "--requests", "20", "--concurrency", "1")
+    assert "across processes 0.0 over 2 live processes" in text.stdout, text.stdout
 
 
 def test_load_is_bounded_in_time(start_worker, lab_home):

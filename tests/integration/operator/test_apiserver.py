@@ -140,6 +140,8 @@ def live_pods(plane, name: str) -> list[dict]:
         ({"ingress": {"enabled": True}}, "spec.ingress.host", "required"),
         ({"updateStrategy": {"maxSurge": 0, "maxUnavailable": 0}}, "spec.updateStrategy", "both"),
         ({"env": [{"name": "PORT", "value": "1"}]}, "spec.env", "may not set"),
+        ({"env": [{"name": "BALANCE", "value": "reuseport"}]}, "spec.env", "may not set"),
+        ({"balance": "roundrobin"}, "spec.balance", "Unsupported value"),
     ],
 )
 def test_invalid_specs_are_rejected_naming_the_field(plane, spec, field, words):

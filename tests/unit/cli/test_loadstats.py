@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from workerlab.cli.commands.load import whole_percents
 from workerlab.cli.loadgen import LoadPlan, classify_error, sample_from_response
-from workerlab.cli.loadstats import Sample, percentile, spread, summarize
+from workerlab.cli.loadstats import Sample, jain, percentile, spread, summarize
 
 
 def test_percentile_nearest_rank_returns_observed_values():
@@ -65,6 +65,51 @@ def test_spread():
     assert spread({"a": 50, "b": 50}) == 1.0
     assert spread({"a": 100, "b": 25}) == 0.25
     assert spread({}) is None
+
+
+def test_all_requests_on_one_of_three_processes_is_not_even():
+    counts = {"pod/1": 20}  # what the answers show: the idle processes never appear
+    expected = ["pod/1", "pod/2", "pod/3"]  # what /processes says is alive
+    assert spread(counts, expected) == 0.0
+    assert jain(counts, expected) == round(1 / 3, 3)  # 1/n: one key got everything
+    # without the expected set only the answering process counts: the old, wrong "even"
+    assert spread(counts) == 1.0
+
+
+def test_expected_keys_that_answered_are_not_double_counted():
+    counts = {"a": 10, "b": 10, "c": 10}
+    assert spread(counts, ["a", "b", "c"]) == 1.0
+    assert jain(counts, ["a", "b", "c"]) == 1.0
+    assert jain({"a": 10, "b": 10}, ["a", "b", "c"]) == round(20**2 / (3 * 200), 3)
+
+
+def test_jain_index_of_known_distributions():
+    assert jain({"a": 30, "b": 10}) == round(40**2 / (2 * (900 + 100)), 3)  # 0.8
+    assert jain({}) is None
+    assert jain({}, ["a", "b"]) is None  # nothing was served: no fairness to speak of
+    assert spread({}, ["a", "b"]) is None
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=64))
+def test_jain_is_between_one_over_n_and_one(values):
+    counts = {str(i): v for i, v in enumerate(values)}
+    index = jain(counts)
+    if sum(values) == 0:
+        assert index is None
+    else:
+        assert round(1 / len(values), 3) - 0.001 <= index <= 1.0
+        if len(set(values)) == 1:
+            assert index == 1.0
+
+
+def test_summary_fairness_counts_expected_idle_processes():
+    samples = [Sample(0.01, 200, None, "pod-a", 1) for _ in range(20)]
+    summary = summarize(samples, elapsed_s=1.0)
+    summary.expected_pods = ["pod-a", "pod-b"]
+    summary.expected_processes = ["pod-a/1", "pod-a/2", "pod-b/7"]
+    fair = summary.to_dict()["fairness"]
+    assert fair["spread_processes"] == 0.0 and fair["jain_processes"] == 0.333
+    assert fair["spread_pods"] == 0.0 and fair["jain_pods"] == 0.5
 
 
 def test_sample_from_response_reads_pod_and_pid():

@@ -80,21 +80,31 @@ def test_process_rows_and_render():
     rows = process_rows(
         {
             "processes": [
-                {"pid": 7, "index": 0, "started_at": 100.0, "requests_served": 5, "alive": True},
+                {
+                    "pid": 7,
+                    "index": 0,
+                    "started_at": 100.0,
+                    "requests_served": 5,
+                    "alive": True,
+                    "in_flight": 3,
+                },
                 {"pid": 6, "index": 0, "started_at": 50.0, "requests_served": 2, "alive": False},
             ]
         },
         now=160.0,
     )
     assert rows[0].uptime_s == 60.0 and rows[1].uptime_s is None
+    assert (rows[0].in_flight, rows[1].in_flight) == (3, None)
     view = cluster_view(WC, [pod(restarts=2)])
     view.pods[0].processes = rows
     view.pods[0].arbiter_pid = 1
+    view.pods[0].balance = "reuseport"
     buffer = io.StringIO()
     render([view], Console(file=buffer, width=160))
     text = buffer.getvalue()
     assert "wc/demo" in text and "1/1 pods ready" in text and "restarts=2" in text
     assert "hash=abc" in text and "arbiter pid=1" in text and "exited" in text
+    assert "balance=reuseport" in text and "in flight" in text
 
 
 def test_render_without_clusters_says_what_to_do():
@@ -115,7 +125,7 @@ def test_process_table_tells_removed_from_timed_out_from_exited():
     buffer = io.StringIO()
     render([view], Console(file=buffer, width=160))
     states = {
-        line.split()[0]: line.split(None, 4)[-1].strip()
+        line.split()[0]: line.split(None, 5)[-1].strip()  # pid slot uptime requests in-flight state
         for line in buffer.getvalue().splitlines()
         if line.split() and line.split()[0] in {"11", "12", "13"}
     }

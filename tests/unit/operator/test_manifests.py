@@ -9,6 +9,8 @@ import pytest
 import yaml
 from support.paths import REPO
 
+from workerlab.operator.model import BALANCE_MODES, DEFAULT_BALANCE, RESERVED_ENV
+
 MANIFESTS = REPO / "manifests"
 OWNED_DIRS = ("crd", "rbac", "operator", "samples")
 
@@ -105,6 +107,17 @@ def test_spec_bounds_and_defaults():
     assert props["service"]["properties"]["type"]["enum"] == ["ClusterIP", "NodePort"]
     assert props["updateStrategy"]["properties"]["maxSurge"]["default"] == "25%"
     assert props["updateStrategy"]["properties"]["maxUnavailable"]["default"] == 0
+    assert props["balance"]["enum"] == list(BALANCE_MODES)
+    assert props["balance"]["default"] == DEFAULT_BALANCE
+
+
+def test_crd_rejects_every_reserved_env_name_in_spec_env():
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    env = schema["properties"]["spec"]["properties"]["env"]
+    (rule,) = env["x-kubernetes-validations"]
+    listed = re.search(r"in \[(.*)\]", rule["rule"]).group(1)
+    assert sorted(n.strip(" '") for n in listed.split(",")) == sorted(RESERVED_ENV)
+    assert all(name in rule["message"] and name in env["description"] for name in RESERVED_ENV)
 
 
 VALID_IMAGES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-from workerlab.operator.model import ObservedPod, WorkerClusterSpec
+from workerlab.operator.model import DEFAULT_BALANCE, ObservedPod, WorkerClusterSpec
 from workerlab.operator.simulation import make_cluster
 from workerlab.operator.templates import (
     build_ingress,
@@ -56,6 +56,7 @@ def test_pod_env_probes_and_graceful_shutdown():
     assert env["PORT"]["value"] == "8001"
     assert env["WORKERLAB_LAB_MODE"]["value"] == "true"
     assert env["WORKERLAB_STATE_DIR"]["value"] == "/tmp/workerlab"
+    assert env["BALANCE"]["value"] == DEFAULT_BALANCE
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert container["env"][-1] == {"name": "X", "value": "1"}  # user env comes last
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -226,3 +227,11 @@ def test_observed_pod_parses_a_crash_looping_pod():
     assert (pod.ready, pod.restarts, pod.waiting_reason) == (False, 4, "CrashLoopBackOff")
     assert (pod.last_exit_code, pod.last_exit_message) == (3, "boom")
     assert pod.stuck and not pod.terminating
+
+
+def test_balance_reaches_the_worker_and_rolls_the_pods():
+    shared, reuseport = make_cluster(balance="shared"), make_cluster(balance="reuseport")
+    (container,) = build_pod(reuseport)["spec"]["containers"]
+    assert {"name": "BALANCE", "value": "reuseport"} in container["env"]
+    assert WorkerClusterSpec.from_dict({}).balance == DEFAULT_BALANCE
+    assert template_hash(shared) != template_hash(reuseport)

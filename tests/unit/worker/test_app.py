@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
+from workerlab.api.processes import ProcessesReport
 from workerlab.worker import counter, faults
-from workerlab.worker.app import Hello, create_app
+from workerlab.worker.app import RECORD_FLUSH_S, Hello, create_app
 from workerlab.worker.config import MAX_CPU_MS, Settings
 from workerlab.worker.siblings import StateDir
 
@@ -45,9 +48,35 @@ def test_processes_shape(client):
     client.get("/")
     body = client.get("/processes").json()
     assert {"pod", "arbiter_pid", "processes"} <= body.keys()
+    assert body["balance"] == "shared"
     (me,) = body["processes"]
-    assert {"pid", "started_at", "requests_served", "alive"} <= me.keys()
-    assert me["alive"] is True and me["requests_served"] >= 1
+    assert {"pid", "started_at", "requests_served", "in_flight", "alive"} <= me.keys()
+    assert me["alive"] is True and me["requests_served"] == 1
+    assert me["in_flight"] == 1  # this very /processes request, not yet answered
+    assert body == ProcessesReport.from_dict(body).to_dict()  # exactly the shared record
+
+
+def test_processes_reports_the_balance_mode(tmp_path):
+    with make_client(tmp_path, BALANCE="reuseport") as c:
+        assert c.get("/processes").json()["balance"] == "reuseport"
+
+
+def test_in_flight_counts_requests_until_they_are_answered(tmp_path):
+    app = create_app(Settings.from_env({"WORKERLAB_STATE_DIR": str(tmp_path)}, cpus=lambda: 1))
+    seen: list[int] = []
+
+    @app.get("/probe-in-flight")
+    async def probe() -> dict:
+        records = StateDir(tmp_path).read_records()
+        seen.append(records[0].in_flight)
+        return {}
+
+    with TestClient(app) as c:
+        time.sleep(RECORD_FLUSH_S + 0.1)  # idle long enough for its record to be stale
+        c.get("/probe-in-flight")  # so it publishes as the request begins
+        after = c.get("/processes").json()["processes"][0]
+    assert seen == [1]
+    assert after["in_flight"] == 1 and after["requests_served"] == 1  # only /processes is left
 
 
 def test_readiness_follows_the_draining_flag(client, tmp_path):
@@ -142,3 +171,18 @@ def test_unknown_methods_share_one_metrics_label(client):
     client.request("BREW", "/")
     text = client.get("/metrics").text
     assert 'method="other"' in text and "BREW" not in text
+
+
+def test_405_allow_header_names_every_method_of_the_path(client):
+    options = client.options("/counter")
+    assert options.status_code == 405
+    assert options.headers["allow"] == "GET, POST"  # two routes serve /counter
+    assert "detail" in options.json()
+    delete = client.delete("/")
+    assert (delete.status_code, delete.headers["allow"]) == (405, "GET")
+
+
+def test_metrics_is_documented_as_text_like_it_is_served(client):
+    operation = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+    assert list(operation["responses"]["200"]["content"]) == ["text/plain"]
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from workerlab.worker.config import ENV_VARS, ConfigError, Settings
+from workerlab.worker.config import (
+    BALANCE_MODES,
+    DEFAULT_BALANCE,
+    ENV_VARS,
+    ConfigError,
+    Settings,
+)
 
 
 def settings(**env: str) -> Settings:
@@ -18,6 +24,7 @@ def test_defaults():
     assert s.processes == 3  # the container's CPUs, not a constant
     assert (s.port, s.graceful_timeout, s.worker_timeout, s.max_requests) == (8000, 20, 10, 0)
     assert s.drain_delay == 2.0
+    assert s.balance == DEFAULT_BALANCE
     assert s.lab_mode is False and s.redis_url is None and s.state_dir is None
     assert s.pod_name  # the hostname when POD_NAME is unset
 
@@ -72,6 +79,7 @@ def test_empty_values_mean_default():
         ("WORKERLAB_LAB_MODE", "maybe"),
         ("REDIS_URL", "localhost:6379"),
         ("REDIS_URL", "http://redis"),
+        ("BALANCE", "roundrobin"),
     ],
 )
 def test_invalid_values_name_the_variable_in_one_line(name, raw):
@@ -86,4 +94,11 @@ def test_every_env_var_is_documented():
     assert documented >= {
         "WORKER_PROCESSES", "PORT", "GRACEFUL_TIMEOUT", "WORKER_TIMEOUT", "MAX_REQUESTS",
         "WORKERLAB_LAB_MODE", "REDIS_URL", "POD_NAME", "WORKERLAB_STATE_DIR", "DRAIN_DELAY",
+        "BALANCE",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", ["shared", "reuseport", " ReusePort "])
+def test_balance_modes(raw):
+    assert settings(BALANCE=raw).balance == raw.strip().lower()
+    assert settings(BALANCE=raw).balance in BALANCE_MODES

@@ -8,7 +8,7 @@ import pytest
 
 from workerlab.worker import arbiter, siblings
 from workerlab.worker.__main__ import main
-from workerlab.worker.config import ENV_VARS
+from workerlab.worker.config import ENV_VARS, Settings
 
 
 def test_help_documents_every_env_var(capsys):
@@ -72,3 +72,18 @@ def test_post_fork_sets_the_identity(monkeypatch):
 def test_heartbeat_worker_is_the_default():
     assert arbiter.DEFAULT_WORKER_CLASS == "uvicorn"
     assert arbiter.WORKER_CLASSES["uvicorn"].endswith("HeartbeatUvicornWorker")
+
+
+@pytest.mark.parametrize(("balance", "reuse_port"), [("shared", False), ("reuseport", True)])
+def test_balance_maps_to_gunicorn_reuse_port(tmp_path, balance, reuse_port):
+    settings = Settings.from_env(
+        {"BALANCE": balance, "WORKERLAB_STATE_DIR": str(tmp_path)}, cpus=lambda: 2
+    )
+    application = arbiter.WorkerApplication(settings, bind="127.0.0.1:1")
+    assert application.cfg.reuse_port is reuse_port
+
+
+def test_help_explains_both_balance_modes(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert "BALANCE" in out and "reuseport" in out and "SO_REUSEPORT" in out

@@ -30,13 +30,14 @@ def test_records_round_trip_and_liveness(tmp_path):
     state = StateDir(tmp_path)
     state.prepare()
     me = ProcessIdentity(index=1, generation=3)
-    state.write_record(me, requests_served=7)
+    state.write_record(me, requests_served=7, in_flight=2)
     gone = ProcessIdentity(index=0, generation=1, pid=dead_pid())
     state.write_record(gone, requests_served=2)  # claims alive, but its pid no longer exists
     records = state.read_records()
     assert [r.pid for r in records] == [os.getpid(), gone.pid]  # live first
     assert records[0].requests_served == 7 and records[0].index == 1
     assert records[0].alive is True and records[1].alive is False
+    assert records[0].in_flight == 2
 
 
 def test_mark_dead_and_prune(tmp_path):
@@ -52,6 +53,7 @@ def test_mark_dead_and_prune(tmp_path):
     assert len(records) == KEEP_DEAD_RECORDS
     assert records[0].pid == pids[-1]  # most recent death first
     assert all(r.alive is False and r.exit == "exited" for r in records)
+    assert all(r.in_flight == 0 for r in records)  # the dead serve nothing
 
 
 def test_garbage_files_are_ignored(tmp_path):

@@ -115,8 +115,8 @@ def check(
     number: int = NumberArg,
     url: str = typer.Option(None, "--url", help="lab 2: your local worker's URL"),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Check your work on the real cluster/processes: what passed, what not, and a hint.
 
@@ -148,8 +148,8 @@ def check(
 @friendly
 def reset(
     which: str = typer.Argument(..., help="lab number, or `all` for the whole course"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Put things in the lab's starting state and start its clock (checks count from here).
 

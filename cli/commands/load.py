@@ -144,8 +144,8 @@ def load(
     ),
     header: list[str] = typer.Option([], "--header", "-H", help="extra header 'Name: value'"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Send bounded load and show which pods and processes answered, errors and latency.
 
@@ -156,41 +156,43 @@ def load(
     Example: workerlab load wc/demo --path '/work/cpu?ms=50' --requests 400 --concurrency 16
     """
     raw_target, url_path = targets.split_url_path(target)
-    resolved = targets.resolve(raw_target, kube_for(namespace, context))
-    request_path = path or url_path or "/"
-    plan = LoadPlan(
-        url=resolved.url(request_path),
-        requests=requests,
-        concurrency=concurrency,
-        method=method.upper(),
-        timeout_s=timeout,
-        duration_s=duration,
-        keepalive=keepalive,
-        headers=parse_headers(header),
-        probe_url=resolved.url(probe) if probe else None,
-    )
-    target_processes = None if resolved.wc else processes_behind(resolved.base_url)
-    started = time.time()
-    progress = Progress(
-        TextColumn("load"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[bad]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
-    )
-    with progress:
-        task = progress.add_task("load", total=requests, bad="")
-        failed = 0
+    kube = kube_for(namespace, context)
+    found = targets.resolve(raw_target, kube)
+    with targets.reach(found, kube) as resolved:
+        request_path = path or url_path or "/"
+        plan = LoadPlan(
+            url=resolved.url(request_path),
+            requests=requests,
+            concurrency=concurrency,
+            method=method.upper(),
+            timeout_s=timeout,
+            duration_s=duration,
+            keepalive=keepalive,
+            headers=parse_headers(header),
+            probe_url=resolved.url(probe) if probe else None,
+        )
+        target_processes = None if resolved.wc else processes_behind(resolved.base_url)
+        started = time.time()
+        progress = Progress(
+            TextColumn("load"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[bad]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        )
+        with progress:
+            task = progress.add_task("load", total=requests, bad="")
+            failed = 0
 
-        def tick(sample) -> None:
-            nonlocal failed
-            failed += 0 if sample.ok else 1
-            progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
+            def tick(sample) -> None:
+                nonlocal failed
+                failed += 0 if sample.ok else 1
+                progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
 
-        summary = asyncio.run(run_load(plan, tick))
+            summary = asyncio.run(run_load(plan, tick))
     record = {
         "started_at": started,
         "ended_at": time.time(),

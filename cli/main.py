@@ -7,6 +7,7 @@ import subprocess
 import typer
 
 from workerlab.cli.commands.chaos import chaos_app
+from workerlab.cli.commands.class_ import class_app
 from workerlab.cli.commands.lab import lab_app
 from workerlab.cli.commands.load import load
 from workerlab.cli.commands.status import status
@@ -84,6 +85,7 @@ app.command()(status)
 app.command()(load)
 app.add_typer(chaos_app, name="chaos")
 app.add_typer(lab_app, name="lab")
+app.add_typer(class_app, name="class")
 
 
 def main() -> None:

@@ -68,6 +68,8 @@ def add(
 
     Example: workerlab class add ada bob --out class --duration 8h
     """
+    classroom.validate_names(names)  # bad input fails before any call to the cluster
+    classroom.duration_seconds(duration)
     for added in classroom.add(instructor(context), names, out_dir, duration, server):
         verb = "renewed" if added.renewed else "added"
         out.print(
@@ -91,6 +93,7 @@ def remove(
 
     Example: workerlab class remove ada
     """
+    classroom.validate_names(names)
     for line in classroom.remove(instructor(context), names, out_dir):
         out.print(f"- {escape(line)}", soft_wrap=True)
 

@@ -72,3 +72,15 @@ class Reason(StrEnum):
     RECOVERED = "Recovered"
     READY = "Ready"
     PAUSED = "Paused"
+
+
+# `workerlab class`: one namespace per learner on a shared cluster.
+LEARNER_NAMESPACE_PREFIX: Final = "learner-"
+# On a learner's namespace (value: the learner's name); `class add/remove` act only on these.
+LABEL_LEARNER: Final = f"{GROUP}/learner"
+# The learner's ServiceAccount, Role, RoleBinding, ResourceQuota and LimitRange share this name.
+LEARNER_OBJECTS: Final = "workerlab-learner"
+# A passed `workerlab lab check N` records itself here, in the learner's namespace (key lab-N).
+PROGRESS_CONFIGMAP: Final = "workerlab-progress"
+# Context names that `workerlab class add` writes into a learner's kubeconfig: `workerlab-NAME`.
+CLASS_CONTEXT_PREFIX: Final = "workerlab-"

@@ -5,7 +5,12 @@ client is only in the `operator` extra), it uses exactly the credentials and con
 uses in the lab's steps, and `kubectl get --raw .../proxy/...` reaches pods through the API
 server's pod proxy, as the operator does. Every call is bounded by a timeout.
 
-The context is pinned (default `kind-workerlab`) so a drill can never hit another cluster.
+The context is pinned so a drill can never hit another cluster. Which one (`choose_context`):
+`--context`, else `$WORKERLAB_KUBE_CONTEXT`, else the kubeconfig's current-context *only if*
+`workerlab class add` wrote it (named `workerlab-NAME`: a learner's kubeconfig, selected with
+`KUBECONFIG=class/NAME.kubeconfig`), else `kind-workerlab`. Any other current-context (a
+production cluster, say) is never used implicitly. The namespace (`choose_namespace`):
+`--namespace`, else the chosen context's namespace in the kubeconfig, else `workerlab`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from workerlab.api.objects import event_time
-from workerlab.api.resource import LAB_NAMESPACE, LABEL_INSTANCE, RESOURCE
+from workerlab.api.resource import (
+    CLASS_CONTEXT_PREFIX,
+    LAB_NAMESPACE,
+    LABEL_INSTANCE,
+    LEARNER_NAMESPACE_PREFIX,
+    RESOURCE,
+)
 from workerlab.cli.errors import KubeError, MissingPrerequisite, WorkerlabError
 
 DEFAULT_CONTEXT = "kind-workerlab"
@@ -29,6 +40,64 @@ KUBECTL_TIMEOUT_S = 30
 
 def context_from_env() -> str:
     return os.environ.get("WORKERLAB_KUBE_CONTEXT") or DEFAULT_CONTEXT
+
+
+def choose_context(explicit: str | None, env: str | None, config: dict) -> str:
+    """--context, $WORKERLAB_KUBE_CONTEXT, a class context that is current, or kind-workerlab."""
+    if explicit:
+        return explicit
+    if env:
+        return env
+    current = str(config.get("current-context") or "")
+    if current.startswith(CLASS_CONTEXT_PREFIX) and current != DEFAULT_CONTEXT:
+        return current
+    return DEFAULT_CONTEXT
+
+
+def choose_namespace(explicit: str | None, config: dict, context: str) -> str:
+    """--namespace, else the context's namespace in the kubeconfig, else `workerlab`."""
+    if explicit:
+        return explicit
+    for entry in config.get("contexts") or []:
+        if isinstance(entry, dict) and entry.get("name") == context:
+            namespace = (entry.get("context") or {}).get("namespace")
+            if namespace:
+                return str(namespace)
+    return DEFAULT_NAMESPACE
+
+
+def is_learner_namespace(namespace: str) -> bool:
+    """A namespace made by `workerlab class add`: the learner holds namespaced rights only."""
+    return namespace.startswith(LEARNER_NAMESPACE_PREFIX)
+
+
+def kubeconfig_view(kubectl: str) -> dict:
+    """The merged kubeconfig (honours $KUBECONFIG); {} when there is none or it is unreadable."""
+    try:
+        done = subprocess.run(
+            [kubectl, "config", "view", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=KUBECTL_TIMEOUT_S,
+            check=False,
+        )
+        found = json.loads(done.stdout) if done.returncode == 0 else {}
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def resolve(context: str | None, namespace: str | None) -> Kube:
+    """A Kube for the options as typed (None = not given), filled in from the kubeconfig."""
+    env = os.environ.get("WORKERLAB_KUBE_CONTEXT")
+    config: dict = {}
+    if not (context or env) or not namespace:
+        try:
+            config = kubeconfig_view(find_kubectl())
+        except MissingPrerequisite:
+            config = {}  # no kubectl: the first call that needs it says so
+    chosen = choose_context(context, env, config)
+    return Kube(context=chosen, namespace=choose_namespace(namespace, config, chosen))
 
 
 def find_kubectl() -> str:
@@ -75,6 +144,13 @@ class Kube:
             self._kubectl = find_kubectl()
         return self._kubectl
 
+    def command(self, *args: str, namespaced: bool = True) -> list[str]:
+        """The kubectl command line for `args`, pinned to this context (and namespace)."""
+        cmd = [self.kubectl, "--context", self.context]
+        if namespaced:
+            cmd += ["--namespace", self.namespace]
+        return cmd + list(args)
+
     def run(
         self,
         *args: str,
@@ -82,10 +158,7 @@ class Kube:
         stdin: str | None = None,
         timeout: float = KUBECTL_TIMEOUT_S,
     ) -> str:
-        cmd = [self.kubectl, "--context", self.context]
-        if namespaced:
-            cmd += ["--namespace", self.namespace]
-        cmd += list(args)
+        cmd = self.command(*args, namespaced=namespaced)
         try:
             done = subprocess.run(
                 cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False

@@ -7,6 +7,7 @@ import subprocess
 import typer
 
 from workerlab.cli.commands.chaos import chaos_app
+from workerlab.cli.commands.class_ import class_app
 from workerlab.cli.commands.dashboard import dashboard
 from workerlab.cli.commands.lab import lab_app
 from workerlab.cli.commands.load import load
@@ -86,6 +87,7 @@ app.command()(load)
 app.command()(dashboard)
 app.add_typer(chaos_app, name="chaos")
 app.add_typer(lab_app, name="lab")
+app.add_typer(class_app, name="class")
 
 
 def main() -> None:

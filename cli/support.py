@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.kube import DEFAULT_NAMESPACE, Kube
+from workerlab.cli.kube import Kube, resolve
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -21,12 +21,17 @@ err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 NamespaceOption = typer.Option(
-    DEFAULT_NAMESPACE, "--namespace", "-n", help="namespace of the lab's WorkerClusters"
+    None,
+    "--namespace",
+    "-n",
+    help="namespace of the lab's WorkerClusters (default: the context's namespace, or workerlab)",
+    show_default=False,
 )
 ContextOption = typer.Option(
     None,
     "--context",
-    help="kubectl context (default: $WORKERLAB_KUBE_CONTEXT or kind-workerlab)",
+    help="kubectl context (default: $WORKERLAB_KUBE_CONTEXT, else a current `workerlab-NAME` "
+    "context from `workerlab class add`, else kind-workerlab)",
     show_default=False,
 )
 
@@ -50,8 +55,9 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def kube_for(namespace: str, context: str | None) -> Kube:
-    return Kube(context=context, namespace=namespace)
+def kube_for(namespace: str | None, context: str | None) -> Kube:
+    """kubectl pinned to one context and namespace (see `workerlab.cli.kube` for the rules)."""
+    return resolve(context, namespace)
 
 
 def print_json(data: Any) -> None:

@@ -35,6 +35,12 @@ class CheckContext:
     options: dict[str, Any] = field(default_factory=dict)
 
     def runs(self) -> list[dict]:
+        """The learner's load runs since the lab began: from the local journal, or the ones a
+        recorded pass carried (`workerlab class check`, `options["runs"]`)."""
+        recorded = self.options.get("runs")
+        if isinstance(recorded, list):
+            since = self.started_at or 0
+            return [r for r in recorded if isinstance(r, dict) and r.get("started_at", 0) >= since]
         return journal.load_runs(since=self.started_at)
 
 

@@ -1,7 +1,8 @@
 """The course, discovered from its folders: one folder per lab, `NN-slug/` holding
 
-- `lab.md`: the text, opened by a small front matter (`summary:` and `needs: kind|local`) and a
-  `# Lab N — Title` heading;
+- `lab.md`: the text, opened by a small front matter (`summary:`, `needs: kind|local` and, for
+  labs whose steps reach beyond one namespace, `rights: cluster-admin`) and a `# Lab N — Title`
+  heading;
 - `check.py`: the checker, a module-level `CHECKER` (see `workerlab.labs.checking`);
 - optionally `exercise/`: files the learner works on (lab 9).
 
@@ -25,6 +26,7 @@ from workerlab.labs.checking import Checker
 FOLDER = re.compile(r"^(?P<number>\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)$")
 HEADING = re.compile(r"^# Lab \d+\s*[—:-]\s*(?P<title>.+)$", re.MULTILINE)
 NEEDS = ("kind", "local")
+RIGHTS = ("namespace", "cluster-admin")  # namespace: a learner's namespaced rights are enough
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class Lab:
     summary: str
     needs_cluster: bool
     folder: Path
+    rights: str = "namespace"
+
+    @property
+    def needs_cluster_admin(self) -> bool:
+        return self.rights == "cluster-admin"
 
     @property
     def path(self) -> Path:
@@ -76,10 +83,11 @@ def load_lab(folder: Path) -> Lab:
     meta, body = split_front_matter(raw)
     heading = HEADING.search(body)
     needs = meta.get("needs", "")
-    if heading is None or not meta.get("summary") or needs not in NEEDS:
+    rights = meta.get("rights", "namespace")
+    if heading is None or not meta.get("summary") or needs not in NEEDS or rights not in RIGHTS:
         raise WorkerlabError(
-            f"{folder / 'lab.md'} must open with front matter (summary:, needs: kind|local) "
-            "and a '# Lab N — Title' heading"
+            f"{folder / 'lab.md'} must open with front matter (summary:, needs: kind|local, "
+            "optional rights: namespace|cluster-admin) and a '# Lab N — Title' heading"
         )
     return Lab(
         number=int(match["number"]),
@@ -88,6 +96,7 @@ def load_lab(folder: Path) -> Lab:
         summary=meta["summary"],
         needs_cluster=needs == "kind",
         folder=folder,
+        rights=rights,
     )
 
 

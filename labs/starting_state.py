@@ -1,5 +1,9 @@
 """Putting the cluster into a lab's starting state (`workerlab lab reset N`).
 
+In a learner's namespace on a shared cluster (`workerlab class add`), `demo` gets a ClusterIP
+Service: node ports are one range for the whole cluster, so a fixed nodePort 30080 would collide
+between learners. `workerlab load wc/demo` reaches it through the API server's service proxy.
+
 The sample WorkerCluster `demo` is *replaced* (PUT), not applied: `kubectl apply` would keep
 fields a learner added with `kubectl patch`, and a reset must really reset.
 """
@@ -15,7 +19,7 @@ import yaml
 from workerlab.api.objects import hpa_targets
 from workerlab.api.resource import API_VERSION, HPA_RESOURCE, RESOURCE
 from workerlab.cli.errors import KubeError, MissingPrerequisite
-from workerlab.cli.kube import Kube
+from workerlab.cli.kube import Kube, is_learner_namespace
 from workerlab.cli.paths import repo_root
 from workerlab.cli.status_view import list_hpas
 from workerlab.cli.wcstate import wait_converged
@@ -42,12 +46,7 @@ def demo_manifest(namespace: str, sample: Path | None = None) -> dict:
         docs = [d for d in yaml.safe_load_all(sample.read_text()) if d]
         body = next((d for d in docs if d.get("kind") == "WorkerCluster"), {})
     spec = dict(body.get("spec") or {})
-    spec.update(
-        replicas=2,
-        processesPerPod=2,
-        labMode=True,
-        service={"type": "NodePort", "nodePort": DEMO_NODE_PORT},
-    )
+    spec.update(replicas=2, processesPerPod=2, labMode=True, service=demo_service(namespace))
     spec.pop("env", None)
     return {
         "apiVersion": API_VERSION,
@@ -55,6 +54,13 @@ def demo_manifest(namespace: str, sample: Path | None = None) -> dict:
         "metadata": {"name": DEMO, "namespace": namespace},
         "spec": spec,
     }
+
+
+def demo_service(namespace: str) -> dict:
+    """NodePort 30080 for the solo lab; ClusterIP in a learner's namespace (no port clashes)."""
+    if is_learner_namespace(namespace):
+        return {"type": "ClusterIP"}
+    return {"type": "NodePort", "nodePort": DEMO_NODE_PORT}
 
 
 def _sample_path() -> Path | None:
@@ -93,9 +99,13 @@ def reset_demo(kube: Kube, wait: bool = True) -> str:
     if wait:
         wait_converged(kube, DEMO, CONVERGE_TIMEOUT_S)
     removed = "".join(f", deleted hpa/{name}" for name in hpas)
-    return (
-        f"wc/{DEMO} reset to 2 pods x 2 processes, labMode on, NodePort {DEMO_NODE_PORT}{removed}"
+    service = manifest["spec"]["service"]
+    reach = (
+        f"NodePort {service['nodePort']}"
+        if service.get("nodePort")
+        else "ClusterIP (workerlab load wc/demo goes through the API server's service proxy)"
     )
+    return f"wc/{DEMO} reset to 2 pods x 2 processes, labMode on, {reach}{removed}"
 
 
 def delete_wc(kube: Kube, name: str) -> str | None:

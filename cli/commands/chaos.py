@@ -49,8 +49,8 @@ def kill_process(
     count: int = CountOption,
     timeout: float = TimeoutOption,
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Kill worker processes inside pods (POST /crash in lab mode, else SIGKILL via exec).
 
@@ -72,8 +72,8 @@ def kill_pod(
     count: int = CountOption,
     timeout: float = TimeoutOption,
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Delete Ready pods of a WorkerCluster and time the operator replacing them.
 

@@ -7,9 +7,10 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-from workerlab.cli import journal
+from workerlab.api.resource import PROGRESS_CONFIGMAP
+from workerlab.cli import classroom, journal
 from workerlab.cli.errors import EXIT_FAILED, EXIT_USAGE, WorkerlabError
-from workerlab.cli.kube import Kube
+from workerlab.cli.kube import Kube, is_learner_namespace
 from workerlab.cli.support import (
     ContextOption,
     NamespaceOption,
@@ -39,13 +40,33 @@ def list_labs() -> None:
     Example: workerlab lab list
     """
     table = Table(box=None)
-    for column in ("#", "lab", "needs", "what you do"):
+    for column in ("#", "lab", "needs", "rights", "what you do"):
         table.add_column(column)
     for lab in course.labs():
         table.add_row(
-            str(lab.number), lab.title, "kind" if lab.needs_cluster else "local", lab.summary
+            str(lab.number),
+            lab.title,
+            "kind" if lab.needs_cluster else "local",
+            lab.rights if lab.needs_cluster else "",
+            lab.summary,
         )
     out.print(table)
+    out.print(
+        "[dim]rights cluster-admin: the lab changes the whole cluster. On a shared class "
+        "cluster it is the instructor's (see docs/class.md).[/]",
+        soft_wrap=True,
+    )
+
+
+def require_rights(lab: course.Lab, kube: Kube) -> None:
+    """In a learner's namespace a cluster-admin lab stops with a clear message, not a Forbidden."""
+    if lab.needs_cluster_admin and is_learner_namespace(kube.namespace):
+        raise WorkerlabError(
+            f"lab {lab.number} ({lab.title}) needs cluster-admin rights, and you are working "
+            f"in your class namespace {kube.namespace!r}: ask your instructor (they run it for "
+            "the class, or on a cluster of your own: `make up`)",
+            hint=f"workerlab lab show {lab.number} describes what it does",
+        )
 
 
 @lab_app.command()
@@ -115,8 +136,8 @@ def check(
     number: int = NumberArg,
     url: str = typer.Option(None, "--url", help="lab 2: your local worker's URL"),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Check your work on the real cluster/processes: what passed, what not, and a hint.
 
@@ -125,11 +146,16 @@ def check(
     Example: workerlab lab check 4
     """
     lab = course.get(number)
-    ctx = CheckContext(
-        kube_for(namespace, context), journal.lab_started_at(number), {"url": url} if url else {}
-    )
+    kube = kube_for(namespace, context)
+    if lab.needs_cluster:
+        require_rights(lab, kube)
+    ctx = CheckContext(kube, journal.lab_started_at(number), {"url": url} if url else {})
     checker = course.checker(lab)
     items = checker.evaluate(checker.gather(ctx))
+    recorded = None
+    if lab.needs_cluster and is_learner_namespace(kube.namespace) and all(i.passed for i in items):
+        classroom.record_pass(kube, number, items, ctx.runs())
+        recorded = f"recorded in {kube.namespace}/configmap/{PROGRESS_CONFIGMAP}"
     if as_json:
         print_json(
             {
@@ -140,6 +166,8 @@ def check(
         )
     else:
         render_items(number, items)
+        if recorded:
+            out.print(f"[dim]{escape(recorded)}[/]", soft_wrap=True)
     if not all(i.passed for i in items):
         raise typer.Exit(EXIT_FAILED)
 
@@ -148,8 +176,8 @@ def check(
 @friendly
 def reset(
     which: str = typer.Argument(..., help="lab number, or `all` for the whole course"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Put things in the lab's starting state and start its clock (checks count from here).
 
@@ -161,6 +189,8 @@ def reset(
     kube = kube_for(namespace, context)
     if which.strip().lower() != "all":
         lab = course.get(lab_number(which))
+        if lab.needs_cluster:
+            require_rights(lab, kube)
         reset_one(lab, kube)
         out.print(
             f"lab {lab.number} ({lab.title}) starts now: workerlab lab show {lab.number}",
@@ -170,10 +200,14 @@ def reset(
     cluster_problem: str | None = None
     if any(lab.needs_cluster for lab in course.labs()):
         cluster_problem = why_unreachable(kube)
-    done, skipped, failed = [], [], []
+    done, skipped, failed, instructors = [], [], [], []
+    learner = is_learner_namespace(kube.namespace)
     for lab in course.labs():
         if lab.needs_cluster and cluster_problem:
             skipped.append(lab.number)
+            continue
+        if lab.needs_cluster_admin and learner:
+            instructors.append(lab.number)
             continue
         out.print(f"lab {lab.number} ({lab.title}):")
         try:
@@ -188,6 +222,12 @@ def reset(
         out.print(
             f"[yellow]skipped labs {numbers(skipped)}[/]: they need the cluster, and "
             f"{escape(cluster_problem or '')}",
+            soft_wrap=True,
+        )
+    if instructors:
+        out.print(
+            f"[yellow]skipped labs {numbers(instructors)}[/]: they need cluster-admin rights; "
+            "ask your instructor",
             soft_wrap=True,
         )
     if failed:

@@ -164,8 +164,8 @@ def load(
     ),
     header: list[str] = typer.Option([], "--header", "-H", help="extra header 'Name: value'"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Send bounded load and show which pods and processes answered, errors and latency.
 
@@ -177,50 +177,51 @@ def load(
     """
     raw_target, url_path = targets.split_url_path(target)
     kube = kube_for(namespace, context)
-    resolved = targets.resolve(raw_target, kube)
-    request_path = path or url_path or "/"
-    plan = LoadPlan(
-        url=resolved.url(request_path),
-        requests=requests,
-        concurrency=concurrency,
-        method=method.upper(),
-        timeout_s=timeout,
-        duration_s=duration,
-        keepalive=keepalive,
-        headers=parse_headers(header),
-        probe_url=resolved.url(probe) if probe else None,
-    )
-    # Asked before the run: a process that then gets nothing must count as a zero.
-    expected_pods, expected_processes = None, None
-    if resolved.wc:
-        with contextlib.suppress(WorkerlabError):
-            expected_pods, expected_processes = members_of(kube, resolved.wc)
-    else:
-        expected_processes = processes_behind(resolved.base_url)
-    target_processes = (
-        None if resolved.wc or expected_processes is None else len(expected_processes)
-    )
-    started = time.time()
-    progress = Progress(
-        TextColumn("load"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[bad]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
-    )
-    with progress:
-        task = progress.add_task("load", total=requests, bad="")
-        failed = 0
+    found = targets.resolve(raw_target, kube)
+    with targets.reach(found, kube) as resolved:
+        request_path = path or url_path or "/"
+        plan = LoadPlan(
+            url=resolved.url(request_path),
+            requests=requests,
+            concurrency=concurrency,
+            method=method.upper(),
+            timeout_s=timeout,
+            duration_s=duration,
+            keepalive=keepalive,
+            headers=parse_headers(header),
+            probe_url=resolved.url(probe) if probe else None,
+        )
+        # Asked before the run: a process that then gets nothing must count as a zero.
+        expected_pods, expected_processes = None, None
+        if resolved.wc:
+            with contextlib.suppress(WorkerlabError):
+                expected_pods, expected_processes = members_of(kube, resolved.wc)
+        else:
+            expected_processes = processes_behind(resolved.base_url)
+        target_processes = (
+            None if resolved.wc or expected_processes is None else len(expected_processes)
+        )
+        started = time.time()
+        progress = Progress(
+            TextColumn("load"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[bad]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        )
+        with progress:
+            task = progress.add_task("load", total=requests, bad="")
+            failed = 0
 
-        def tick(sample) -> None:
-            nonlocal failed
-            failed += 0 if sample.ok else 1
-            progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
+            def tick(sample) -> None:
+                nonlocal failed
+                failed += 0 if sample.ok else 1
+                progress.update(task, advance=1, bad=f"{failed} errors" if failed else "")
 
-        summary = asyncio.run(run_load(plan, tick))
+            summary = asyncio.run(run_load(plan, tick))
     summary.expected_pods, summary.expected_processes = expected_pods, expected_processes
     record = journal_record(
         plan,

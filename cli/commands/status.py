@@ -32,8 +32,8 @@ def status(
         help="first wait (bounded) until NAME has converged",
     ),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
-    namespace: str = NamespaceOption,
-    context: str = ContextOption,
+    namespace: str | None = NamespaceOption,
+    context: str | None = ContextOption,
 ) -> None:
     """Both levels at a glance: WorkerClusters -> pods -> processes.
 

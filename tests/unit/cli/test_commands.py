@@ -23,6 +23,11 @@ COMMANDS = [
     ["lab", "show"],
     ["lab", "check"],
     ["lab", "reset"],
+    ["class", "add"],
+    ["class", "remove"],
+    ["class", "list"],
+    ["class", "status"],
+    ["class", "check"],
 ]
 
 

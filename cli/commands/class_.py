@@ -1,0 +1,203 @@
+"""`workerlab class`: the instructor's commands for one cluster shared by a whole class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from workerlab.api.resource import CLASS_CONTEXT_PREFIX
+from workerlab.cli import classroom
+from workerlab.cli.commands.lab import render_items
+from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
+from workerlab.cli.kube import Kube, choose_context, kubeconfig_view
+from workerlab.cli.support import ContextOption, friendly, out, print_json
+from workerlab.labs import course
+from workerlab.labs.checking import CheckContext
+
+class_app = typer.Typer(
+    help="One cluster, a whole class: a namespace, quota, rights and kubeconfig per learner "
+    "(instructor, cluster-admin). See docs/class.md.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+NamesArg = typer.Argument(..., help="learner names (DNS labels), e.g. ada bob")
+OutOption = typer.Option(
+    classroom.DEFAULT_OUT, "--out", help="folder of the learners' kubeconfigs (NAME.kubeconfig)"
+)
+
+
+def instructor(context: str | None) -> Kube:
+    """The instructor's kubectl: never a learner's namespace-bound class context."""
+    import os
+
+    env = os.environ.get("WORKERLAB_KUBE_CONTEXT")
+    config = {} if (context or env) else kubeconfig_view(Kube().kubectl)
+    chosen = choose_context(context, env, config)
+    if chosen.startswith(CLASS_CONTEXT_PREFIX) and not context:
+        raise WorkerlabError(
+            f"the current context {chosen!r} is a learner's: class commands need the "
+            "instructor's (cluster-admin) context",
+            hint="unset KUBECONFIG, or pass --context kind-workerlab",
+        )
+    return Kube(context=chosen, namespace="default")
+
+
+@class_app.command()
+@friendly
+def add(
+    names: list[str] = NamesArg,
+    out_dir: Path = OutOption,
+    duration: str = typer.Option(
+        classroom.DEFAULT_DURATION, "--duration", help="how long the learners' tokens last"
+    ),
+    server: str = typer.Option(
+        None,
+        "--server",
+        help="API server address written into the kubeconfigs (default: your context's)",
+        show_default=False,
+    ),
+    context: str | None = ContextOption,
+) -> None:
+    """Add learners: namespace learner-NAME (quota, limits, rights) and DIR/NAME.kubeconfig.
+
+    Adding an existing learner again renews their token and kubeconfig; their work stays.
+
+    Example: workerlab class add ada bob --out class --duration 8h
+    """
+    classroom.validate_names(names)  # bad input fails before any call to the cluster
+    classroom.duration_seconds(duration)
+    for added in classroom.add(instructor(context), names, out_dir, duration, server):
+        verb = "renewed" if added.renewed else "added"
+        out.print(
+            f"{verb} {added.name}: namespace {classroom.namespace_of(added.name)}, "
+            f"kubeconfig {added.kubeconfig} (token valid {duration})",
+            soft_wrap=True,
+        )
+    out.print(
+        "hand each learner their file; they run: "
+        "export KUBECONFIG=$PWD/NAME.kubeconfig; workerlab lab reset 5",
+        soft_wrap=True,
+    )
+
+
+@class_app.command()
+@friendly
+def remove(
+    names: list[str] = NamesArg, out_dir: Path = OutOption, context: str | None = ContextOption
+) -> None:
+    """Remove learners: their namespace (and all in it, tokens revoked) and kubeconfig file.
+
+    Example: workerlab class remove ada
+    """
+    classroom.validate_names(names)
+    for line in classroom.remove(instructor(context), names, out_dir):
+        out.print(f"- {escape(line)}", soft_wrap=True)
+
+
+@class_app.command("list")
+@friendly
+def list_learners(
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    context: str | None = ContextOption,
+) -> None:
+    """List the learners (namespaces labelled as a workerlab learner's).
+
+    Example: workerlab class list
+    """
+    names = classroom.learners(instructor(context))
+    if as_json:
+        print_json([{"name": n, "namespace": classroom.namespace_of(n)} for n in names])
+        return
+    if not names:
+        out.print("no learners yet: workerlab class add NAME...")
+    for name in names:
+        out.print(f"{name}  ({classroom.namespace_of(name)})")
+
+
+def _grid_labs() -> list[classroom.GridLab]:
+    return [
+        classroom.GridLab(lab.number, lab.needs_cluster_admin)
+        for lab in course.labs()
+        if lab.needs_cluster
+    ]
+
+
+@class_app.command()
+@friendly
+def status(
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    context: str | None = ContextOption,
+) -> None:
+    """The learner x lab grid of recorded passes (ok passed, . not yet, - instructor's lab).
+
+    Only the cluster labs are shown: local labs (1, 2, 9) leave nothing in the cluster. A
+    recorded pass is the learner's claim; `workerlab class check NAME N` re-runs it.
+
+    Example: workerlab class status
+    """
+    progress = classroom.class_progress(instructor(context))
+    if as_json:
+        print_json({name: sorted(done) for name, done in progress.items()})
+        return
+    if not progress:
+        out.print("no learners yet: workerlab class add NAME...")
+        return
+    header, rows = classroom.grid_rows(progress, _grid_labs())
+    table = Table(box=None)
+    for column in header:
+        table.add_column(column, justify="left" if column == "learner" else "center")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    out.print(table)
+
+
+@class_app.command()
+@friendly
+def check(
+    name: str = typer.Argument(..., help="the learner"),
+    number: int = typer.Argument(..., help="lab number"),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    context: str | None = ContextOption,
+) -> None:
+    """Re-run a learner's check with your rights against their namespace.
+
+    The cluster is judged as it is now; load runs (they happen on the learner's machine) come
+    from the learner's recorded pass. Exit code 0 when every check passes, 1 when one fails.
+
+    Example: workerlab class check ada 5
+    """
+    lab = course.get(number)
+    if not lab.needs_cluster:
+        raise WorkerlabError(
+            f"lab {number} runs on the learner's own machine: there is nothing in the cluster "
+            "to re-check",
+            hint="workerlab class status shows their recorded pass",
+        )
+    kube = classroom.require_learner(instructor(context), name)
+    record = classroom.progress(kube, name).get(number) or {}
+    ctx = CheckContext(kube, options={"runs": record.get("runs") or []})
+    checker = course.checker(lab)
+    items = checker.evaluate(checker.gather(ctx))
+    passed = all(i.passed for i in items)
+    if as_json:
+        print_json(
+            {
+                "learner": name,
+                "lab": number,
+                "recorded": bool(record),
+                "passed": passed,
+                "items": [vars(i) for i in items],
+            }
+        )
+    else:
+        out.print(
+            f"{name}, lab {number}: recorded pass: {'yes' if record else 'no'}; re-run now:",
+            soft_wrap=True,
+        )
+        render_items(number, items)
+    if not passed:
+        raise typer.Exit(EXIT_FAILED)

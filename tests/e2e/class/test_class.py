@@ -1,0 +1,309 @@
+"""#17, one cluster and a whole class, on the real kind cluster: three learners added with
+`workerlab class add`; each learner's kubeconfig reaches only their namespace; two learners do
+lab 5 at the same time from their own kubeconfigs; the instructor sees and re-checks it; a
+WorkerCluster over the quota is refused visibly; `class remove` leaves nothing behind.
+
+Learners are named e2e-a/b/c (namespaces learner-e2e-*); everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.paths import REPO
+from support.polling import wait_until
+
+pytestmark = pytest.mark.e2e
+
+LEARNERS = ("e2e-a", "e2e-b", "e2e-c")
+QUOTA = "workerlab-learner"
+LABEL = "workerlab.dev/learner"
+CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    kube_bins = [str(p.parent) for p in sorted(CACHE.glob("k8s/v*/bin/kubectl"))]
+    env["PATH"] = ":".join([str(Path(sys.executable).parent), *kube_bins, env.get("PATH", "")])
+    env.pop("KUBECONFIG", None)
+    return env
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        list(args), env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def ok(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    done = run(env, *args, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def classroom(cluster, tmp_path_factory) -> Any:
+    """The instructor's env (kind-workerlab) and each learner's (their kubeconfig, own home)."""
+    out = tmp_path_factory.mktemp("class")
+    instructor = base_env()
+    instructor["WORKERLAB_KUBE_CONTEXT"] = cluster.context
+    started = time.monotonic()
+    ok(instructor, "workerlab", "class", "add", *LEARNERS, "--out", str(out), "--duration", "1h")
+    learners = {}
+    for name in LEARNERS:
+        env = base_env()
+        env.pop("WORKERLAB_KUBE_CONTEXT", None)
+        env["KUBECONFIG"] = str(out / f"{name}.kubeconfig")
+        env["WORKERLAB_LAB_HOME"] = str(tmp_path_factory.mktemp(f"home-{name}"))
+        learners[name] = env
+
+    class Room:
+        pass
+
+    room = Room()
+    room.out, room.instructor, room.learners, room.kube = out, instructor, learners, cluster
+    room.add_seconds = time.monotonic() - started
+    yield room
+    for name in (*LEARNERS, "e2e-x", "e2e-y"):
+        cluster.run("delete", "namespace", f"learner-{name}", "--ignore-not-found", "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster) -> None:
+    """The WorkerCluster CRD and the operator (`make up`); fails, never skips, without them."""
+    if cluster.run("get", "crd", "workerclusters.workerlab.dev").returncode != 0:
+        pytest.fail("the WorkerCluster CRD is not installed: run `make up`")
+    ready = cluster.run(
+        "-n", "workerlab-system", "rollout", "status", "deployment/workerlab-operator",
+        "--timeout=60s",
+    )  # fmt: skip
+    if ready.returncode != 0:
+        pytest.fail(f"the operator is not running: {ready.stderr.strip()} -- run `make up`")
+
+
+def test_add_made_namespaces_quota_and_private_kubeconfigs(classroom):
+    listed = json.loads(ok(classroom.instructor, "workerlab", "class", "list", "--json"))
+    assert {e["name"] for e in listed} >= set(LEARNERS)
+    for name in LEARNERS:
+        ns = classroom.kube.get("namespace", f"learner-{name}")
+        labels = ns["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert labels[LABEL] == name
+        quota = classroom.kube.get("resourcequota", QUOTA, "-n", f"learner-{name}")
+        assert quota["spec"]["hard"]["services.nodeports"] == "0"
+        path = classroom.out / f"{name}.kubeconfig"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # a learner's kubeconfig just works: its context, its namespace
+    env = classroom.learners["e2e-a"]
+    assert ok(env, "kubectl", "config", "current-context").strip() == "workerlab-e2e-a"
+    ok(env, "kubectl", "get", "pods")  # in learner-e2e-a, allowed
+
+
+FORBIDDEN = [
+    ("read B's pods", ["get", "pods", "-n", "learner-e2e-b"]),
+    ("delete B's progress", ["delete", "configmap", "workerlab-progress", "-n", "learner-e2e-b"]),
+    ("create in B's namespace", ["create", "configmap", "x", "-n", "learner-e2e-b"]),
+    ("list namespaces", ["get", "namespaces"]),
+    ("list nodes", ["get", "nodes"]),
+    ("read Secrets, even its own", ["get", "secrets"]),
+    ("list CRDs", ["get", "crd"]),
+    ("create a pod itself", ["run", "x", "--image=busybox", "--restart=Never"]),
+    ("touch the operator", ["get", "pods", "-n", "workerlab-system"]),
+]
+
+
+# with the CRD installed (the operator fixture): B's WorkerClusters are out of A's reach too
+FORBIDDEN_WC = [
+    ("read B's WorkerClusters", ["get", "wc", "-n", "learner-e2e-b"]),
+    ("delete B's demo", ["delete", "wc", "demo", "-n", "learner-e2e-b"]),
+    ("scale B's demo", ["scale", "wc/demo", "--replicas=1", "-n", "learner-e2e-b"]),
+]
+
+
+def forbidden(env: dict[str, str], what: str, args: list[str]) -> None:
+    done = run(env, "kubectl", *args)
+    assert done.returncode != 0, f"{what} was allowed: {done.stdout}"
+    assert "forbidden" in done.stderr.lower(), done.stderr
+
+
+@pytest.mark.parametrize(("what", "args"), FORBIDDEN, ids=[w for w, _ in FORBIDDEN])
+def test_learner_a_is_confined_to_their_namespace(classroom, what, args):
+    forbidden(classroom.learners["e2e-a"], what, args)
+
+
+@pytest.mark.parametrize(("what", "args"), FORBIDDEN_WC, ids=[w for w, _ in FORBIDDEN_WC])
+def test_learner_a_cannot_touch_bs_workerclusters(classroom, operator, what, args):
+    forbidden(classroom.learners["e2e-a"], what, args)
+
+
+PATCH = '{"spec":{"processesPerPod":3}}'
+
+
+def lab5(env: dict[str, str], log: list[str]) -> None:
+    """Lab 5's steps, as a learner types them with their kubeconfig (no -n: the context's)."""
+    steps = [
+        ["workerlab", "lab", "reset", "5"],
+        ["kubectl", "scale", "wc/demo", "--replicas=3"],
+        ["kubectl", "patch", "wc", "demo", "--type", "merge", "-p", PATCH],
+        ["workerlab", "status", "demo", "--wait", "240", "--no-processes"],
+        ["workerlab", "load", "wc/demo", "--path", "/work/cpu?ms=20", "--requests", "300",
+         "--concurrency", "12", "--no-keepalive"],
+    ]  # fmt: skip
+    for step in steps:
+        started = time.monotonic()
+        done = run(env, *step)
+        log.append(f"{' '.join(step[:3])}: rc={done.returncode} {time.monotonic() - started:.0f}s")
+        assert done.returncode == 0, f"{' '.join(step)}: {done.stdout}{done.stderr}"
+
+
+def test_two_learners_do_lab_5_at_once_and_both_pass(classroom, operator):
+    errors: dict[str, BaseException] = {}
+    logs: dict[str, list[str]] = {"e2e-a": [], "e2e-b": []}
+
+    def worker(name: str) -> None:
+        try:
+            lab5(classroom.learners[name], logs[name])
+        except BaseException as error:  # reported below, with the learner's name
+            errors[name] = error
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in logs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    print(logs)
+    assert not errors, errors
+    for name in logs:
+        env = classroom.learners[name]
+        # the learner's demo has no NodePort: nothing collides between learners
+        svc = json.loads(ok(env, "kubectl", "get", "svc", "demo", "-o", "json"))
+        assert svc["spec"]["type"] == "ClusterIP"
+        check = run(env, "workerlab", "lab", "check", "5")
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "recorded in" in check.stdout
+
+
+def test_instructor_sees_and_rechecks_the_passes(classroom, operator):
+    grid = json.loads(ok(classroom.instructor, "workerlab", "class", "status", "--json"))
+    assert 5 in grid["e2e-a"] and 5 in grid["e2e-b"] and 5 not in grid["e2e-c"]
+    table = ok(classroom.instructor, "workerlab", "class", "status")
+    assert "e2e-a" in table and "ok" in table
+    again = run(classroom.instructor, "workerlab", "class", "check", "e2e-a", "5", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    verdict = json.loads(again.stdout)
+    assert verdict["recorded"] and verdict["passed"]
+    # C did not do it: the re-run says so (exit 1), it does not invent a pass
+    assert run(classroom.instructor, "workerlab", "class", "check", "e2e-c", "5").returncode != 0
+
+
+def test_instructor_labs_say_ask_your_instructor(classroom):
+    done = run(classroom.learners["e2e-c"], "workerlab", "lab", "reset", "10")
+    assert done.returncode == 2
+    assert "ask your instructor" in " ".join(done.stderr.split())
+    assert "Forbidden" not in done.stderr
+
+
+def test_a_workercluster_over_the_quota_is_refused_visibly(classroom, operator):
+    kube = classroom.kube
+    before = {
+        p["metadata"]["uid"]
+        for p in kube.get("pods", "-n", "learner-e2e-b")["items"]
+        if p["status"].get("phase") == "Running"
+    }
+    greedy = {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": "greedy"},
+        "spec": {
+            "replicas": 1,
+            "processesPerPod": 1,
+            "resources": {
+                "requests": {"cpu": "1500m", "memory": "128Mi"},
+                "limits": {"cpu": "2", "memory": "128Mi"},
+            },
+        },
+    }
+    env = classroom.learners["e2e-c"]
+    done = subprocess.run(
+        ["kubectl", "apply", "-f", "-"], input=json.dumps(greedy), env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    def degraded() -> dict | None:
+        wc = kube.get("wc", "greedy", "-n", "learner-e2e-c")
+        for c in (wc.get("status") or {}).get("conditions") or []:
+            if c["type"] == "Degraded" and c["status"] == "True" and c["reason"] == "FailedCreate":
+                return c
+        return None
+
+    condition = wait_until(degraded, 90, "wc/greedy Degraded with reason FailedCreate")
+    assert QUOTA in condition["message"] and "exceeded quota" in condition["message"]
+
+    def warning() -> list:
+        events = kube.get(
+            "events", "-n", "learner-e2e-c", "--field-selector",
+            "involvedObject.kind=WorkerCluster,involvedObject.name=greedy,type=Warning",
+        )["items"]  # fmt: skip
+        return [e for e in events if e["reason"] == "FailedCreate" and QUOTA in e["message"]]
+
+    wait_until(warning, 30, "a Warning event FailedCreate naming the quota")
+    # the learner sees it too, with their own rights
+    seen = ok(env, "kubectl", "get", "events", "--field-selector", "reason=FailedCreate")
+    assert QUOTA in seen
+    after = {
+        p["metadata"]["uid"]
+        for p in kube.get("pods", "-n", "learner-e2e-b")["items"]
+        if p["status"].get("phase") == "Running"
+    }
+    assert before and before <= after, "learner B's pods changed while C was refused"
+
+
+def test_bad_inputs_are_refused_and_nothing_is_half_done(classroom):
+    kube, env = classroom.kube, classroom.instructor
+    kube.ok("create", "namespace", "learner-e2e-x")  # someone else's, no learner label
+    done = run(env, "workerlab", "class", "add", "e2e-y", "e2e-x", "--out", str(classroom.out))
+    assert done.returncode == 2
+    assert "not a workerlab learner's" in " ".join(done.stderr.split())
+    assert kube.run("get", "namespace", "learner-e2e-y").returncode != 0  # nothing created
+    assert kube.get("resourcequotas", "-n", "learner-e2e-x")["items"] == []
+    assert not (classroom.out / "e2e-y.kubeconfig").exists()
+    kube.ok("delete", "namespace", "learner-e2e-x", "--wait=false")
+
+    bad = run(env, "workerlab", "class", "add", "Not_A_Label", "--out", str(classroom.out))
+    assert bad.returncode == 2 and "not a valid learner name" in " ".join(bad.stderr.split())
+    absent = run(env, "workerlab", "class", "remove", "e2e-never", "--out", str(classroom.out))
+    assert absent.returncode == 2 and "not in the class" in " ".join(absent.stderr.split())
+
+
+def test_remove_leaves_nothing_behind(classroom):
+    kube, env = classroom.kube, classroom.instructor
+    old_token = classroom.out / "old-a.kubeconfig"
+    shutil.copy(classroom.out / "e2e-a.kubeconfig", old_token)
+    ok(env, "workerlab", "class", "remove", *LEARNERS, "--out", str(classroom.out), timeout=500)
+    for name in LEARNERS:
+        assert kube.run("get", "namespace", f"learner-{name}").returncode != 0
+        assert not (classroom.out / f"{name}.kubeconfig").exists()
+    # no cluster-scoped leftovers
+    for kind in ("clusterroles", "clusterrolebindings", "namespaces"):
+        assert kube.get(kind, "-l", LABEL)["items"] == []
+    # the token died with its ServiceAccount
+    stale = dict(env, KUBECONFIG=str(old_token))
+    stale.pop("WORKERLAB_KUBE_CONTEXT")
+    done = run(stale, "kubectl", "get", "pods")
+    assert done.returncode != 0 and "unauthorized" in done.stderr.lower(), done.stderr
+    old_token.unlink()
+    twice = run(env, "workerlab", "class", "remove", "e2e-a", "--out", str(classroom.out))
+    assert twice.returncode == 2 and "not in the class" in " ".join(twice.stderr.split())

@@ -51,7 +51,6 @@ class RedisCounter:
 
     def __init__(self, url: str, key: str = REDIS_KEY) -> None:
         import redis.asyncio as redis_asyncio  # only processes configured with Redis need it
-
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError

@@ -54,6 +54,37 @@ def test_steps_start_with_reset_and_use_existing_commands(number):
         assert host in {"127.0.0.1", "redis"}, f"lab {number} sends traffic to {host}"
 
 
+@pytest.mark.parametrize("number", LABS)
+def test_questions_carry_their_own_bounded_loopback_commands(number):
+    lab = course.get(number)
+    commands = course.question_steps(lab)
+    assert commands.strip(), f"lab {number}'s questions have no ```sh block to run"
+    assert "workerlab lab reset" not in commands, "the questions continue the steps' state"
+    known = {c.name or c.callback.__name__ for c in app.registered_commands}
+    known |= {g.name for g in app.registered_groups}
+    for used in re.findall(r"^\s*(?:\S+=\S+\s+)*workerlab (\S+)", commands, flags=re.M):
+        assert used in known, f"lab {number}'s questions use unknown command workerlab {used}"
+    for host in re.findall(r"https?://([^/:'\s]+)", commands):
+        assert host == "127.0.0.1", f"lab {number}'s questions send traffic to {host}"
+    for line in commands.splitlines():
+        words = line.split()
+        assert not {"-w", "--watch", "-f", "--follow"} & set(words) or "apply" in words, (
+            f"lab {number}: an unbounded watch or follow: {line}"
+        )
+        assert not re.match(r"\s*(while|until)\b", line), f"lab {number}: unbounded loop: {line}"
+        if re.match(r"\s*workerlab load\b", line):
+            assert "--requests" in line or "--duration" in line, f"unbounded load: {line}"
+
+
+def test_question_steps_are_the_sh_blocks_under_questions_only():
+    markdown = (
+        "# Lab 1 — x\n\n## Steps\n\n```sh\necho step\n```\n\n## Questions\n\n1. Why?\n\n"
+        "```sh\necho one\n```\n\n```text\nnot run\n```\n\n2. And?\n\n```sh\necho two\n```\n\n"
+        "## Hints\n\n```sh\necho hint\n```\n"
+    )
+    assert course._fenced_blocks(markdown, "Questions", "sh") == ["echo one\n", "echo two\n"]
+
+
 @pytest.mark.parametrize("number", [4, 10])
 def test_fault_drills_name_who_healed_it(number):
     assert "## Who healed it?" in course.text(course.get(number))

@@ -257,3 +257,18 @@ def test_local_reset_names_only_shell_variables_the_steps_define(number, workspa
 def test_lab2_asks_nothing_the_learner_cannot_do():
     # which process a request reaches is the kernel's choice: nobody can crash "the same slot"
     assert "crash the same slot" not in course.text(course.get(2)).lower()
+
+
+def test_the_two_levels_are_drawn_in_the_readme_and_labs_1_and_3():
+    from support.paths import REPO
+
+    texts = {"README.md": (REPO / "README.md").read_text()}
+    texts |= {f"lab {n}": course.text(course.get(n)) for n in (1, 3)}
+    for where, text in texts.items():
+        drawings = [
+            s.text for s in course.segments(text) if s.is_code and s.text.startswith("```text")
+        ]
+        assert any(
+            "CLUSTER LEVEL" in d and "POD LEVEL" in d and "operator" in d and "arbiter" in d
+            for d in drawings
+        ), f"{where} has no drawing of the two levels"

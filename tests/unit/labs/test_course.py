@@ -272,3 +272,19 @@ def test_the_two_levels_are_drawn_in_the_readme_and_labs_1_and_3():
             "CLUSTER LEVEL" in d and "POD LEVEL" in d and "operator" in d and "arbiter" in d
             for d in drawings
         ), f"{where} has no drawing of the two levels"
+
+
+def test_lab3_shows_the_columns_plain_and_wide_kubectl_get_print():
+    import yaml
+    from support.paths import REPO
+
+    crd = yaml.safe_load((REPO / "manifests/crd/workerclusters.workerlab.dev.yaml").read_text())
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    plain = ["NAME"] + [c["name"].upper() for c in columns if not c.get("priority")]
+    wide = ["NAME"] + [c["name"].upper() for c in columns]
+    headers = [
+        s.text.splitlines()[1].split()
+        for s in course.segments(course.text(course.get(3)))
+        if s.is_code and s.text.splitlines()[1].startswith("NAME ")
+    ]
+    assert headers[:2] == [plain, wide], headers

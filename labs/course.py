@@ -225,6 +225,12 @@ def steps(lab: Lab) -> str:
     return "".join(_fenced_blocks(text(lab), "Steps", "sh"))
 
 
+def question_steps(lab: Lab) -> str:
+    """The commands that explore the lab's questions: every ```sh block under `## Questions`,
+    in order. They run after the steps, in the same shell (the course tests run them too)."""
+    return "".join(_fenced_blocks(text(lab), "Questions", "sh"))
+
+
 def solution_code(lab: Lab) -> str:
     """The ```python block under `## Solution`, where a lab's solution is code (lab 9)."""
     return "".join(_fenced_blocks(text(lab), "Solution", "python"))

@@ -312,18 +312,27 @@ def service_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str,
 
 
 def ingress_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
-    """Same contract as service_update, for the Ingress."""
+    """Same contract as service_update, for the Ingress.
+
+    Without `spec.ingress.className` we want the cluster's default class: the API server's
+    DefaultIngressClass admission writes it into `ingressClassName` at creation, so whatever
+    class it filled in is in sync, and an update keeps it (removing it would leave the Ingress
+    to no controller).
+    """
     have = actual.get("spec") or {}
     want = desired["spec"]
+    class_drifted = (
+        "ingressClassName" in want and have.get("ingressClassName") != want["ingressClassName"]
+    )
     drifted = (
-        have.get("rules") != want["rules"]
-        or have.get("ingressClassName") != want.get("ingressClassName")
-        or _metadata_drifted(desired, actual)
+        have.get("rules") != want["rules"] or class_drifted or _metadata_drifted(desired, actual)
     )
     if not drifted:
         return None
     merged = _merge_metadata(desired, actual)
     merged["spec"] = copy.deepcopy(want)
+    if "ingressClassName" not in want and have.get("ingressClassName"):
+        merged["spec"]["ingressClassName"] = have["ingressClassName"]
     return merged
 
 

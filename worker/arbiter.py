@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import sys
 import time
 
@@ -20,6 +21,18 @@ from workerlab.worker import siblings
 from workerlab.worker.config import Settings
 
 HEARTBEAT_S = 1.0
+
+
+def plain_sockets(listeners: list) -> list[socket.socket]:
+    """The `socket.socket` objects inside gunicorn's listener wrappers (gunicorn.sock.BaseSocket).
+
+    uvloop's server takes over the file descriptor it serves: on close, libuv closes the fd
+    and uvloop *detaches* a real `socket.socket` so nothing closes it twice. A gunicorn wrapper is
+    not a `socket.socket`, so uvloop calls its `close()` instead, on an fd libuv already
+    closed: gunicorn logged `Error while closing socket [Errno 9] Bad file descriptor` at every
+    process's shutdown (and a second close of a reused fd number could close another file).
+    """
+    return [getattr(listener, "sock", listener) for listener in listeners]
 
 
 class HeartbeatUvicornWorker(UvicornWorker):
@@ -40,7 +53,7 @@ class HeartbeatUvicornWorker(UvicornWorker):
         self.config.app = self.wsgi
         self._server = Server(config=self.config)
         self._install_sigquit_handler()
-        await self._server.serve(sockets=self.sockets)
+        await self._server.serve(sockets=plain_sockets(self.sockets))
         if not self._server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 

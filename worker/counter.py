@@ -12,6 +12,7 @@ from typing import Protocol
 
 REDIS_KEY = "workerlab:counter"
 REDIS_TIMEOUT_S = 1.0  # fail fast: a 503 beats a request hanging on an unreachable Redis
+RETRIES = 1  # a stale pooled connection (Redis restarted) gets one fresh try
 
 
 class CounterUnavailable(RuntimeError):
@@ -50,12 +51,19 @@ class RedisCounter:
 
     def __init__(self, url: str, key: str = REDIS_KEY) -> None:
         import redis.asyncio as redis_asyncio  # only processes configured with Redis need it
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         # One client per process, created after fork: connections must never cross a fork.
+        # A pooled connection goes stale when Redis restarts: the next command on it fails with
+        # "Connection closed by server". Retry once at once, on a fresh connection, and only on a
+        # connection error: a timeout is not retried, so an unreachable Redis still fails fast.
         self._client = redis_asyncio.Redis.from_url(
             url,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), RETRIES, supported_errors=(RedisConnectionError,)),
         )
         self._key = key
 

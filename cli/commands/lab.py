@@ -118,10 +118,16 @@ def print_lab_text(text: str) -> None:
         out.print()
 
 
+def said_elsewhere(it: Item) -> bool:
+    """The detail adds nothing: the name, or the hint printed below it, already says it."""
+    shown = [it.name] + ([it.hint] if not it.passed and it.hint else [])
+    return bool(it.detail) and any(it.detail.strip() in text for text in shown)
+
+
 def render_items(number: int, items: list[Item]) -> None:
     for it in items:
         mark = "[green]PASS[/]" if it.passed else "[red]FAIL[/]"
-        detail = f" [dim]({it.detail})[/]" if it.detail else ""
+        detail = f" [dim]({it.detail})[/]" if it.detail and not said_elsewhere(it) else ""
         out.print(f"{mark} {it.name}{detail}", soft_wrap=True)
         if not it.passed and it.hint:
             out.print(f"     [yellow]hint:[/] {it.hint}", soft_wrap=True)

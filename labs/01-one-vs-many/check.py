@@ -29,13 +29,22 @@ def _cpu_probe_runs(runs: list[dict], one: bool) -> list[dict]:
     return chosen
 
 
+def _has_spare_process(run: dict) -> bool:
+    """Fewer connections than processes: one process stays free for the probe. (A run with as
+    many connections as processes, lab question 2, shows the opposite lesson.)"""
+    concurrency, processes = run.get("concurrency"), run.get("target_processes")
+    return concurrency is None or processes is None or concurrency < processes
+
+
 def _probe_p50(run: dict) -> float:
     return float(run["summary"]["probe_latency_ms"]["p50_ms"])
 
 
 def evaluate(facts: dict) -> list[Item]:
     runs = facts["runs"]
-    single, multi = _cpu_probe_runs(runs, True), _cpu_probe_runs(runs, False)
+    single, measured = _cpu_probe_runs(runs, True), _cpu_probe_runs(runs, False)
+    multi = [r for r in measured if _has_spare_process(r)]
+    saturated = [r for r in measured if not _has_spare_process(r)]
     how = (
         "workerlab load 'http://127.0.0.1:8001/work/cpu?ms=200' --requests 20 --concurrency 1 "
         "--probe /"
@@ -48,10 +57,17 @@ def evaluate(facts: dict) -> list[Item]:
             f"start it with WORKER_PROCESSES=1 and run: {how}",
         ),
         item(
-            "measured a worker with 2+ processes under the same load",
+            "measured a worker with 2+ processes under the same load, one process to spare",
             multi,
-            f"{len(multi)} run(s)",
-            "restart it with WORKER_PROCESSES=2 (on port 8002) and run the same load there",
+            f"{len(multi)} run(s)"
+            + (f", and {len(saturated)} with every process busy" if saturated else ""),
+            "restart it with WORKER_PROCESSES=2 (on port 8002) and run the same load there, "
+            "with --concurrency below the process count"
+            + (
+                " (your runs there kept every process busy, so the probe had to wait)"
+                if saturated
+                else ""
+            ),
         ),
     ]
     if not (single and multi):
@@ -63,8 +79,8 @@ def evaluate(facts: dict) -> list[Item]:
             "with 1 process, other users wait behind the CPU work",
             one_ms >= BLOCKED_MIN_MS,
             f"probe p50 {one_ms:.0f} ms",
-            f"the probe answered in {one_ms:.0f} ms: use a slower request (ms=200) and "
-            "--concurrency 1 so the only process is always busy",
+            "the probe did not wait: use a slower request (ms=200) and --concurrency 1 so the "
+            "only process is always busy",
         )
     )
     items.append(

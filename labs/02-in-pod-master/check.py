@@ -58,11 +58,11 @@ def evaluate(facts: dict) -> list[Item]:
             f"crash one: curl -s -X POST {url}/crash  (needs WORKERLAB_LAB_MODE=1)",
         )
     )
+    # Each live process once, even when its slot has seen several deaths before it.
     replacements = [
         r
         for r in alive
-        for d in dead
-        if r.index == d.index and (r.started_at or 0) >= (d.exited_at or 0)
+        if any(r.index == d.index and (r.started_at or 0) >= (d.exited_at or 0) for d in dead)
     ]
     # JSON keys are strings: facts may have been through --json or a test's fixture file.
     parent = {int(pid): ppid for pid, ppid in parents.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workerlab.api.objects import find_condition
+from workerlab.api.objects import epoch, event_time, find_condition
 from workerlab.api.resource import LABEL_INSTANCE, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, RESOURCE
 from workerlab.cli.kube import Kube
 from workerlab.cli.wcstate import converged
@@ -21,10 +21,11 @@ def gather(ctx: CheckContext) -> dict:
         "wc": None,
         "pods": [],
         "events": [],
+        "started_at": ctx.started_at,
     }
     if facts["crd"] is not None:
         facts["wc"] = kube.get(RESOURCE, NAME)
-    if facts["wc"] is not None:
+        # Also when it is gone: its Events outlive it, and say that it was there.
         facts["pods"] = kube.pods_of(NAME)
         facts["events"] = kube.events_for("WorkerCluster", NAME)
     return facts
@@ -59,11 +60,20 @@ def evaluate(facts: dict) -> list[Item]:
         )
     )
     wc = facts["wc"]
+    gone = ""
+    started = facts.get("started_at") or 0
+    recorded = [e for e in facts["events"] if (epoch(event_time(e)) or 0) >= started - 1]
+    if wc is None and recorded:
+        left = len(facts["pods"])
+        gone = (
+            f"wc/{NAME} was created (the operator recorded {len(recorded)} Events) and "
+            f"has been deleted since; its pods went with it ({left} left)"
+        )
     items.append(
         item(
             f"your WorkerCluster {NAME!r} exists",
             wc is not None,
-            "",
+            gone,
             f"apply the manifest from the steps (metadata.name: {NAME}) in namespace workerlab",
         )
     )

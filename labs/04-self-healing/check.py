@@ -36,6 +36,7 @@ def gather(ctx: CheckContext) -> dict:
         "events": kube.events_for("WorkerCluster", DEMO),
         "crashy": crashy,
         "crashy_pods": kube.pods_of(CRASHY) if crashy else [],
+        "crashy_events": kube.events_for("WorkerCluster", CRASHY) if crashy else [],
     }
 
 
@@ -103,6 +104,30 @@ def evaluate(facts: dict) -> list[Item]:
     )
     if crashy is None:
         return items
+    degraded = find_condition(crashy, ConditionType.DEGRADED) or {}
+    since = [
+        e for e in facts.get("crashy_events") or [] if (epoch(event_time(e)) or 0) >= started - 1
+    ]
+    warned = [e for e in since if e.get("type") == "Warning"]
+    if degraded.get("status") != "True" and warned:
+        # Question 3 fixed it: the crash loop is over, and its evidence is in the Events.
+        recovered = [e for e in since if e.get("reason") == Reason.RECOVERED]
+        items.append(
+            item(
+                "it crash-looped and the operator reported it (a Warning Event, Degraded=True)",
+                True,
+                f"{warned[-1].get('reason')}: {warned[-1].get('message')}",
+            )
+        )
+        items.append(
+            item(
+                "... and you fixed it: Degraded is False again",
+                True,
+                f"{degraded.get('reason')}: {degraded.get('message')}"
+                + (f"; Event {Reason.RECOVERED}" if recovered else ""),
+            )
+        )
+        return items
     restarts = sum(pod_row(p).restarts for p in facts["crashy_pods"])
     items.append(
         item(
@@ -112,7 +137,6 @@ def evaluate(facts: dict) -> list[Item]:
             f"wait ~30 s: kubectl -n workerlab get pods -l {LABEL_INSTANCE}={CRASHY} -w",
         )
     )
-    degraded = find_condition(crashy, ConditionType.DEGRADED) or {}
     items.append(
         item(
             "the operator reports it: condition Degraded=True, with the reason",

@@ -34,13 +34,15 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             f"scaled the pods: spec.replicas = {REPLICAS}",
             spec.get("replicas") == REPLICAS,
-            f"replicas={spec.get('replicas')}",
+            "" if spec.get("replicas") == REPLICAS else f"spec.replicas is {spec.get('replicas')}",
             f"kubectl -n workerlab scale wc/demo --replicas={REPLICAS}",
         ),
         item(
             f"scaled the processes: spec.processesPerPod = {PROCESSES}",
             spec.get("processesPerPod") == PROCESSES,
-            f"processesPerPod={spec.get('processesPerPod')}",
+            ""
+            if spec.get("processesPerPod") == PROCESSES
+            else f"spec.processesPerPod is {spec.get('processesPerPod')}",
             "kubectl -n workerlab patch wc demo --type merge "
             f'-p \'{{"spec":{{"processesPerPod":{PROCESSES}}}}}\'',
         ),

@@ -75,13 +75,24 @@ def evaluate(facts: dict) -> list[Item]:
     if after and len(values) == 1:
         counted = sum(r["summary"]["ok"] for r in after)
         (value,) = values
+        if value is not None and value < counted:
+            hint = (
+                f"the counter went DOWN, from at least {counted} to {value}: Redis lost its data "
+                "(restarted without persistence, e.g. scaled to 0 and back). An external store "
+                "shares state only as durably as it keeps it. `workerlab lab reset 8` and redo "
+                "the steps"
+            )
+        else:
+            hint = (
+                "other clients also incremented, or runs before the switch are mixed in: "
+                "`workerlab lab reset 8` and redo the steps"
+            )
         items.append(
             item(
                 "no increment was lost: the counter equals the successful POSTs since the switch",
                 value == counted,
                 f"counter {value}, successful POSTs {counted}",
-                "other clients also incremented, or runs before the switch are mixed in: "
-                "`workerlab lab reset 8` and redo the steps",
+                hint,
             )
         )
     return items

@@ -83,7 +83,7 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "you changed the stub",
             not facts["is_stub"],
-            exercise,
+            exercise if not facts["is_stub"] else "",  # else the hint names the file
             f"open {exercise} and implement desired_replicas",
         )
     ]

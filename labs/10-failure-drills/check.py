@@ -61,14 +61,18 @@ def evaluate(facts: dict) -> list[Item]:
         item(
             "the operator was killed mid-scale and its Deployment replaced it",
             op,
-            "operator pod recreated" if op else "operator pod is older than the drill",
+            f"the operator pod running now started {min(op) - started:.0f}s into the drill"
+            if op
+            else "the operator pod running now is older than the drill",
             f"kubectl -n {OPERATOR_NAMESPACE} delete pod -l {LABEL_NAME}="
             f"{OPERATOR_DEPLOYMENT} --wait=false  (right after kubectl scale)",
         ),
         item(
             "the API server was cut and came back",
             api,
-            "kube-apiserver restarted during the drill" if api else "",
+            f"its container started {min(api) - started:.0f}s into the drill"
+            if api
+            else "its container is older than the drill",
             "move the static pod manifest away and back (see the steps)",
         ),
     ]

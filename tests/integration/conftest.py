@@ -197,37 +197,73 @@ def plain_worker(tmp_path_factory) -> Iterator[RunningWorker]:
         launcher.stop_all()
 
 
+class RedisServer:
+    """A real redis-server on a loopback port, no persistence; `restart()` keeps the port (and,
+    like a Redis pod scaled to 0 and back, loses the data)."""
+
+    def __init__(self, home: Path) -> None:
+        self.exe = shutil.which("redis-server") or REDIS_SERVER
+        if not Path(self.exe).exists():
+            pytest.fail(
+                "redis-server is not installed: `make integration` installs it "
+                "(or apt-get install redis-server)"
+            )
+        self.home = home
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        # --save "" and no AOF: nothing is written outside the tmp dir, nothing outlives the test.
+        args = f"--port {self.port} --bind 127.0.0.1 --appendonly no --daemonize no".split()
+        with (self.home / "redis.log").open("a") as log:
+            self.proc = subprocess.Popen(
+                [self.exe, *args, "--dir", str(self.home), "--save", ""],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_for_redis(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     """A real redis-server on a free loopback port, no persistence; stopped at session end."""
-    exe = shutil.which("redis-server") or REDIS_SERVER
-    if not Path(exe).exists():
-        pytest.fail(
-            "redis-server is not installed: `make integration` installs it "
-            "(or apt-get install redis-server)"
-        )
-    home = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    log = (home / "redis.log").open("w")
-    # --save "" and no AOF: nothing is written outside the tmp dir, nothing outlives the test.
-    args = f"--port {port} --bind 127.0.0.1 --appendonly no --daemonize no".split()
-    proc = subprocess.Popen(
-        [exe, *args, "--dir", str(home), "--save", ""],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
     try:
-        _wait_for_redis(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
+        server.start()
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may restart."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def _wait_for_redis(port: int, proc: subprocess.Popen) -> None:

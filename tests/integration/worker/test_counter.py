@@ -54,3 +54,14 @@ def test_unreachable_redis_is_a_503_json_error(start_worker, unused_port):
         assert response.json()["error"] == "redis unavailable"
     assert worker.get("/healthz").status_code == 200  # liveness does not depend on Redis
     assert worker.get("/").status_code == 200
+
+
+def test_first_post_after_a_redis_restart_succeeds(start_worker, redis_server):
+    # One process: its pool holds exactly one connection, which the restart leaves stale.
+    worker = start_worker(processes=1, REDIS_URL=redis_server.url)
+    assert [worker.post("/counter").json()["count"] for _ in range(3)] == [1, 2, 3]
+    redis_server.restart()  # no persistence: the counter is gone, like lab 8's Redis at 0 and back
+    first = worker.post("/counter")
+    assert first.status_code == 200, first.text
+    assert first.json() == {**first.json(), "backend": "redis", "count": 1}
+    assert worker.get("/counter").json()["count"] == 1

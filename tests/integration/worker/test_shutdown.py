@@ -73,3 +73,15 @@ def test_sigint_stops_at_once_even_during_the_drain_delay(start_worker):
     started = time.monotonic()
     assert worker.stop(signal.SIGINT, timeout=10) == 0
     assert time.monotonic() - started < 5, "processes lingered until GRACEFUL_TIMEOUT"
+
+
+def test_processes_close_their_listening_socket_once(start_worker):
+    # uvloop closes the listening fd itself; handing it gunicorn's socket wrapper made the wrapper
+    # close that fd again and log `Error while closing socket [Errno 9] Bad file descriptor`.
+    worker = start_worker(processes=2, DRAIN_DELAY="0")
+    assert worker.get("/").status_code == 200
+    assert worker.stop(signal.SIGTERM, timeout=10) == 0
+    logs = worker.log_path.read_text()
+    assert logs.count("Shutting down") >= 2, logs[-3000:]  # both processes went through shutdown
+    assert "Error while closing socket" not in logs, logs[-3000:]
+    assert "Bad file descriptor" not in logs, logs[-3000:]

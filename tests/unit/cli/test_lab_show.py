@@ -121,3 +121,20 @@ def test_fold_solution_stops_at_the_next_section_and_ignores_headings_in_code():
     text = "# Lab\n\n## Solution\n\n```sh\n## not a heading\n```\n\nanswers\n\n## Next\n\nkept\n"
     folded = course.fold_solution(text, "NOTE")
     assert folded == "# Lab\n\n## Solution\n\nNOTE\n\n## Next\n\nkept\n"
+
+
+def test_lab_check_says_each_piece_of_evidence_once():
+    from workerlab.cli.commands import lab as lab_command
+    from workerlab.labs.checking import Item
+
+    items = [
+        Item("changed the template: env ROLLOUT=v2", True, "ROLLOUT=v2"),  # the name says it
+        Item("you changed the stub", False, "/x/autoscaler.py", "open /x/autoscaler.py and edit"),
+        Item("the operator converged", True, "observedGeneration 3 of 3"),
+    ]
+    with lab_command.out.capture() as captured:
+        lab_command.render_items(7, items)
+    text = captured.get()
+    assert text.count("ROLLOUT=v2") == 1, text
+    assert text.count("/x/autoscaler.py") == 1, text
+    assert "(observedGeneration 3 of 3)" in text, text

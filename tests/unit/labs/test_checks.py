@@ -65,9 +65,13 @@ def run(
     errors=0,
     processes=None,
     probe_p50=None,
+    keepalive=False,
+    concurrency=None,
 ):
     by_pod = by_pod or {}
     return {
+        "keepalive": keepalive,
+        "concurrency": concurrency,
         "started_at": start,
         "ended_at": end,
         "base_url": f"http://127.0.0.1:{port}/",
@@ -90,12 +94,20 @@ def run(
 PYTHON_REPR = re.compile(r"[\[{]'|'[\]}]|[\[{][\]}]|\bNone\b|\(\)")
 
 
+def squeezed(text: str) -> str:
+    return re.sub(r"[\s()'`]", "", text).lower()
+
+
 def verdict(number, facts):
     items = CHECKERS[number].evaluate(facts)
     for it in items:
         assert it.passed or it.hint, f"failed item without a hint: {it.name}"
         for said in (it.name, it.detail, it.hint):
             assert not PYTHON_REPR.search(said), f"lab {number} prints Python data: {said!r}"
+        # `lab check` prints name (detail), then the hint: the evidence is said once.
+        if it.detail:
+            shown = squeezed(it.name) + "|" + squeezed(it.hint if not it.passed else "")
+            assert squeezed(it.detail) not in shown, f"lab {number} repeats {it.detail!r}: {it}"
     return all(it.passed for it in items), items
 
 
@@ -451,3 +463,129 @@ def test_lab11_rescale_sizes_and_directions():
     assert lab11.operator_directions(
         [scaled("up", 3, T0), {"reason": "Scaled", "message": "x"}]
     ) == ["up"]
+
+
+def test_lab1_a_run_without_a_spare_process_does_not_hide_the_one_with_one():
+    spare = dict(local(2, 9.0), concurrency=1)
+    busy = dict(local(2, 140.0), concurrency=2)  # question 2: every process busy
+    passed, items = verdict(1, {"runs": [local(1, 105.0), spare, busy]})
+    assert passed, items
+    assert "1 with every process busy" in items[1].detail
+    passed, items = verdict(1, {"runs": [local(1, 105.0), busy]})
+    assert not passed and "kept every process busy" in items[1].hint
+
+
+def test_lab3_says_first_was_deleted_when_its_events_outlive_it():
+    crd = {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    created = {"reason": "CreatedPod", "lastTimestamp": iso(T0 + 20)}
+    facts = {
+        "crd": crd,
+        "operator": {"status": {"availableReplicas": 1}},
+        "wc": None,
+        "pods": [],
+        "events": [created],
+        "started_at": T0,
+    }
+    passed, items = verdict(3, facts)
+    assert not passed and "has been deleted since" in items[2].detail
+    # events from before this lab's reset say nothing about this try
+    passed, items = verdict(3, dict(facts, started_at=T0 + 60))
+    assert not passed and items[2].detail == ""
+
+
+def test_lab4_crashy_fixed_by_question_3_still_shows_the_crash_loop():
+    recovered = [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": "ok"}]
+    facts = {
+        "started_at": T0,
+        "demo": wc(),
+        "pods": [pod("demo-c"), pod("demo-d")],
+        "processes": {"demo-c": demo_processes(), "demo-d": demo_processes(False)},
+        "events": [
+            {
+                "reason": "ReplacedPod",
+                "message": "Created pod demo-c",
+                "lastTimestamp": iso(T0 + 10),
+            }
+        ],
+        "crashy": wc("crashy", replicas=1, conditions=recovered),
+        "crashy_pods": [pod("crashy-y", restarts=0)],
+        "crashy_events": [
+            {
+                "type": "Warning",
+                "reason": "CrashLoopBackOff",
+                "message": "pod crashy-x: CrashLoopBackOff",
+                "lastTimestamp": iso(T0 + 40),
+            },
+            {"type": "Normal", "reason": "Recovered", "lastTimestamp": iso(T0 + 90)},
+        ],
+    }
+    passed, items = verdict(4, facts)
+    assert passed, items
+    assert "fixed it" in items[-1].name and "Recovered" in items[-1].detail
+    # healthy from the start (no crash loop seen): still fails
+    assert not verdict(4, dict(facts, crashy_events=[]))[0]
+
+
+def test_lab5_names_the_shape_it_finds():
+    pods = [pod(f"demo-{i}") for i in "uvwxyz"]
+    names = [p["metadata"]["name"] for p in pods]
+    facts = {
+        "demo": wc(replicas=6, ppp=1),
+        "pods": pods,
+        "alive": dict.fromkeys(names, 1),
+        "runs": [spread_run(names, per_pod=1)],
+    }
+    passed, items = verdict(5, facts)
+    assert not passed
+    assert (
+        items[0].detail == "spec.replicas is 6" and items[1].detail == "spec.processesPerPod is 1"
+    )
+
+
+def test_lab7_judges_only_runs_with_a_new_connection_per_request():
+    pods = [
+        pod("demo-n1", created=T0 + 30, hash_="h3"),
+        pod("demo-n2", created=T0 + 50, hash_="h3"),
+    ]
+    env = [{"name": "ROLLOUT", "value": "v3"}]  # question 1 rolls on to v3
+    facts = {"started_at": T0, "demo": wc(env=env), "pods": pods}
+    assert verdict(7, dict(facts, runs=[run(start=T0 + 5, end=T0 + 95)]))[0]
+    keepalive = run(start=T0 + 5, end=T0 + 95, keepalive=True)
+    passed, items = verdict(7, dict(facts, runs=[keepalive]))
+    assert not passed and "only keep-alive runs did" in items[2].detail
+    assert "close race" in items[2].hint
+
+
+def test_lab7_says_when_the_latest_run_saw_no_rollout():
+    pods = [
+        pod("demo-n1", created=T0 + 30, hash_="h2"),
+        pod("demo-n2", created=T0 + 50, hash_="h2"),
+    ]
+    env = [{"name": "ROLLOUT", "value": "v2"}]
+    again = run(start=T0 + 200, end=T0 + 290)  # v2 patched again: the same template
+    facts = {"started_at": T0, "demo": wc(env=env), "pods": pods}
+    passed, items = verdict(7, dict(facts, runs=[run(start=T0 + 5, end=T0 + 95), again]))
+    assert passed and "changes nothing" in items[2].detail
+    passed, items = verdict(7, dict(facts, runs=[again]))
+    assert not passed and "no pod rolled during it" in items[2].detail
+
+
+def test_lab8_a_counter_that_went_down_is_redis_losing_its_data():
+    env = [{"name": "REDIS_URL", "value": "redis://redis:6379/0"}]
+    post = run(path="/counter", method="POST", start=T0 + 100, ok=100)
+    wiped = [{"pod": "demo-a", "pid": p, "count": 0, "backend": "redis"} for p in (7, 8)]
+    facts = {"demo": wc(env=env), "reads": wiped, "newest_pod": T0 + 50, "runs": [post]}
+    passed, items = verdict(8, facts)
+    assert not passed
+    assert "went DOWN" in items[-1].hint and "Redis lost its data" in items[-1].hint
+    assert "other clients" not in items[-1].hint
+    more = [dict(r, count=130) for r in wiped]
+    passed, items = verdict(8, dict(facts, reads=more))
+    assert not passed and "other clients" in items[-1].hint
+
+
+def test_lab2_names_each_replacement_once_when_its_slot_died_twice():
+    report = processes_report(dead=((200, 0, 45.0), (199, 0, 30.0)))
+    facts = {"url": lab02.DEFAULT_URL, "report": report, "parents": {201: 100, 202: 100, 203: 100}}
+    passed, items = verdict(2, facts)
+    assert passed and items[2].detail == "pid 201 in slot 0, parent 100", items[2].detail

@@ -54,6 +54,37 @@ def test_steps_start_with_reset_and_use_existing_commands(number):
         assert host in {"127.0.0.1", "redis"}, f"lab {number} sends traffic to {host}"
 
 
+@pytest.mark.parametrize("number", LABS)
+def test_questions_carry_their_own_bounded_loopback_commands(number):
+    lab = course.get(number)
+    commands = course.question_steps(lab)
+    assert commands.strip(), f"lab {number}'s questions have no ```sh block to run"
+    assert "workerlab lab reset" not in commands, "the questions continue the steps' state"
+    known = {c.name or c.callback.__name__ for c in app.registered_commands}
+    known |= {g.name for g in app.registered_groups}
+    for used in re.findall(r"^\s*(?:\S+=\S+\s+)*workerlab (\S+)", commands, flags=re.M):
+        assert used in known, f"lab {number}'s questions use unknown command workerlab {used}"
+    for host in re.findall(r"https?://([^/:'\s]+)", commands):
+        assert host == "127.0.0.1", f"lab {number}'s questions send traffic to {host}"
+    for line in commands.splitlines():
+        words = line.split()
+        assert not {"-w", "--watch", "-f", "--follow"} & set(words) or "apply" in words, (
+            f"lab {number}: an unbounded watch or follow: {line}"
+        )
+        assert not re.match(r"\s*(while|until)\b", line), f"lab {number}: unbounded loop: {line}"
+        if re.match(r"\s*workerlab load\b", line):
+            assert "--requests" in line or "--duration" in line, f"unbounded load: {line}"
+
+
+def test_question_steps_are_the_sh_blocks_under_questions_only():
+    markdown = (
+        "# Lab 1 — x\n\n## Steps\n\n```sh\necho step\n```\n\n## Questions\n\n1. Why?\n\n"
+        "```sh\necho one\n```\n\n```text\nnot run\n```\n\n2. And?\n\n```sh\necho two\n```\n\n"
+        "## Hints\n\n```sh\necho hint\n```\n"
+    )
+    assert course._fenced_blocks(markdown, "Questions", "sh") == ["echo one\n", "echo two\n"]
+
+
 @pytest.mark.parametrize("number", [4, 10])
 def test_fault_drills_name_who_healed_it(number):
     assert "## Who healed it?" in course.text(course.get(number))
@@ -226,3 +257,34 @@ def test_local_reset_names_only_shell_variables_the_steps_define(number, workspa
 def test_lab2_asks_nothing_the_learner_cannot_do():
     # which process a request reaches is the kernel's choice: nobody can crash "the same slot"
     assert "crash the same slot" not in course.text(course.get(2)).lower()
+
+
+def test_the_two_levels_are_drawn_in_the_readme_and_labs_1_and_3():
+    from support.paths import REPO
+
+    texts = {"README.md": (REPO / "README.md").read_text()}
+    texts |= {f"lab {n}": course.text(course.get(n)) for n in (1, 3)}
+    for where, text in texts.items():
+        drawings = [
+            s.text for s in course.segments(text) if s.is_code and s.text.startswith("```text")
+        ]
+        assert any(
+            "CLUSTER LEVEL" in d and "POD LEVEL" in d and "operator" in d and "arbiter" in d
+            for d in drawings
+        ), f"{where} has no drawing of the two levels"
+
+
+def test_lab3_shows_the_columns_plain_and_wide_kubectl_get_print():
+    import yaml
+    from support.paths import REPO
+
+    crd = yaml.safe_load((REPO / "manifests/crd/workerclusters.workerlab.dev.yaml").read_text())
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    plain = ["NAME"] + [c["name"].upper() for c in columns if not c.get("priority")]
+    wide = ["NAME"] + [c["name"].upper() for c in columns]
+    headers = [
+        s.text.splitlines()[1].split()
+        for s in course.segments(course.text(course.get(3)))
+        if s.is_code and s.text.splitlines()[1].startswith("NAME ")
+    ]
+    assert headers[:2] == [plain, wide], headers

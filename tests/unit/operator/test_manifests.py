@@ -200,3 +200,19 @@ def test_demo_sample():
     spec = demo["spec"]
     assert (spec["replicas"], spec["processesPerPod"], spec["labMode"]) == (2, 2, True)
     assert spec["service"] == {"type": "NodePort", "nodePort": 30080}
+
+
+def test_traefik_is_the_default_ingress_class_the_crd_promises():
+    (ingress_class,) = documents(MANIFESTS / "addons" / "ingress" / "ingressclass.yaml")
+    annotations = ingress_class["metadata"].get("annotations") or {}
+    assert annotations.get("ingressclass.kubernetes.io/is-default-class") == "true"
+    args = " ".join(
+        " ".join(c.get("args") or [])
+        for d in documents(MANIFESTS / "addons" / "ingress" / "deployment.yaml")
+        if d.get("kind") == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    )
+    assert f"--providers.kubernetesingress.ingressClass={ingress_class['metadata']['name']}" in args
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    class_name = schema["properties"]["spec"]["properties"]["ingress"]["properties"]["className"]
+    assert "default IngressClass" in class_name["description"]

@@ -156,6 +156,20 @@ def test_ingress_only_when_enabled_and_drift_detection():
     assert ingress_update(desired, live) is None
     live["spec"]["rules"][0]["host"] = "other.example"
     assert ingress_update(desired, live)["spec"]["rules"][0]["host"] == "demo.localtest.me"
+    live["spec"]["ingressClassName"] = "traefik"  # someone changed the class we asked for
+    assert ingress_update(desired, live)["spec"]["ingressClassName"] == "nginx"
+
+
+def test_ingress_without_class_keeps_the_default_class_the_api_server_filled_in():
+    desired = build_ingress(make_cluster(ingress={"enabled": True, "host": "demo.localtest.me"}))
+    assert "ingressClassName" not in desired["spec"]  # the cluster default, at admission
+    live = as_live(desired)
+    live["spec"]["ingressClassName"] = "traefik"  # DefaultIngressClass admission did this
+    assert ingress_update(desired, live) is None, "the defaulted class is not drift"
+    live["spec"]["rules"][0]["host"] = "other.example"
+    update = ingress_update(desired, live)
+    assert update["spec"]["rules"][0]["host"] == "demo.localtest.me"
+    assert update["spec"]["ingressClassName"] == "traefik", "an update must not drop the class"
 
 
 def test_network_policy_only_when_enabled_admits_the_listed_sources_on_the_worker_port():

@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -177,6 +178,16 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Every refusal has the same shape for the page: {"error": "..."} (FastAPI's own is
+        # {"detail": [...]}); the first problem, said plainly, is what a user needs.
+        problems = [
+            f"{'.'.join(str(part) for part in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems) or "invalid input"}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:

@@ -177,7 +177,20 @@ class Model:
             return
         if self.wcs.get(name) != obj:
             self.wcs[name] = obj
+            self._forget_scaled_down(name)
             self._changed()
+
+    def _forget_scaled_down(self, wc: str) -> None:
+        """The pod and WorkerCluster watches are separate streams: a pod removed by a scale-down
+        can arrive before the lower spec.replicas does and look like a fault. Once the spec is
+        known, keep only as many open faults as pods are really missing (the newest ones)."""
+        gone = self._gone_pods.get(wc)
+        if not gone:
+            return
+        desired = int(((self.wcs.get(wc) or {}).get("spec") or {}).get("replicas", 0))
+        live = sum(1 for p in self.pods.values() if p.wc == wc and not pod_terminating(p.obj))
+        missing = max(0, desired - live)
+        del gone[: len(gone) - missing]
 
     # --- pods -------------------------------------------------------------------------------
     def pod(self, kind: str, obj: dict[str, Any], now: float) -> None:

@@ -114,6 +114,23 @@ def test_scale_down_is_not_a_fault():
     assert list(m.timeline) == []
 
 
+def test_scale_down_seen_before_the_lower_spec_is_not_a_fault_either():
+    # The pod watch and the WorkerCluster watch are separate streams: here the pod removed by a
+    # scale-down arrives first. A later real deletion must be named as the replaced pod.
+    m = base()
+    m.pod("MODIFIED", pod("demo-b", terminating=True), 1006)
+    m.pod("DELETED", pod("demo-b"), 1007)
+    m.wc("MODIFIED", wc(replicas=1), 1007.5)
+    m.wc("MODIFIED", wc(replicas=2), 1008)
+    m.pod("ADDED", pod("demo-d"), 1009)  # the scale-up back to 2: not a replacement
+    assert list(m.timeline) == []
+    m.pod("MODIFIED", pod("demo-a", terminating=True), 1010)
+    m.pod("ADDED", pod("demo-e", ready=False), 1011)
+    m.pod("MODIFIED", pod("demo-e", ready=True), 1013)
+    (entry,) = [e for e in m.timeline if e.level == OPERATOR]
+    assert "replaced demo-a" in entry.message and entry.heal_s == 3.0
+
+
 def test_restart_count_up_is_the_kubelet_and_ready_again_closes_it():
     m = base()
     m.pod("MODIFIED", pod("demo-a", ready=False, restarts=1,

@@ -36,8 +36,7 @@ kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
 
 bash "$here/build-images.sh"
 bash "$here/build-addon-images.sh"
-EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev" \
-  bash "$here/load-images.sh"
+EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev" bash "$here/load-images.sh"
 
 # A rebuilt image keeps its :dev tag, so a running Deployment would keep the old one: stamp the
 # image's ID on the pod template. A new ID rolls the Deployment; the same ID changes nothing.
@@ -52,12 +51,11 @@ progress "installing CRD, RBAC and operator (kubectl apply -k manifests/)"
 kubectl apply -k "$root/manifests" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/workerclusters.workerlab.dev >/dev/null
 stamp_image workerlab-system workerlab-operator workerlab/operator:dev
-progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller, metrics-server"
+progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller"
 kubectl apply -k "$root/manifests/addons" >/dev/null
 stamp_image workerlab redis workerlab/redis:dev
 stamp_image workerlab nginx workerlab/nginx:dev
 stamp_image workerlab-ingress traefik workerlab/traefik:dev
-stamp_image workerlab-metrics metrics-server workerlab/metrics-server:dev
 progress "applying the sample WorkerCluster (manifests/samples/demo.yaml)"
 kubectl apply -f "$root/manifests/samples/demo.yaml" >/dev/null
 kubectl -n workerlab wait --for=condition=Ready wc/demo --timeout=180s >/dev/null \

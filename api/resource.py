@@ -49,6 +49,15 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
 
 
+class Phase(StrEnum):
+    """`status.phase`: the one-word summary `kubectl get wc` shows."""
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+
+
 class Reason(StrEnum):
     """Event reasons the operator posts on a WorkerCluster (and condition reasons it sets)."""
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from workerlab.api.objects import conditions_by_type, format_time
-from workerlab.api.resource import ConditionType, Reason
+from workerlab.api.resource import ConditionType, Phase, Reason
 from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
 
 MAX_PODS_IN_STATUS = 50
@@ -167,13 +167,13 @@ def build_status(
     )
 
     if paused:
-        phase = "Paused"
+        phase = Phase.PAUSED
     elif trouble:
-        phase = "Degraded"
+        phase = Phase.DEGRADED
     elif counts.converged and not pending_actions:
-        phase = "Ready"
+        phase = Phase.READY
     else:
-        phase = "Progressing"
+        phase = Phase.PROGRESSING
 
     return {
         "observedGeneration": gen,
@@ -209,7 +209,7 @@ def with_create_failure(
     conditions = [c for c in status["conditions"] if c["type"] != ConditionType.DEGRADED] + [
         degraded
     ]
-    phase = status["phase"] if status["phase"] == "Paused" else "Degraded"
+    phase = status["phase"] if status["phase"] == Phase.PAUSED else Phase.DEGRADED
     return {**status, "conditions": conditions, "phase": phase}
 
 

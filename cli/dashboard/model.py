@@ -97,6 +97,10 @@ class PodState:
         return ((self.obj["metadata"].get("labels") or {}).get(LABEL_INSTANCE)) or None
 
 
+def _replicas(wc: dict[str, Any] | None) -> int:
+    return int(((wc or {}).get("spec") or {}).get("replicas", 0))
+
+
 def window_delta(samples: deque[tuple[float, int]] | None, now: float, window_s: float) -> int:
     """Requests served in the last `window_s` seconds, from cumulative samples: the newest minus
     the newest one at or before the window's start (or the oldest in the window)."""
@@ -175,15 +179,17 @@ class Model:
             if self.wcs.pop(name, None) is not None:
                 self._changed()
             return
-        if self.wcs.get(name) != obj:
+        before = self.wcs.get(name)
+        if before != obj:
             self.wcs[name] = obj
-            self._forget_scaled_down(name)
+            if _replicas(obj) < _replicas(before):
+                self._forget_scaled_down(name)
             self._changed()
 
     def _forget_scaled_down(self, wc: str) -> None:
         """The pod and WorkerCluster watches are separate streams: a pod removed by a scale-down
-        can arrive before the lower spec.replicas does and look like a fault. Once the spec is
-        known, keep only as many open faults as pods are really missing (the newest ones)."""
+        can arrive before the lower spec.replicas does and look like a fault. When the lower
+        spec arrives, keep only as many open faults as pods are really missing (the newest)."""
         gone = self._gone_pods.get(wc)
         if not gone:
             return

@@ -98,6 +98,8 @@ def test_deleted_pod_then_a_new_ready_pod_is_an_operator_heal_with_its_time():
     m.pod("MODIFIED", pod("demo-a", terminating=True), 1010)
     m.pod("DELETED", pod("demo-a", terminating=True), 1011)
     m.pod("ADDED", pod("demo-c", ready=False), 1011.5)
+    # the operator's status write arrives meanwhile: the same spec, not a scale-down
+    m.wc("MODIFIED", dict(wc(), status={"readyReplicas": 1}), 1012)
     assert OPERATOR not in levels(m)
     m.pod("MODIFIED", pod("demo-c", ready=True), 1014)
     (entry,) = [e for e in m.timeline if e.level == OPERATOR]

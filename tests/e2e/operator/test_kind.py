@@ -76,11 +76,18 @@ def sample(installed):
 
 def test_sample_is_ready_with_processes_counted_and_printer_columns(sample, wait_for):
     def settled():
+        # The labs ran just before and left demo converging: wait for all of it, not a part.
         wc = sample.get("wc", "demo", "-n", SAMPLE_NS)
         status, per_pod = wc["status"], wc["spec"]["processesPerPod"]
-        return status["readyProcesses"] == status["readyReplicas"] * per_pod and wc
+        return (
+            status["phase"] == "Ready"
+            and status["readyReplicas"] == wc["spec"]["replicas"]
+            and status["readyProcesses"] == status["readyReplicas"] * per_pod
+            and all(p.get("processes") == per_pod for p in status["pods"])
+            and wc
+        )
 
-    wc = wait_for(settled, 60, "readyProcesses == readyReplicas x processesPerPod")
+    wc = wait_for(settled, 120, "demo Ready, readyProcesses == readyReplicas x processesPerPod")
     status = wc["status"]
     assert status["phase"] == "Ready" and status["readyReplicas"] == wc["spec"]["replicas"]
     assert all(p.get("processes") == wc["spec"]["processesPerPod"] for p in status["pods"])

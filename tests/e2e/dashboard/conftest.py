@@ -1,10 +1,10 @@
 """The dashboard's e2e fixtures: a throwaway namespace with a lab-mode WorkerCluster, the
 dashboard as a real subprocess (`workerlab dashboard`), and a real Chromium page on it.
 
-The page is opened once per session and kept open: the last test of the session asserts the
-stream still delivers after a long idle period (WORKERLAB_DASHBOARD_IDLE_S, default 600 s). To
-let that wait overlap the rest of the suite, the dashboard's tests run first in the session and
-the idle test runs last (pytest_collection_modifyitems below); it only waits what remains.
+Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the
+main thread while it is open, and every later test calling asyncio.run() would fail. The idle
+test at the end of the module waits WORKERLAB_DASHBOARD_IDLE_S (90 s in `make test`; set 600 for
+the issue's 10 minutes) since the last change.
 """
 
 from __future__ import annotations
@@ -39,18 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def pytest_collection_modifyitems(config, items):
-    """Dashboard tests first (the page opens at session start), the idle test last."""
-    here = str(Path(__file__).parent)
-    mine = [i for i in items if str(i.path).startswith(here)]
-    if not mine:
-        return
-    idle = [i for i in mine if i.name == IDLE_TEST]
-    first = [i for i in mine if i.name != IDLE_TEST]
-    others = [i for i in items if i not in mine]
-    items[:] = first + others + idle
 
 
 def free_port() -> int:
@@ -89,7 +77,7 @@ def worker_cluster(ns: str) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dashboard(cluster) -> Iterator[Dashboard]:
     from playwright.sync_api import sync_playwright
 

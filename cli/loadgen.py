@@ -139,6 +139,7 @@ def journal_record(
     path: str,
     probe: str | None = None,
     target_processes: int | None = None,
+    target_balance: str | None = None,
 ) -> dict:
     """One run as the lab journal keeps it (`workerlab load` and the dashboard both record
     runs, so `workerlab lab check` sees load started from either)."""
@@ -156,5 +157,7 @@ def journal_record(
         "keepalive": plan.keepalive,
         "probe": probe,
         "target_processes": target_processes,
+        # How the target's processes get connections (BALANCE), as its /processes said.
+        "target_balance": target_balance,
         "summary": summary.to_dict(),
     }

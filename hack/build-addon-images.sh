@@ -134,9 +134,7 @@ build_metrics_server() {
 }
 
 targets=("$@")
-# metrics-server is built only when named: its APIService does not become Available on the
-# offline node yet (issue 15), and a broken APIService blocks every namespace deletion.
-[ ${#targets[@]} -gt 0 ] || targets=(redis nginx traefik)
+[ ${#targets[@]} -gt 0 ] || targets=(redis nginx traefik metrics-server)
 for target in "${targets[@]}"; do
   case $target in
     redis | nginx) build_debian_addon "$target" ;;

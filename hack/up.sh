@@ -36,7 +36,8 @@ kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
 
 bash "$here/build-images.sh"
 bash "$here/build-addon-images.sh"
-EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev" bash "$here/load-images.sh"
+EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev" \
+  bash "$here/load-images.sh"
 
 # A rebuilt image keeps its :dev tag, so a running Deployment would keep the old one: stamp the
 # image's ID on the pod template. A new ID rolls the Deployment; the same ID changes nothing.
@@ -47,15 +48,33 @@ stamp_image() { # NAMESPACE DEPLOYMENT IMAGE
   kubectl -n "$1" patch deployment "$2" --type merge -p "$patch" >/dev/null
   kubectl -n "$1" rollout status "deployment/$2" --timeout=180s
 }
+# An unavailable aggregated API blocks every namespace deletion, so the lab is not up until
+# metrics.k8s.io answers. A cluster created before kind-config.yaml routed the aggregator to
+# endpoints may hold a pooled connection that escaped to the node's default route before
+# kube-proxy programmed the ClusterIP (kind-config.yaml says why): drop such un-NATed flows once
+# so the API server reconnects through the Service.
+wait_metrics_api() {
+  local api=apiservice/v1beta1.metrics.k8s.io ip node
+  kubectl wait --for=condition=Available "$api" --timeout=90s >/dev/null 2>&1 && return 0
+  ip=$(kubectl -n workerlab-metrics get service metrics-server -o jsonpath='{.spec.clusterIP}')
+  progress "metrics.k8s.io is not Available yet; dropping un-NATed flows to $ip:443 on the nodes"
+  for node in $(kind get nodes --name "$CLUSTER_NAME"); do
+    docker exec "$node" conntrack -D -p tcp --orig-dst "$ip" --reply-src "$ip" >/dev/null 2>&1 || true
+  done
+  kubectl wait --for=condition=Available "$api" --timeout=120s >/dev/null \
+    || die "metrics.k8s.io did not become Available: kubectl get $api -o yaml; kubectl -n workerlab-metrics logs deploy/metrics-server"
+}
 progress "installing CRD, RBAC and operator (kubectl apply -k manifests/)"
 kubectl apply -k "$root/manifests" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/workerclusters.workerlab.dev >/dev/null
 stamp_image workerlab-system workerlab-operator workerlab/operator:dev
-progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller"
+progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller, metrics-server"
 kubectl apply -k "$root/manifests/addons" >/dev/null
 stamp_image workerlab redis workerlab/redis:dev
 stamp_image workerlab nginx workerlab/nginx:dev
 stamp_image workerlab-ingress traefik workerlab/traefik:dev
+stamp_image workerlab-metrics metrics-server workerlab/metrics-server:dev
+wait_metrics_api
 progress "applying the sample WorkerCluster (manifests/samples/demo.yaml)"
 kubectl apply -f "$root/manifests/samples/demo.yaml" >/dev/null
 kubectl -n workerlab wait --for=condition=Ready wc/demo --timeout=180s >/dev/null \

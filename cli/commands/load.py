@@ -43,16 +43,20 @@ def parse_headers(raw: list[str]) -> dict[str, str]:
     return headers
 
 
-def processes_behind(base_url: str) -> list[str] | None:
-    """The live processes ("pod/pid") the target's /processes reports, or None if it can't say.
+def report_behind(base_url: str) -> ProcessesReport | None:
+    """What the target's /processes reports, or None if it can't say.
 
     Behind a plain URL that is one pod (a local worker, or whichever pod answered)."""
     try:
         report = httpx.get(f"{base_url.rstrip('/')}/processes", timeout=2, trust_env=False).json()
-        parsed = ProcessesReport.from_dict(report)
+        return ProcessesReport.from_dict(report)
     except (httpx.HTTPError, ValueError, AttributeError, TypeError, KeyError):
         return None
-    return [f"{parsed.pod}/{p.pid}" for p in parsed.alive]
+
+
+def live_processes(report: ProcessesReport) -> list[str]:
+    """The report's live processes as "pod/pid"."""
+    return [f"{report.pod}/{p.pid}" for p in report.alive]
 
 
 def members_of(kube: Kube, name: str) -> tuple[list[str], list[str] | None]:
@@ -192,12 +196,12 @@ def load(
             probe_url=resolved.url(probe) if probe else None,
         )
         # Asked before the run: a process that then gets nothing must count as a zero.
-        expected_pods, expected_processes = None, None
+        expected_pods, expected_processes, balance = None, None, None
         if resolved.wc:
             with contextlib.suppress(WorkerlabError):
                 expected_pods, expected_processes = members_of(kube, resolved.wc)
-        else:
-            expected_processes = processes_behind(resolved.base_url)
+        elif (report := report_behind(resolved.base_url)) is not None:
+            expected_processes, balance = live_processes(report), report.balance
         target_processes = (
             None if resolved.wc or expected_processes is None else len(expected_processes)
         )
@@ -235,6 +239,7 @@ def load(
         path=request_path,
         probe=probe,
         target_processes=target_processes,
+        target_balance=balance,
     )
     journal.record_run(record)
     if as_json:

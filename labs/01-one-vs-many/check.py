@@ -1,7 +1,9 @@
-"""Lab 1: a CPU-bound request blocks everyone when there is one process, not when there are N.
+"""Lab 1: a CPU-bound request blocks everyone when there is one process, not when there are N;
+and how new connections reach the processes (BALANCE=shared vs reuseport).
 
-Evidence: two of the learner's own `workerlab load ... --probe /` runs against a local worker,
-one with 1 process and one with 2 or more (`workerlab load` records the process count it saw).
+Evidence: the learner's own `workerlab load` runs against a local worker, as recorded: with
+`--probe /` on /work/cpu, one with 1 process and one with 2 or more; and on fresh connections,
+one per BALANCE mode (`workerlab load` records the process count and the mode /processes said).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from workerlab.labs.checking import CheckContext, Checker, Item, item
 
 BLOCKED_MIN_MS = 40.0  # with 1 process the probe waits behind ~half a CPU request on average
 SPEEDUP_MIN = 3.0
+BALANCE_MODES = ("shared", "reuseport")
+SPREAD_MIN_ANSWERED = 200  # fewer requests say little about how the kernel spreads them
 
 
 def gather(ctx: CheckContext) -> dict:
@@ -71,7 +75,7 @@ def evaluate(facts: dict) -> list[Item]:
         ),
     ]
     if not (single and multi):
-        return items
+        return items + balance_items(runs)
     one, many = single[-1], multi[-1]
     one_ms, many_ms = _probe_p50(one), _probe_p50(many)
     items.append(
@@ -91,13 +95,58 @@ def evaluate(facts: dict) -> list[Item]:
             "keep --concurrency below the process count, so one process stays free for the probe",
         )
     )
+    return items + balance_items(runs)
+
+
+def _spread_runs(runs: list[dict], mode: str) -> list[dict]:
+    """Runs on fresh connections against a local worker with 2+ processes in `mode`."""
+    return [
+        run
+        for run in runs
+        if not run.get("wc")
+        and run.get("target_balance") == mode
+        and run.get("keepalive") is False
+        and (run.get("target_processes") or 0) >= 2
+        and (run.get("summary") or {}).get("ok", 0) >= SPREAD_MIN_ANSWERED
+    ]
+
+
+def _spread_detail(run: dict) -> str:
+    summary = run["summary"]
+    jain = (summary.get("fairness") or {}).get("jain_processes")
+    # Every process the worker reported before the run counts, a silent one as a zero.
+    shares = dict.fromkeys(summary.get("expected_processes") or [], 0) | summary["by_process"]
+    per_process = "/".join(str(n) for n in sorted(shares.values()))
+    return (
+        f"{summary['ok']} requests over {run['target_processes']} processes: {per_process} "
+        f"(Jain's index {jain}; 1.0 = even)"
+    )
+
+
+def balance_items(runs: list[dict]) -> list[Item]:
+    """Part 2: the same load in both modes; what the learner saw is shown, not judged (the
+    spread depends on what else the machine runs)."""
+    items = []
+    for mode, port in zip(BALANCE_MODES, (8003, 8004), strict=True):
+        chosen = _spread_runs(runs, mode)
+        items.append(
+            item(
+                f"measured how new connections spread with BALANCE={mode}",
+                chosen,
+                _spread_detail(chosen[-1]) if chosen else "",
+                f"WORKER_PROCESSES=3 BALANCE={mode} workerlab worker --bind 127.0.0.1:{port} &, "
+                f"then: workerlab load http://127.0.0.1:{port}/ --requests 600 --concurrency 16 "
+                "--no-keepalive",
+            )
+        )
     return items
 
 
 def reset(ctx: CheckContext) -> list[str]:
     return [
         "local lab: stop any worker left from an earlier try (kill $ONE $TWO in the shell that "
-        "started them), so ports 8001 and 8002 are free, then follow the steps"
+        "started them, and $SHARED $REUSE from part 2), so ports 8001-8004 are free, then "
+        "follow the steps"
     ]
 
 

@@ -37,6 +37,7 @@ ROLLOUTS = (
     ("workerlab", "deployment/redis"),
     ("workerlab", "deployment/nginx"),
     ("workerlab-ingress", "deployment/traefik"),
+    ("workerlab-metrics", "deployment/metrics-server"),
 )
 REQUESTS = 120  # per spread measurement: bounded count ...
 DEADLINE_S = 60  # ... and time
@@ -165,8 +166,8 @@ def addons(cluster, wait_for):
             pytest.fail(
                 f"{deployment} in {ns} did not roll out: {result.stderr.strip()}\n{pods}\n"
                 "Are the add-on images in the node? bash hack/build-addon-images.sh && "
-                "EXTRA_IMAGES='workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev' "
-                "bash hack/load-images.sh"
+                "EXTRA_IMAGES='workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev "
+                "workerlab/metrics-server:dev' bash hack/load-images.sh"
             )
     return cluster
 

@@ -1,7 +1,8 @@
 """Pod Security on the kind cluster (issue 5, Security).
 
-- The lab's namespaces (workerlab, workerlab-system, workerlab-ingress) enforce the Pod Security
-  Standards `restricted` profile, and the API server has no Pod Security exemption configured.
+- The lab's namespaces (workerlab, workerlab-system, workerlab-ingress, workerlab-metrics)
+  enforce the Pod Security Standards `restricted` profile, and the API server has no Pod
+  Security exemption configured.
 - Every pod in them (workers, operator, add-ons) is Running and passes `restricted` as the API
   server itself evaluates it: a server-side dry-run of the enforce label reports no violation.
 - A non-compliant pod is rejected there (the enforcement is real).
@@ -21,7 +22,7 @@ import yaml
 
 pytestmark = pytest.mark.e2e
 
-LAB_NAMESPACES = ("workerlab", "workerlab-system", "workerlab-ingress")
+LAB_NAMESPACES = ("workerlab", "workerlab-system", "workerlab-ingress", "workerlab-metrics")
 CONTROL_PLANE = os.environ.get("CLUSTER_NAME", "workerlab") + "-control-plane"
 TRAEFIK = "system:serviceaccount:workerlab-ingress:traefik"
 

@@ -115,11 +115,36 @@ def local(processes, p50):
     return run(port=8001, wc_name=None, path="/work/cpu?ms=200", processes=processes, probe_p50=p50)
 
 
+def balance_run(mode, by_process, port=8003, processes=3, keepalive=False):
+    pids = [f"lab1/{100 + i}" for i in range(processes)]
+    done = run(
+        port=port,
+        wc_name=None,
+        path="/",
+        processes=processes,
+        by_process=by_process,
+        ok=sum(by_process.values()),
+        keepalive=keepalive,
+        concurrency=16,
+    )
+    done["target_balance"] = mode
+    done["summary"]["expected_processes"] = pids
+    done["summary"]["fairness"] = {"jain_processes": 0.85}
+    return done
+
+
+BOTH_MODES = [
+    balance_run("shared", {"lab1/100": 86, "lab1/101": 233, "lab1/102": 281}),
+    balance_run("reuseport", {"lab1/100": 200, "lab1/101": 198, "lab1/102": 202}, port=8004),
+]
+
+
 def test_lab1():
-    assert verdict(1, {"runs": [local(1, 105.0), local(2, 9.0)]})[0]
+    part1 = [local(1, 105.0), local(2, 9.0)]
+    assert verdict(1, {"runs": part1 + BOTH_MODES})[0]
     assert not verdict(1, {"runs": []})[0]
-    assert not verdict(1, {"runs": [local(1, 105.0)]})[0]
-    passed, items = verdict(1, {"runs": [local(1, 12.0), local(2, 9.0)]})
+    assert not verdict(1, {"runs": [local(1, 105.0), *BOTH_MODES]})[0]
+    passed, items = verdict(1, {"runs": [local(1, 12.0), local(2, 9.0), *BOTH_MODES]})
     assert not passed and "--concurrency 1" in items[2].hint
 
 
@@ -358,14 +383,149 @@ def test_check_details_are_plain_words():
     assert "Ready=unknown" in items[3].detail
 
 
+lab11 = course.check_module(course.get(11))
+
+
+def hpa(active="True", target_name="demo", kind="WorkerCluster"):
+    return {
+        "metadata": {"name": "demo", "creationTimestamp": iso(T0 + 5)},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "workerlab.dev/v1alpha1",
+                "kind": kind,
+                "name": target_name,
+            },
+            "minReplicas": 2,
+            "maxReplicas": 6,
+        },
+        "status": {
+            "conditions": [
+                {"type": "ScalingActive", "status": active, "reason": "ValidMetricFound"}
+            ]
+        },
+    }
+
+
+def rescale(size, at):
+    why = "above target" if size > 2 else "All metrics below target"
+    return {
+        "reason": "SuccessfulRescale",
+        "message": f"New size: {size}; reason: {why}",
+        "lastTimestamp": iso(at),
+    }
+
+
+def scaled(direction, replicas, at):
+    return {
+        "reason": "Scaled",
+        "message": f"Scaled {direction} to {replicas} pods",
+        "lastTimestamp": iso(at),
+    }
+
+
+def lab11_solved():
+    return {
+        "started_at": T0,
+        "hpas": [hpa()],
+        "hpa_events": [rescale(6, T0 + 60), rescale(2, T0 + 180)],
+        "wc_events": [scaled("up", 6, T0 + 61), scaled("down", 2, T0 + 181)],
+        "runs": [run(path="/work/cpu?ms=50", start=T0 + 20, end=T0 + 110)],
+    }
+
+
+def test_lab11_passes_on_an_up_and_down_cycle():
+    assert verdict(11, lab11_solved())[0]
+    # several steps each way count as well
+    steps = dict(
+        lab11_solved(), hpa_events=[rescale(s, T0 + 30 * i) for i, s in enumerate((4, 6, 3, 2), 1)]
+    )
+    assert verdict(11, steps)[0]
+
+
+def test_lab11_fresh_state_fails_with_hints():
+    fresh = {"started_at": T0, "hpas": [], "hpa_events": [], "wc_events": [], "runs": []}
+    passed, items = verdict(11, fresh)
+    assert not passed and "hpa-demo.yaml" in items[0].hint
+    assert not verdict(11, dict(fresh, started_at=None))[0]
+
+
+def test_lab11_needs_the_down_after_the_up():
+    only_up = dict(lab11_solved(), hpa_events=[rescale(6, T0 + 60)])
+    passed, items = verdict(11, only_up)
+    failed = [it.name for it in items if not it.passed]
+    assert not passed and failed == ["... and back down after the load stopped"]
+    # a shrink before any growth (e.g. the reset's own) is not the cycle asked for
+    backwards = dict(
+        lab11_solved(), wc_events=[scaled("down", 2, T0 + 1), scaled("up", 6, T0 + 61)]
+    )
+    assert not verdict(11, backwards)[0]
+
+
+def test_lab11_ignores_evidence_from_before_the_reset():
+    old = dict(
+        lab11_solved(),
+        hpa_events=[rescale(6, T0 - 300), rescale(2, T0 - 100)],
+        wc_events=[scaled("up", 6, T0 - 299), scaled("down", 2, T0 - 99)],
+        runs=[run(path="/work/cpu?ms=50", start=T0 - 400, end=T0 - 310)],
+    )
+    passed, items = verdict(11, old)
+    assert not passed and sum(not it.passed for it in items) == 4
+
+
+def test_lab11_an_hpa_without_metrics_points_at_metrics_server():
+    facts = dict(lab11_solved(), hpas=[hpa(active="False")])
+    passed, items = verdict(11, facts)
+    assert not passed and "metrics-server" in items[1].hint
+
+
+def test_lab11_rescale_sizes_and_directions():
+    assert lab11.rescale_sizes([rescale(4, T0), {"reason": "Other", "message": "New size: 9"}]) == [
+        4
+    ]
+    assert lab11.up_then_down([4, 6, 2]) == (True, True)
+    assert lab11.up_then_down([2, 2]) == (False, False)
+    assert lab11.up_then_down([1, 3]) == (True, False)
+    assert lab11.operator_directions(
+        [scaled("up", 3, T0), {"reason": "Scaled", "message": "x"}]
+    ) == ["up"]
+
+
 def test_lab1_a_run_without_a_spare_process_does_not_hide_the_one_with_one():
     spare = dict(local(2, 9.0), concurrency=1)
     busy = dict(local(2, 140.0), concurrency=2)  # question 2: every process busy
-    passed, items = verdict(1, {"runs": [local(1, 105.0), spare, busy]})
+    passed, items = verdict(1, {"runs": [local(1, 105.0), spare, busy, *BOTH_MODES]})
     assert passed, items
     assert "1 with every process busy" in items[1].detail
     passed, items = verdict(1, {"runs": [local(1, 105.0), busy]})
     assert not passed and "kept every process busy" in items[1].hint
+
+
+def test_lab1_part2_wants_one_spread_run_per_mode_and_shows_what_was_seen():
+    part1 = [local(1, 105.0), local(2, 9.0)]
+    passed, items = verdict(1, {"runs": part1 + BOTH_MODES[:1]})
+    assert not passed
+    shared, reuseport = items[-2], items[-1]
+    assert shared.passed and "86/233/281" in shared.detail and "0.85" in shared.detail
+    assert not reuseport.passed and "BALANCE=reuseport" in reuseport.hint
+    # A starved process counts: the worker reported 3, only 2 answered.
+    starved = balance_run("reuseport", {"lab1/100": 300, "lab1/101": 300}, port=8004)
+    passed, items = verdict(1, {"runs": [*part1, BOTH_MODES[0], starved]})
+    assert passed and "0/300/300" in items[-1].detail
+
+
+@pytest.mark.parametrize(
+    "unfit",
+    [
+        balance_run("reuseport", {"lab1/100": 300, "lab1/101": 300}, keepalive=True),
+        balance_run("reuseport", {"lab1/100": 600}, processes=1),
+        balance_run("reuseport", {"lab1/100": 50, "lab1/101": 50, "lab1/102": 50}),
+        dict(balance_run("reuseport", {"lab1/100": 300, "lab1/101": 300}), target_balance=None),
+    ],
+    ids=["keep-alive", "one-process", "too-few", "mode-unknown"],
+)
+def test_lab1_part2_ignores_runs_that_cannot_show_the_spread(unfit):
+    passed, items = verdict(1, {"runs": [local(1, 105.0), local(2, 9.0), BOTH_MODES[0], unfit]})
+    assert not passed and not items[-1].passed
 
 
 def test_lab3_says_first_was_deleted_when_its_events_outlive_it():

@@ -76,8 +76,9 @@ integration: venv host-deps toolchain
 e2e: up
 	$(call run_pytest,tests/e2e)
 
+# Two lanes at once (hack/test.sh says which suites go where and why).
 test: lint typecheck host-deps up checkov
-	$(call run_pytest,tests)
+	BIN=$(BIN) PYTEST_ARGS="$(PYTEST_ARGS)" bash hack/test.sh
 
 # After `make up`. BENCH_ARGS=--quick shortens the steady-state window (about 10 min in all).
 bench: venv host-deps

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench/ siblings, never the root
 
 import controller_bench
+import dashboard_bench
 import efficiency
 import http_bench
 import profiling
@@ -32,8 +33,8 @@ from servers import serving
 from api import Api
 from workerlab.worker.config import DEFAULT_BALANCE
 
-SECTIONS = ("controller", "http", "isolation", "efficiency", "profile", "spread")
-CLUSTER_SECTIONS = {"controller", "efficiency"}  # the others run on loopback only
+SECTIONS = ("controller", "http", "isolation", "efficiency", "profile", "spread", "dashboard")
+CLUSTER_SECTIONS = {"controller", "efficiency", "dashboard"}  # the others run on loopback only
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,6 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--window", type=int, help="steady-state window in s (default 300)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--dashboard-window", type=int, help="seconds the dashboard serves 15 pods (default 600)"
+    )
     args = parser.parse_args(argv)
     args.window = args.window or (60 if args.quick else 300)
     args.wrk_seconds = 3 if args.quick else 5
@@ -51,6 +55,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.controller_rounds = 2 if args.quick else 3
     args.heals = 5 if args.quick else 4
     args.spread_requests = 400 if args.quick else 600
+    args.dashboard_window = args.dashboard_window or (120 if args.quick else 600)
     return args
 
 
@@ -75,6 +80,17 @@ def write_spread(results: dict, out: Path, started: float) -> None:
     if "error" not in spread:
         (out / "spread.md").write_text(spread_bench.markdown(spread, results["machine"]))
     log(f"spread: {out / 'spread.md'} ({spread['total_run_s']} s)")
+
+
+def write_own(name: str, results: dict, out: Path, markdown) -> None:
+    """A section with its own files (NAME.json, NAME.md), whatever else ran."""
+    section = results[name]
+    (out / f"{name}.json").write_text(
+        json.dumps({"machine": results["machine"], **section}, indent=2) + "\n"
+    )
+    if "error" not in section:
+        (out / f"{name}.md").write_text(markdown(section, results["machine"]))
+    log(f"{name}: {out / f'{name}.md'}")
 
 
 def attempt(results: dict, key: str, measure, *args) -> None:
@@ -123,6 +139,11 @@ def main(argv: list[str]) -> int:
             attempt(results, "spread", spread_bench.run, Path(logs), *spread_args, DEFAULT_BALANCE)
     if "spread" in args.only:
         write_spread(results, args.out, started)
+    if "dashboard" in args.only:
+        with tempfile.TemporaryDirectory() as logs:
+            window = args.dashboard_window
+            attempt(results, "dashboard", dashboard_bench.run, api, window, Path(logs))
+        write_own("dashboard", results, args.out, dashboard_bench.markdown)
     if "profile" in args.only:
         attempt(results, "profile", profile, args.out)
     if "efficiency" in args.only:
@@ -139,8 +160,8 @@ def main(argv: list[str]) -> int:
         )
     if "efficiency" in args.only:
         attempt(results["operator_efficiency"], "burst", efficiency.burst, api)
-    if set(args.only) == {"spread"}:
-        return 0  # its own files: a spread-only run must not replace the full latest.md
+    if set(args.only) <= {"spread", "dashboard"}:
+        return 0  # their own files: such a run must not replace the full latest.md
     results["total_run_s"] = round(time.monotonic() - started, 1)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "latest.md").write_text(report.markdown(results))

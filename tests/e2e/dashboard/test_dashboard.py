@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 WC = "web"
 INSTANCE = "app.kubernetes.io/instance"
-IDLE_S = float(os.environ.get("WORKERLAB_DASHBOARD_IDLE_S", "90"))
+IDLE_S = float(os.environ.get("WORKERLAB_DASHBOARD_IDLE_S", "600"))  # the issue's 10 minutes
 UPDATE_S = 120  # how long a change may take to show on the page (pod start included)
 
 
@@ -212,6 +212,7 @@ def test_stream_survives_an_operator_restart(dashboard, cluster, wait_for):
     dashboard.touched()
 
 
+@pytest.mark.timeout(IDLE_S + 300)
 def test_stream_still_delivers_after_an_idle_period(dashboard, cluster, wait_for, figures):
     """Last in the module: waits what remains of WORKERLAB_DASHBOARD_IDLE_S since the last
     change, then a change must still reach the same page, without a reload."""

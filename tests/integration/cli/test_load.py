@@ -125,7 +125,8 @@ def test_crashed_process_shows_up_as_a_new_pid(start_worker, lab_home):
 
 
 def test_probe_shows_one_process_blocking_everyone(start_worker, lab_home):
-    """Lab 1's claim, measured: the check passes on the learner's two runs."""
+    """Lab 1's claims, measured: the check passes on the learner's runs (part 1: two probe
+    runs; part 2: one spread run per BALANCE mode, the mode as the worker's /processes said)."""
     one, two = start_worker(processes=1), start_worker(processes=2)
     for worker in (one, two):
         rc, _ = load_json(
@@ -138,6 +139,16 @@ def test_probe_shows_one_process_blocking_everyone(start_worker, lab_home):
             "/",
         )
         assert rc == 0
+    part1 = workerlab("lab", "check", "1")
+    assert part1.returncode == 1 and "/6 checks, not yet" in part1.stdout, part1.stdout  # no part 2
+    for mode in ("shared", "reuseport"):
+        worker = start_worker(processes=3, BALANCE=mode)
+        rc, run = load_json(
+            f"{worker.base_url}/", "--requests", "240", "--concurrency", "16", "--no-keepalive"
+        )
+        assert rc == 0 and run["target_balance"] == mode, run.get("target_balance")
+        worker.stop()
     done = workerlab("lab", "check", "1")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4/4 checks, passed" in done.stdout
+    assert "6/6 checks, passed" in done.stdout
+    assert "BALANCE=reuseport" in done.stdout and "over 3 processes" in done.stdout

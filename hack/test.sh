@@ -3,10 +3,13 @@
 # e2e test's time is spent waiting on the cluster (pods starting, metric windows, an idle
 # stream), so the wall time is about the longer lane's, not the sum.
 #
-#   shared lane:   the e2e tests that use the lab's own objects (wc/demo, the add-ons, the
-#                  operator's settings), one after another as a learner would.
-#   isolated lane: unit and integration tests (no cluster), and the e2e suites that work in
-#                  throwaway namespaces or their own cluster (dashboard, class, multinode).
+#   shared lane:   the e2e tests on the lab cluster: those that use the lab's own objects
+#                  (wc/demo, the add-ons, the operator's settings) one after another as a
+#                  learner would, and the class suite.
+#   isolated lane: unit and integration tests (no cluster), the dashboard's browser tests (in a
+#                  throwaway namespace; their 10-minute idle period is most of this lane) and
+#                  the multinode suite (its own kind cluster).
+# Each lane prints its 20 slowest tests: that is how to rebalance them.
 #
 # The isolated lane's output is written to a log and printed when both lanes are done; follow
 # it meanwhile with `tail -f` on the path printed first. Either lane failing fails the run, and
@@ -15,20 +18,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 read -r -a extra <<<"${PYTEST_ARGS:-}"
-isolated=(tests/unit tests/integration tests/e2e/dashboard tests/e2e/class
-  tests/e2e/cluster/test_multinode.py)
-shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/class
-  --ignore=tests/e2e/cluster/test_multinode.py)
+isolated=(tests/unit tests/integration tests/e2e/dashboard tests/e2e/cluster/test_multinode.py)
+shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/cluster/test_multinode.py)
 
 logs=${WORKERLAB_TEST_LOGS:-/tmp/workerlab-test-logs}
 mkdir -p "$logs"
 isolated_log="$logs/isolated-lane.log"
 started=$(date +%s)
 echo "test: isolated lane (${isolated[*]}) -> $isolated_log"
-"$BIN/pytest" "${isolated[@]}" "${extra[@]}" >"$isolated_log" 2>&1 &
+"$BIN/pytest" "${isolated[@]}" --durations=20 "${extra[@]}" >"$isolated_log" 2>&1 &
 isolated_pid=$!
 echo "test: shared lane (tests/e2e but those) here:"
-"$BIN/pytest" "${shared[@]}" "${extra[@]}"
+"$BIN/pytest" "${shared[@]}" --durations=20 "${extra[@]}"
 shared_rc=$?
 shared_s=$(($(date +%s) - started))
 wait "$isolated_pid"

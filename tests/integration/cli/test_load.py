@@ -94,7 +94,10 @@ def test_load_is_bounded_in_time(start_worker, lab_home):
     elapsed = time.monotonic() - started
     assert rc == 0
     assert run["summary"]["stopped_by"] == "duration"
-    assert 4 <= run["summary"]["requests"] <= 20
+    # It ran for the duration, then stopped: at most 2 clients x 1.5 s / 300 ms requests (plus
+    # the 2 in flight). How many fit depends on the machine's load, so no lower count.
+    assert run["summary"]["elapsed_s"] >= 1.5
+    assert 1 <= run["summary"]["requests"] <= 12
     assert elapsed < 1.5 + 5 + 10  # duration + one request timeout + process start-up
 
 

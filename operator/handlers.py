@@ -96,6 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
     )
     queue: WorkQueue[Key] = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
     queue.start()
+    metrics.workqueue_depth.set_function(queue.pending)
     memo.controller, memo.queue, memo.metrics = controller, queue, metrics
     logger.info("workerlab operator started (metrics port %s)", OPTIONS.metrics_port or "off")
 

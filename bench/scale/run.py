@@ -1,0 +1,239 @@
+"""`make bench-scale`: the operator against the Deployment controller at 10 to 1,000 workloads.
+
+    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (about 30 min)
+    .venv/bin/python bench/scale/run.py --clusters 20 --window 60     # a quick look
+
+For each N, on a fresh control plane with kwok's fake nodes (bench/scale/rig.py): apply N
+WorkerClusters x 5 pods, then N Deployments x 5 pods, each timed to all pods Ready; a steady
+window with both at rest; delete 10% of each side's pods and time the heal; scale all of each
+side from 5 to 2. Requests come from the API server's audit log, split by client (the operator's
+service account vs kube-controller-manager's Deployment and ReplicaSet controllers) and class
+(read, write; process proxy reads and leader-election/peering writes apart). Results go to
+bench/results/scale.{json,md,png}; the goal table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the rig's siblings, never the repo root
+
+import measure  # noqa: E402
+import report  # noqa: E402
+from rig import NAMESPACE, PODS_PER_NODE, Rig, log  # noqa: E402
+from workload import DEP, WC, Driver, PodWatch, names  # noqa: E402
+
+RESULTS = HERE.parent / "results"
+PODS = 5
+SCALED = 2
+HEAL_SHARE = 0.10
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/scale/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--clusters", default="10,100,1000", help="comma-separated N values (default 10,100,1000)"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=300,
+        help="steady-state window at the largest N, seconds (default 300)",
+    )
+    parser.add_argument(
+        "--small-window",
+        type=int,
+        default=60,
+        help="steady-state window at the smaller N values, seconds (default 60)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="scale", help="result file stem (default scale)")
+    parser.add_argument("--seed", type=int, default=16)
+    args = parser.parse_args(argv)
+    args.clusters = sorted({int(x) for x in str(args.clusters).split(",") if x.strip()})
+    return args
+
+
+def operator_errors(log_path: Path) -> list[str]:
+    """Lines of the operator's log at error level or with a traceback."""
+    out = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if re.search(r'"level":\s*"(error|critical)"|Traceback|\bERROR\b', line, re.I):
+            out.append(line[:400])
+    return out
+
+
+def lost_clusters(rig: Rig, n: int, replicas: int) -> list[str]:
+    """WorkerClusters missing, or not reporting `replicas` Ready for their current generation."""
+    assert rig.api is not None
+    found = rig.api._call(
+        "GET", f"/apis/workerlab.dev/v1alpha1/namespaces/{NAMESPACE}/workerclusters"
+    )
+    by_name = {wc["metadata"]["name"]: wc for wc in found.get("items") or []}
+    lost = []
+    for name in names(WC, n):
+        wc = by_name.get(name)
+        status = (wc or {}).get("status") or {}
+        if (
+            wc is None
+            or status.get("readyReplicas") != replicas
+            or status.get("observedGeneration") != wc["metadata"].get("generation")
+        ):
+            lost.append(name)
+    return lost
+
+
+def run_one(n: int, window: int, rng: random.Random) -> dict[str, Any]:
+    nodes = max(2, math.ceil(2 * n * PODS / (PODS_PER_NODE * 0.8)))
+    rig = Rig(nodes=nodes)
+    result: dict[str, Any] = {"clusters": n, "pods_per_cluster": PODS, "nodes": nodes}
+    watch: PodWatch | None = None
+    sampler: measure.Sampler | None = None
+    try:
+        rig.start()
+        assert rig.api is not None and rig.operator is not None
+        audit = measure.AuditLog(rig.plane.audit_log)
+        watch = PodWatch(rig.api)
+        rig.plane.wait(lambda: watch.informer.lists > 0, 30, "bench pod watch")
+        driver = Driver(rig.api)
+        pids = rig.pids()
+        sampler = measure.Sampler(rig.operator_metrics_text, pids["operator"])
+        sampler.start()
+        cpu_start = {k: measure.cpu_seconds(p) for k, p in pids.items()}
+        timeout = 180 + 1.5 * n
+        phases: dict[str, dict[str, Any]] = {}
+
+        def timed(name: str, kind: str, act, what: str) -> None:
+            cpu0 = {k: measure.cpu_seconds(p) for k, p in pids.items()}
+            t0 = time.time()
+            act()
+            seconds = watch.wait_settled(kind, timeout, what)
+            t1 = time.time()
+            phases[f"{name}:{kind}"] = {
+                "seconds": seconds,
+                "start": t0,
+                "end": t1,
+                "cpu": {k: round(measure.cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()},
+            }
+            log(f"N={n} {name} {kind}: {seconds} s")
+
+        for kind in (WC, DEP):
+            instances = names(kind, n)
+            watch.want(kind, instances, PODS)
+            timed("ready", kind, lambda k=kind, i=instances: driver.apply(k, i, PODS), "apply")
+
+        log(f"N={n} steady window {window} s")
+        cpu0 = {k: measure.cpu_seconds(p) for k, p in pids.items()}
+        t0 = time.time()
+        time.sleep(window)
+        phases["steady"] = {
+            "seconds": window,
+            "start": t0,
+            "end": time.time(),
+            "cpu": {k: round(measure.cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()},
+        }
+
+        for kind in (WC, DEP):
+            live = watch.all_live(kind)
+            victims = rng.sample(live, max(1, round(len(live) * HEAL_SHARE)))
+            timed("heal", kind, lambda v=victims: driver.delete_pods(v), f"heal {len(victims)}")
+
+        for kind in (WC, DEP):
+            instances = names(kind, n)
+            watch.want(kind, instances, SCALED)
+            timed("scale", kind, lambda k=kind, i=instances: driver.scale(k, i, SCALED), "scale")
+            watch.lowered(kind)
+
+        time.sleep(3)  # the audit log is written in batches
+        audit.read()
+        metrics = measure.parse_metrics(rig.operator_metrics_text() or "")
+        for phase in phases.values():
+            phase["requests"] = audit.counts(phase["start"], phase["end"])
+        result["phases"] = phases
+        result["requests_total"] = audit.counts(0, time.time() + 1)
+        result["cpu_seconds"] = {
+            k: round(measure.cpu_seconds(p) - cpu_start[k], 2) for k, p in pids.items()
+        }
+        result["peak_rss_mib"] = {k: measure.rss_mib(p) for k, p in pids.items()}
+        result["reconcile"] = {
+            "p50_s": measure.quantile(metrics, "workerlab_reconcile_time_seconds", 0.5),
+            "p99_s": measure.quantile(metrics, "workerlab_reconcile_time_seconds", 0.99),
+            "count": metrics.get("workerlab_reconcile_time_seconds_count"),
+            "errors": metrics.get("workerlab_reconcile_errors_total"),
+        }
+        result["workqueue_peak_depth"] = sampler.peak_depth
+        errors = operator_errors(rig.operator_log)
+        result["errors"] = {
+            "operator_log": len(errors),
+            "operator_log_sample": errors[:5],
+            "reconcile_errors": metrics.get("workerlab_reconcile_errors_total", 0.0),
+            "bench_client": driver.errors[:5],
+        }
+        result["lost_clusters"] = lost_clusters(rig, n, SCALED)
+        result["duplicates"] = {
+            kind: {
+                "worst_excess": side.duplicates,
+                "instances": sorted(side.duplicate_instances)[:10],
+            }
+            for kind, side in watch.sides.items()
+        }
+        result["final_live_pods"] = {kind: len(watch.all_live(kind)) for kind in (WC, DEP)}
+        result["operator_exit"] = rig.operator.poll()
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        if watch is not None:
+            watch.stop()
+        rig.stop()
+        result["workdir"] = str(rig.dir)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    rng = random.Random(args.seed)
+    runs = []
+    for n in args.clusters:
+        window = args.window if n == args.clusters[-1] else args.small_window
+        log(f"=== N = {n} WorkerClusters and {n} Deployments x {PODS} pods ===")
+        t0 = time.monotonic()
+        run = run_one(n, window, rng)
+        run["wall_s"] = round(time.monotonic() - t0, 1)
+        runs.append(run)
+        log(f"N={n} done in {run['wall_s']} s")
+    document = {
+        "machine": report.machine(),
+        "clusters": args.clusters,
+        "runs": runs,
+        "total_wall_s": round(time.monotonic() - started, 1),
+    }
+    document["summary"] = [report.summarize(r) for r in runs]
+    document["goals"] = report.goals(document["summary"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    table = report.markdown(document)
+    (args.out / f"{args.name}.md").write_text(table)
+    try:
+        import plot
+
+        plot.plot(document["summary"], args.out / f"{args.name}.png")
+    except ImportError as error:
+        log(f"no plot ({error}): pip install -e '.[bench]'")
+    print(table)
+    log(f"results: {args.out / args.name}.{{json,md,png}} ({document['total_wall_s']} s)")
+    failed = any(g["verdict"] == "misses" for g in document["goals"] if g.get("correctness"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

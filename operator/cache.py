@@ -233,7 +233,15 @@ def _uid(obj: Obj) -> str:
 class Streamer(Protocol):
     """What an informer needs of the transport (`kube.Kube`)."""
 
-    def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any: ...
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, str] | None = None,
+        timeout: float = 15.0,
+    ) -> Any: ...
     def stream(self, path: str, query: dict[str, str], timeout: float) -> Iterable[bytes]: ...
 
 

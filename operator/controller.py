@@ -141,7 +141,10 @@ class Controller:
         )
         again = self.resync_seconds
         if result.status["readyReplicas"]:
-            again = min(again, self.poll_seconds)  # keep process counts fresh
+            # Keep process counts fresh: come back when one of the serving pods is due to be
+            # read again (every poll for pods that answer, less often for pods that do not).
+            serving = [p.uid for p in pods if p.ready and not p.terminating and p.owned_by(cluster)]
+            again = min(again, max(self.poll_seconds, self.probe.due_in(serving)))
         if result.requeue_after is not None:
             again = min(again, result.requeue_after + 0.1)
         return again, result.requeue_after is not None
@@ -153,7 +156,9 @@ class Controller:
         serving = [
             (p.name, p.uid) for p in bare if p.ready and not p.terminating and p.owned_by(cluster)
         ]
-        alive = await self.probe.alive(cluster.namespace, serving, cluster.spec.port)
+        alive = await self.probe.alive(
+            cluster.namespace, serving, cluster.spec.port, owner=cluster.name
+        )
         return [ObservedPod.from_pod(p, alive.get(b.uid)) for p, b in zip(raw, bare, strict=True)]
 
     # -- pods ----------------------------------------------------------------------------------

@@ -1,12 +1,17 @@
 """kopf handlers: they only translate watch events into "reconcile this WorkerCluster".
 
+Scale (bench/scale, docs/scale.md): a reconcile reads from watch-fed caches (`cache.py`: one
+LIST + WATCH per resource instead of a GET and a LIST per reconcile), the owned Pods, Services,
+Ingresses and NetworkPolicies are watched by those informers (not by kopf, which would keep a
+worker task and a diff per pod), and process reads run in the background with backoff for pods
+that cannot answer (`processes.py`).
+
 Design choices against kopf's known traps:
 - Every trigger (WorkerCluster created/updated/resumed, an owned Pod/Service/Ingress/
   NetworkPolicy changed) lands in one keyed work queue, so a WorkerCluster is never reconciled
   by two coroutines at once and a burst of pod events costs one reconcile.
-- Pods are watched with `on.event` and a label filter (applied server-side as well): a pod that
-  dies, fails or gets evicted is acted on when its event arrives; `on.update` would not fire for
-  status changes.
+- Owned objects are watched with a label filter (applied server-side) by the cache's informers:
+  a pod that dies, fails or gets evicted is acted on when its event arrives.
 - No timers, daemons or `on.delete` on WorkerClusters: kopf would add a finalizer and a delete
   could hang while the operator is down. Owned objects go by garbage collection (ownerReferences);
   the periodic resync is a delayed re-queue inside the operator.
@@ -16,6 +21,7 @@ Design choices against kopf's known traps:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,19 +32,16 @@ from workerlab.api.resource import (
     GROUP,
     KIND,
     LABEL_INSTANCE,
-    LABEL_MANAGED_BY,
-    MANAGER,
     PLURAL,
     VERSION,
 )
+from workerlab.operator.cache import CachedKube, Caches
 from workerlab.operator.controller import Controller, Key
 from workerlab.operator.kube import Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.workqueue import WorkQueue
 
-OWNED = {LABEL_MANAGED_BY: MANAGER}
-OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 PEERING_LIFETIME_SECONDS = 15
 
 
@@ -51,6 +54,7 @@ class Options:
     process_poll_seconds: float = 10.0
     resync_seconds: float = 300.0
     workers: int = 4
+    namespaces: list[str] | None = None  # None: every namespace
 
 
 OPTIONS = Options()
@@ -66,9 +70,6 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
-    # Only our pods/services/ingresses/policies travel over the wire, not every pod in the cluster.
-    for resource in ("pods", "services", "ingresses", "networkpolicies"):
-        settings.watching.label_selectors[resource] = OWNED_SELECTOR
     # One cluster-wide peering object whatever the namespaces served (see manifests/crd/).
     settings.peering.clusterwide = True
     settings.peering.stealth = True
@@ -86,18 +87,40 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
     if OPTIONS.metrics_port:
         metrics.serve(OPTIONS.metrics_port, OPTIONS.metrics_address)
     kube = Kube.connect()
-    probe = ProcessProbe(kube.pod_processes, ttl=OPTIONS.process_poll_seconds)
+    queue: WorkQueue[Key] | None = None
+    loop = asyncio.get_running_loop()
+
+    def enqueue(namespace: str, name: str) -> None:
+        if queue is not None:
+            queue.add((namespace, name))
+
+    def owned_changed(event_type: str, obj: dict[str, Any]) -> None:
+        # From an informer's thread: a pod deleted, failed, evicted or turned Ready, a Service
+        # edited by hand. Reconcile its WorkerCluster now, on the event loop.
+        namespace, owner = (obj.get("metadata") or {}).get("namespace"), owner_name(obj)
+        if namespace and owner:
+            loop.call_soon_threadsafe(enqueue, str(namespace), owner)
+
+    caches = Caches()
+    caches.start(lambda: Kube.connect(), OPTIONS.namespaces, owned_changed)
+    probe = ProcessProbe(
+        kube.pod_processes,
+        ttl=OPTIONS.process_poll_seconds,
+        background=True,
+        on_change=enqueue,
+    )
     controller = Controller(
-        kube,
+        CachedKube(kube, caches),
         probe,
         metrics,
         poll_seconds=OPTIONS.process_poll_seconds,
         resync_seconds=OPTIONS.resync_seconds,
     )
-    queue: WorkQueue[Key] = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
+    queue = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
     queue.start()
     metrics.workqueue_depth.set_function(queue.pending)
     memo.controller, memo.queue, memo.metrics = controller, queue, metrics
+    memo.caches, memo.probe = caches, probe
     logger.info("workerlab operator started (metrics port %s)", OPTIONS.metrics_port or "off")
 
 
@@ -106,6 +129,10 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     queue = getattr(memo, "queue", None)
     if queue is not None:
         await queue.stop()
+    if hasattr(memo, "caches"):
+        memo.caches.stop()
+    if hasattr(memo, "probe"):
+        await memo.probe.stop()
 
 
 @kopf.on.probe(id="workqueue")
@@ -134,6 +161,9 @@ async def cluster_changed(namespace: str | None, name: str, memo: kopf.Memo, **_
 async def cluster_event(
     event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
+    if namespace and hasattr(memo, "caches") and event.get("type") is not None:
+        # Whichever watch hears first (kopf's or the cache's own) keeps the cache fresh.
+        memo.caches.clusters.apply(str(event.get("type")), dict(event.get("object") or {}))
     if event.get("type") == "DELETED" and namespace and hasattr(memo, "queue"):
         memo.queue.forget((namespace, name))
         memo.controller.forget((namespace, name))
@@ -151,14 +181,3 @@ def owner_name(body: kopf.Body | dict[str, Any]) -> str | None:
             return str(ref.get("name"))
     instance = (meta.get("labels") or {}).get(LABEL_INSTANCE)
     return None if instance is None else str(instance)
-
-
-@kopf.on.event("pods", labels=OWNED)
-@kopf.on.event("services", labels=OWNED)
-@kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
-@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OWNED)
-async def owned_object_changed(
-    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    # A pod deleted, failed, evicted or turned Ready, a Service edited by hand: reconcile now.
-    _enqueue(memo, namespace, owner_name(body))

@@ -92,6 +92,37 @@ def lost_clusters(rig: Rig, n: int, replicas: int) -> list[str]:
     return lost
 
 
+def quiesce(rig: Rig, n: int, timeout: float, settle: float = 10.0) -> float | None:
+    """Seconds until every workload's status reports PODS Ready for its generation."""
+    assert rig.api is not None
+    paths = {
+        WC: f"/apis/workerlab.dev/v1alpha1/namespaces/{NAMESPACE}/workerclusters",
+        DEP: f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments",
+    }
+
+    def done() -> bool:
+        for path in paths.values():
+            items = rig.api._call("GET", path, timeout=60.0).get("items") or []
+            if len(items) != n:
+                return False
+            for item in items:
+                status = item.get("status") or {}
+                if status.get("readyReplicas") != PODS or status.get("observedGeneration") != item[
+                    "metadata"
+                ].get("generation"):
+                    return False
+        return True
+
+    started = time.monotonic()
+    try:
+        rig.plane.wait(done, timeout, "both controllers' status", every=2.0)
+    except AssertionError as error:
+        log(f"not quiet: {error}")
+        return None
+    time.sleep(settle)
+    return round(time.monotonic() - started, 1)
+
+
 def run_one(n: int, window: int, rng: random.Random) -> dict[str, Any]:
     nodes = max(2, math.ceil(2 * n * PODS / (PODS_PER_NODE * 0.8)))
     rig = Rig(nodes=nodes)
@@ -131,7 +162,11 @@ def run_one(n: int, window: int, rng: random.Random) -> dict[str, Any]:
             watch.want(kind, instances, PODS)
             timed("ready", kind, lambda k=kind, i=instances: driver.apply(k, i, PODS), "apply")
 
-        log(f"N={n} steady window {window} s")
+        # At rest means both controllers are done, not only the pods: wait for every
+        # WorkerCluster's and Deployment's status to report its Ready pods, then a little more.
+        quiet_s = quiesce(rig, n, timeout)
+        result["quiesce_s"] = quiet_s
+        log(f"N={n} both controllers quiet after {quiet_s} s; steady window {window} s")
         cpu0 = {k: measure.cpu_seconds(p) for k, p in pids.items()}
         t0 = time.time()
         time.sleep(window)

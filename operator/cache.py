@@ -12,6 +12,8 @@ one LIST and one long-lived WATCH per resource (and namespace served), and the w
   ("write-through"), so a reconcile right after a create never misses the pod it just created;
   an event older than what the store holds (by resourceVersion) is ignored, and a pod once seen
   terminating stays terminating.
+- WorkerClusters are not watched twice: kopf's own watch feeds their store
+  (`handlers.cluster_event`); one kopf has not shown yet is read once with a GET.
 - `Informer`: LIST then WATCH of one resource, in a thread of its own (blocking I/O, away from
   kopf's event loop), relisting when the watch expires (410 Gone) and calling back on each
   change so the work queue hears about it at once.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from workerlab.api.objects import format_time
-from workerlab.api.resource import GROUP, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION
+from workerlab.api.resource import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER
 from workerlab.operator.kube import Kube
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,9 @@ OnEvent = Callable[[str, Obj], None]
 
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 LIST_PAGE = 500
-WATCH_SECONDS = 300  # the server ends each watch after this; we resume from the last version
+# The server ends each watch after 5-10 minutes (random, as client-go's reflectors do, so the
+# informers do not re-watch in step); we resume from the last version seen.
+WATCH_SECONDS = (300, 600)
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 LOCAL_GRACE_SECONDS = 30.0  # a written-through object survives a relist that predates it
 
@@ -305,14 +310,15 @@ class Informer:
         return list_version
 
     def _watch(self, version: int) -> int:
+        seconds = random.randint(*WATCH_SECONDS)
         query = self._query(
             watch="1",
             resourceVersion=str(version),
             allowWatchBookmarks="true",
-            timeoutSeconds=str(WATCH_SECONDS),
+            timeoutSeconds=str(seconds),
         )
         self.watches += 1
-        for line in self.kube.stream(self.path, query, timeout=WATCH_SECONDS + 30):
+        for line in self.kube.stream(self.path, query, timeout=seconds + 30):
             if self._stop.is_set():
                 break
             event = json.loads(line)
@@ -371,8 +377,8 @@ class Caches:
         on_event: Callable[[str, Obj], None],
     ) -> None:
         """One informer per resource and namespace (None: cluster-wide), each its own client."""
+        # WorkerClusters come from kopf's own watch (handlers.cluster_event), not a second one.
         resources = [
-            (self.clusters, f"/apis/{GROUP}/{VERSION}", PLURAL, ""),
             (self.pods, "/api/v1", "pods", OWNED_SELECTOR),
             (self.services, "/api/v1", "services", OWNED_SELECTOR),
             (self.ingresses, "/apis/networking.k8s.io/v1", "ingresses", OWNED_SELECTOR),

@@ -172,14 +172,24 @@ class Controller:
         await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
         replacing = events.replacing_failed(result)
         refused: ApiError | None = None
-        for action in result.creates:
-            try:
-                await self._create_pod(cluster, body, action, replacing, now)
-            except ApiError as error:
-                if not 400 <= error.status < 500 or error.status in (409, 429):
-                    raise  # transient: retried as any other error
-                refused = error
-                break  # the next pod would be refused the same way
+        # Creations go in slow-start batches of 1, 2, 4, ... as the ReplicaSet controller's do:
+        # 5 pods wait for 3 round trips, not 5, and a refused first pod stops the rest.
+        creates, batch = list(result.creates), 1
+        while creates and refused is None:
+            now_batch, creates = creates[:batch], creates[batch:]
+            batch *= 2
+            outcomes = await asyncio.gather(
+                *(self._create_pod(cluster, body, a, replacing, now) for a in now_batch),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if not isinstance(outcome, BaseException):
+                    continue
+                if not isinstance(outcome, ApiError):
+                    raise outcome
+                if not 400 <= outcome.status < 500 or outcome.status in (409, 429):
+                    raise outcome  # transient: retried as any other error
+                refused = outcome  # the next pods would be refused the same way
         if (scaled := events.scaled(result, cluster.spec.replicas)) is not None:
             await self._post(body, scaled, now)
         for reason, message in result.warnings:

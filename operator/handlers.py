@@ -22,6 +22,7 @@ Design choices against kopf's known traps:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.workqueue import WorkQueue
 
 PEERING_LIFETIME_SECONDS = 15
+API_THREADS = 32
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Options:
     metrics_address: str = "127.0.0.1"
     process_poll_seconds: float = 10.0
     resync_seconds: float = 300.0
-    workers: int = 4
+    workers: int = 8
     namespaces: list[str] | None = None  # None: every namespace
 
 
@@ -67,8 +69,10 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
         prefix=prefix, key="last-handled-configuration"
     )
     # Watch streams can stall silently: end each one after a while and reconnect.
-    settings.watching.server_timeout = 120
-    settings.watching.client_timeout = 150
+    # 9-10 minutes, like client-go's reflectors (5-10 min): at 1,000 WorkerClusters at rest a
+    # re-watch is most of what the operator asks of the API server.
+    settings.watching.server_timeout = 540
+    settings.watching.client_timeout = 600
     settings.watching.connect_timeout = 10
     # One cluster-wide peering object whatever the namespaces served (see manifests/crd/).
     settings.peering.clusterwide = True
@@ -89,6 +93,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
     kube = Kube.connect()
     queue: WorkQueue[Key] | None = None
     loop = asyncio.get_running_loop()
+    # Every API call is a blocking call in a thread: the default pool (CPUs + 4 threads) would
+    # cap the reconcilers' concurrent calls, whatever the API server could take.
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube")
+    )
 
     def enqueue(namespace: str, name: str) -> None:
         if queue is not None:
@@ -161,9 +170,10 @@ async def cluster_changed(namespace: str | None, name: str, memo: kopf.Memo, **_
 async def cluster_event(
     event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    if namespace and hasattr(memo, "caches") and event.get("type") is not None:
-        # Whichever watch hears first (kopf's or the cache's own) keeps the cache fresh.
-        memo.caches.clusters.apply(str(event.get("type")), dict(event.get("object") or {}))
+    if namespace and hasattr(memo, "caches"):
+        # kopf's watch of WorkerClusters feeds the cache (its initial listing has no type).
+        kind = str(event.get("type") or "ADDED")
+        memo.caches.clusters.apply(kind, dict(event.get("object") or {}))
     if event.get("type") == "DELETED" and namespace and hasattr(memo, "queue"):
         memo.queue.forget((namespace, name))
         memo.controller.forget((namespace, name))

@@ -65,8 +65,11 @@ class Kube:
     api: client.ApiClient
 
     @classmethod
-    def connect(cls, context: str | None = None) -> Kube:
-        return cls(client.ApiClient(load_client_config(context)))
+    def connect(cls, context: str | None = None, pool: int = 32) -> Kube:
+        configuration = load_client_config(context)
+        # One kept-alive connection per concurrent call (the reconcilers' threads).
+        configuration.connection_pool_maxsize = pool
+        return cls(client.ApiClient(configuration))
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -100,6 +100,7 @@ class Controller:
 
     def forget(self, key: Key) -> None:
         self._said.pop(key, None)
+        self.probe.forget(*key)
 
     async def _reconcile(self, key: Key) -> tuple[float | None, bool]:
         """(seconds until the next look or None, whether the core itself asked to requeue)."""
@@ -140,7 +141,7 @@ class Controller:
             len(result.actions),
         )
         again = self.resync_seconds
-        if result.status["readyReplicas"]:
+        if result.status["readyReplicas"] and not self.probe.polls_itself:
             # Keep process counts fresh: come back when one of the serving pods is due to be
             # read again (every poll for pods that answer, less often for pods that do not).
             serving = [p.uid for p in pods if p.ready and not p.terminating and p.owned_by(cluster)]

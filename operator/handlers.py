@@ -118,6 +118,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
         background=True,
         on_change=enqueue,
     )
+    probe.start_polling()  # process counts refresh on their own: no poll reconciles
     controller = Controller(
         CachedKube(kube, caches),
         probe,

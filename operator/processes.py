@@ -40,6 +40,11 @@ class _Entry:
     value: int | None = None
     failures: int = 0
     asked: float = 0.0  # when a reconcile last asked about the pod
+    # Where to read it again without a reconcile asking (background mode's own poll).
+    namespace: str = ""
+    name: str = ""
+    port: int = 0
+    owner: str | None = None
 
 
 class ProcessProbe:
@@ -66,8 +71,36 @@ class ProcessProbe:
         self._background = background
         self.on_change = on_change
         self._warned = False
+        self._poller: asyncio.Task[None] | None = None
+        self._owned: dict[tuple[str, str], set[str]] = {}  # (namespace, owner) -> pod uids
         self.reads = 0
         self.failures = 0
+
+    @property
+    def polls_itself(self) -> bool:
+        """True once `start_polling` runs: reconciles need not come back to refresh counts."""
+        return self._poller is not None
+
+    def start_polling(self, every: float = 1.0) -> None:
+        """Background mode: re-read each known pod when it is due, without any reconcile (a
+        changed count still asks for one through `on_change`)."""
+        self._poller = asyncio.create_task(self._poll(every), name="process-poll")
+
+    async def _poll(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.purge()
+            now = time.monotonic()
+            for uid, entry in list(self._cache.items()):
+                due = now - entry.fetched >= self._period(entry)
+                if due and entry.name and uid not in self._inflight:
+                    self._spawn(entry.namespace, entry.name, uid, entry.port, entry.owner)
+
+    def _spawn(self, namespace: str, name: str, uid: str, port: int, owner: str | None) -> None:
+        self._inflight.add(uid)
+        task = asyncio.create_task(self._refresh(namespace, name, uid, port, owner))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _period(self, entry: _Entry) -> float:
         """Seconds between reads of a pod: ttl while it answers, backing off while it does not."""
@@ -98,17 +131,21 @@ class ProcessProbe:
         self.purge()
         now = time.monotonic()
         stale = []
+        if owner is not None:
+            # The pods the owner serves with now: the others are gone, stop reading them.
+            current = {uid for _, uid in pods}
+            for uid in self._owned.get((namespace, owner), set()) - current:
+                self._cache.pop(uid, None)
+            self._owned[(namespace, owner)] = current
         for name, uid in pods:
             entry = self._cache.setdefault(uid, _Entry())
             entry.asked = now
+            entry.namespace, entry.name, entry.port, entry.owner = namespace, name, port, owner
             if now - entry.fetched >= self._period(entry) and uid not in self._inflight:
                 stale.append((name, uid))
         if self._background:
             for name, uid in stale:
-                self._inflight.add(uid)
-                task = asyncio.create_task(self._refresh(namespace, name, uid, port, owner))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(namespace, name, uid, port, owner)
         else:
             await asyncio.gather(
                 *(self._refresh(namespace, name, uid, port, None) for name, uid in stale)
@@ -166,15 +203,23 @@ class ProcessProbe:
             self._max_backoff,
         )
 
+    def forget(self, namespace: str, owner: str) -> None:
+        """The owner is gone: stop reading its pods."""
+        for uid in self._owned.pop((namespace, owner), set()):
+            self._cache.pop(uid, None)
+
     def purge(self, older_than: float | None = None) -> None:
-        """Forget pods nobody asked about for a while (deleted pods)."""
+        """Forget pods no reconcile asked about for a while (a safety net behind `forget`)."""
         horizon = older_than if older_than is not None else 2 * self._max_backoff + 6 * self._ttl
         limit = time.monotonic() - horizon
         for uid, entry in list(self._cache.items()):
-            if max(entry.asked, entry.fetched) < limit and uid not in self._inflight:
+            if entry.asked < limit and uid not in self._inflight:
                 del self._cache[uid]
 
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -34,7 +34,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def classify(event: dict[str, Any]) -> tuple[str, str] | None:
-    """(client, class) of one audit event; class: read, write, proxy, coordination."""
+    """(client, class) of one audit event; class: read, write, event, proxy, coordination."""
     user = event.get("user", {}).get("username")
     agent = str(event.get("userAgent", "")).rsplit("/", 1)[-1]
     if user == OPERATOR_USER:
@@ -49,6 +49,8 @@ def classify(event: dict[str, Any]) -> tuple[str, str] | None:
         return client, "proxy"
     if ref.get("resource") in COORDINATION or agent == "leader-election":
         return client, "coordination"
+    if ref.get("resource") == "events":
+        return client, "event"  # both controllers post one per pod created or deleted
     if verb in READS:
         return client, "read"
     if verb in WRITES:

@@ -56,6 +56,8 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "reference_rps": rate("reference", "read", "write"),
         "operator_writes": _count(req, "operator", "write"),
         "reference_writes": _count(req, "reference", "write"),
+        "operator_event_rps": rate("operator", "event"),
+        "reference_event_rps": rate("reference", "event"),
         "operator_proxy_rps": rate("operator", "proxy"),
         "operator_coordination_rps": rate("operator", "coordination"),
         "kcm_coordination_rps": rate("reference", "coordination")
@@ -78,15 +80,19 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         out[name].update(
             operator_reads=_count(a, "operator", "read"),
             operator_writes=_count(a, "operator", "write"),
+            operator_events=_count(a, "operator", "event"),
             operator_proxy=_count(a, "operator", "proxy"),
             reference_reads=_count(b, "reference", "read"),
             reference_writes=_count(b, "reference", "write"),
+            reference_events=_count(b, "reference", "event"),
         )
     total = run.get("requests_total") or {}
     out["requests_total"] = {
         "operator_read": _count(total, "operator", "read"),
         "operator_write": _count(total, "operator", "write"),
         "operator_proxy": _count(total, "operator", "proxy"),
+        "operator_event": _count(total, "operator", "event"),
+        "reference_event": _count(total, "reference", "event"),
         "reference_read": _count(total, "reference", "read"),
         "reference_write": _count(total, "reference", "write"),
     }
@@ -143,7 +149,8 @@ def goals(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "goal": f"steady state: operator API req/s <= {STEADY_GOAL}x the Deployment "
             f"controller's (N={n}; reads + writes, the same work)",
             "figure": f"{s['operator_rps']} vs {s['reference_rps']} req/s over {s['window_s']} s (ratio {s['ratio']}); "
-            f"operator's /processes proxy reads {s['operator_proxy_rps']} req/s apart",
+            f"apart: Events {s['operator_event_rps']} vs {s['reference_event_rps']} req/s, "
+            f"the operator's /processes proxy reads {s['operator_proxy_rps']} req/s (no counterpart)",
             "verdict": _verdict(ok),
         }
     )
@@ -215,7 +222,7 @@ def markdown(document: dict[str, Any]) -> str:
     lines += [
         "",
         "Requests for the same work (audit log; op = the operator, ref = kube-controller-manager's "
-        "Deployment + ReplicaSet controllers and their shared informers), reads / writes:",
+        "Deployment + ReplicaSet controllers and their shared informers), reads / writes / Events:",
         "",
         "| N | apply op | apply ref | heal op | heal ref | scale op | scale ref | whole run op | whole run ref |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -225,14 +232,20 @@ def markdown(document: dict[str, Any]) -> str:
         cells = []
         for name in ("ready", "heal", "scale"):
             p = s[name]
-            cells.append(f"{p.get('operator_reads')} / {p.get('operator_writes')}")
-            cells.append(f"{p.get('reference_reads')} / {p.get('reference_writes')}")
-        cells.append(f"{t['operator_read']} / {t['operator_write']} (+{t['operator_proxy']} proxy)")
-        cells.append(f"{t['reference_read']} / {t['reference_write']}")
+            cells.append(
+                f"{p.get('operator_reads')} / {p.get('operator_writes')} / {p.get('operator_events')}"
+            )
+            cells.append(
+                f"{p.get('reference_reads')} / {p.get('reference_writes')} / {p.get('reference_events')}"
+            )
+        cells.append(
+            f"{t['operator_read']} / {t['operator_write']} / {t['operator_event']} (+{t['operator_proxy']} proxy)"
+        )
+        cells.append(f"{t['reference_read']} / {t['reference_write']} / {t['reference_event']}")
         lines.append(f"| {s['clusters']} | " + " | ".join(cells) + " |")
     lines += ["", "## Goals", "", "| goal | figure | verdict |", "|---|---|---|"]
     for g in document["goals"]:
         lines.append(f"| {g['goal']} | {g['figure']} | **{g['verdict']}** |")
     lines.append("")
-    lines.append("![cost against N](scale.png)" if document.get("name", "scale") == "scale" else "")
+    lines.append(f"![cost against N]({document.get('name', 'scale')}.png)")
     return "\n".join(lines) + "\n"

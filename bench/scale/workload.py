@@ -169,6 +169,29 @@ class PodWatch:
             if self.side_of(p) == kind and not p["metadata"].get("deletionTimestamp")
         ]
 
+    def wait_settled_all(self, kinds: list[str], timeout: float, what: str) -> dict[str, float]:
+        """{kind: seconds until its workloads settled}; a kind missing timed out (logged)."""
+        started = time.monotonic()
+        last_log = started
+        done: dict[str, float] = {}
+        while True:
+            now = time.monotonic()
+            for kind in kinds:
+                if kind not in done and self.unsettled(kind) == 0:
+                    done[kind] = round(time.monotonic() - started, 2)
+            if len(done) == len(kinds):
+                return done
+            if now - started > timeout:
+                for kind in kinds:
+                    if kind not in done:
+                        log(f"TIMEOUT after {timeout:.0f}s: {what}: {self.unsettled(kind)} {kind}s")
+                return done
+            if now - last_log > 30:
+                waiting = {k: self.unsettled(k) for k in kinds if k not in done}
+                log(f"  {what}: not settled yet {waiting} ({now - started:.0f}s)")
+                last_log = now
+            time.sleep(0.5)
+
     def wait_settled(self, kind: str, timeout: float, what: str) -> float | None:
         """Seconds until settled, or None on timeout (logged, never raised: the run goes on)."""
         started = time.monotonic()

@@ -73,3 +73,30 @@ def test_reads_are_paced_by_the_rate_cap():
         assert starts[-1] - starts[0] >= 4 * 0.05 * 0.9
 
     asyncio.run(scenario())
+
+
+def test_the_background_poll_rereads_due_pods_and_drops_gone_ones():
+    calls: list[str] = []
+
+    async def fetch(namespace: str, pod: str, port: int) -> dict:
+        calls.append(pod)
+        return REPORT
+
+    async def scenario() -> None:
+        probe = ProcessProbe(fetch, ttl=0.05, rate=0, background=True)
+        probe.start_polling(every=0.02)
+        assert probe.polls_itself
+        await probe.alive(NS, [("a", "ua"), ("b", "ub")], 8000, owner="wc")
+        await asyncio.sleep(0.3)
+        assert calls.count("a") >= 3 and calls.count("b") >= 3  # no reconcile asked again
+        await probe.alive(NS, [("a", "ua")], 8000, owner="wc")  # b was deleted
+        before = calls.count("b")
+        await asyncio.sleep(0.2)
+        assert calls.count("b") == before
+        probe.forget(NS, "wc")
+        before = calls.count("a")
+        await asyncio.sleep(0.2)
+        assert calls.count("a") == before
+        await probe.stop()
+
+    asyncio.run(scenario())

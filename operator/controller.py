@@ -1,8 +1,9 @@
 """The thin shell around the pure core: read the world, call plan(), apply what it says.
 
-One reconcile of one WorkerCluster reads everything fresh from the API server (the object and
-its pods), so it is level-triggered: it does the right thing whatever happened before, after an
-operator restart, a lost event or a failed write. Writes happen only when something differs.
+One reconcile of one WorkerCluster reads the whole current state (the object and its pods; in
+production from watch-fed caches, `cache.CachedKube`), so it is level-triggered: it does the
+right thing whatever happened before, after an operator restart, a lost event or a failed write.
+Writes happen only when something differs.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ class Options:
     metrics_address: str = "127.0.0.1"
     process_poll_seconds: float = 10.0
     resync_seconds: float = 300.0
-    workers: int = 8
+    workers: int = 16
     namespaces: list[str] | None = None  # None: every namespace
 
 
@@ -125,6 +126,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
         metrics,
         poll_seconds=OPTIONS.process_poll_seconds,
         resync_seconds=OPTIONS.resync_seconds,
+        events_in_background=True,
     )
     queue = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
     queue.start()
@@ -139,6 +141,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     queue = getattr(memo, "queue", None)
     if queue is not None:
         await queue.stop()
+    if hasattr(memo, "controller"):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(memo.controller.drain_events(), timeout=5)
     if hasattr(memo, "caches"):
         memo.caches.stop()
     if hasattr(memo, "probe"):

@@ -19,6 +19,7 @@ import json
 import math
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -159,13 +160,13 @@ def run_one(n: int, window: int, rng: random.Random, concurrent: bool = True) ->
             """Both sides at once (or one, in sequential mode): each act starts at the same
             moment in a thread of its own; each side is timed until its own pods settle."""
             cpu0 = {k: measure.cpu_seconds(p) for k, p in pids.items()}
-            t0 = time.time()
+            t0, m0 = time.time(), time.monotonic()  # from the first write of the bench
             workers = [threading.Thread(target=act) for act in acts.values()]
             for worker in workers:
                 worker.start()
             for worker in workers:
                 worker.join()
-            settled = watch.wait_settled_all(list(acts), timeout, what)
+            settled = watch.wait_settled_all(list(acts), timeout, what, started=m0)
             t1 = time.time()
             for kind in acts:
                 seconds = settled.get(kind)
@@ -265,6 +266,10 @@ def run_one(n: int, window: int, rng: random.Random, concurrent: bool = True) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Stopped by a signal (even started in the background, where SIGINT is ignored): unwind, so
+    # every control plane, kwok and operator this run started is stopped by its pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     rng = random.Random(args.seed)
     runs = []

@@ -169,9 +169,12 @@ class PodWatch:
             if self.side_of(p) == kind and not p["metadata"].get("deletionTimestamp")
         ]
 
-    def wait_settled_all(self, kinds: list[str], timeout: float, what: str) -> dict[str, float]:
-        """{kind: seconds until its workloads settled}; a kind missing timed out (logged)."""
-        started = time.monotonic()
+    def wait_settled_all(
+        self, kinds: list[str], timeout: float, what: str, started: float | None = None
+    ) -> dict[str, float]:
+        """{kind: seconds from `started` (monotonic; default now) until its workloads settled};
+        a kind missing timed out (logged)."""
+        started = time.monotonic() if started is None else started
         last_log = started
         done: dict[str, float] = {}
         while True:

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps toolchain lint typecheck checkov format up down images test unit integration e2e bench clean
+.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-scale clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
@@ -16,6 +16,7 @@ help:
 	@echo "make e2e         end-to-end on the kind cluster"
 	@echo "make images      build the worker and operator images"
 	@echo "make bench       the side-by-side benchmarks (after make up)"
+	@echo "make bench-scale the operator vs the Deployment controller at 10-1,000 workloads (kwok, no cluster)"
 	@echo "make down        remove the cluster (caches stay)"
 
 $(BIN)/.installed: pyproject.toml
@@ -35,6 +36,10 @@ host-deps:
 # cold: ~8 min of Go builds). `make up` builds them too.
 toolchain:
 	bash hack/build-control-plane.sh
+
+# kwok's fake nodes for the scale rig (bench/scale/, tests/integration/operator/test_scale.py).
+kwok:
+	bash hack/build-kwok.sh
 
 lint: venv
 	$(BIN)/ruff check .
@@ -70,19 +75,31 @@ endef
 unit: venv
 	$(call run_pytest,tests/unit)
 
-integration: venv host-deps toolchain
+integration: venv host-deps toolchain kwok
 	$(call run_pytest,tests/integration)
 
 e2e: up
 	$(call run_pytest,tests/e2e)
 
 # Two lanes at once (hack/test.sh says which suites go where and why).
-test: lint typecheck host-deps up checkov
+test: lint typecheck host-deps up kwok checkov
 	BIN=$(BIN) PYTEST_ARGS="$(PYTEST_ARGS)" bash hack/test.sh
 
 # After `make up`. BENCH_ARGS=--quick shortens the steady-state window (about 10 min in all).
 bench: venv host-deps
 	source hack/lib.sh && $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The scale rig: a control plane on loopback, kwok's nodes, the operator as a process, against
+# kube-controller-manager's Deployment controller. No kind cluster, no docker. Default N =
+# 10,100,1000 (about 30 min from a warm toolchain cache); BENCH_SCALE_ARGS="--clusters 20
+# --window 60" for a quick look. Results: bench/results/scale.{json,md,png}.
+BENCH_SCALE_ARGS ?=
+$(VENV)/.bench: $(BIN)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench-scale: $(VENV)/.bench toolchain kwok
+	source hack/lib.sh && $(BIN)/python bench/scale/run.py $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .ruff_cache

@@ -4,6 +4,7 @@ CACHE=${WORKERLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workerlab}
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 KIND_VERSION=${KIND_VERSION:-v0.30.0}
 ETCD_VERSION=v3.6.5  # what kubeadm $K8S_VERSION asks for (3.6.5-0); hack/etcd/go.mod pins it
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}  # bench/scale: fake nodes (hack/build-kwok.sh)
 CLUSTER_NAME=${CLUSTER_NAME:-workerlab}
 export GOFLAGS=${GOFLAGS:--mod=mod}
 export GOCACHE=${GOCACHE:-$CACHE/go-build}

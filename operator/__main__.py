@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers.OPTIONS.metrics_address = args.metrics_address
     handlers.OPTIONS.process_poll_seconds = args.process_poll_seconds
     handlers.OPTIONS.resync_seconds = args.resync_seconds
+    handlers.OPTIONS.namespaces = None if args.all_namespaces else list(args.namespace)
 
     logging.getLogger("workerlab.operator").info(
         "serving %s", "all namespaces" if args.all_namespaces else ", ".join(args.namespace)

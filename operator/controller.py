@@ -1,8 +1,9 @@
 """The thin shell around the pure core: read the world, call plan(), apply what it says.
 
-One reconcile of one WorkerCluster reads everything fresh from the API server (the object and
-its pods), so it is level-triggered: it does the right thing whatever happened before, after an
-operator restart, a lost event or a failed write. Writes happen only when something differs.
+One reconcile of one WorkerCluster reads the whole current state (the object and its pods; in
+production from watch-fed caches, `cache.CachedKube`), so it is level-triggered: it does the
+right thing whatever happened before, after an operator restart, a lost event or a failed write.
+Writes happen only when something differs.
 """
 
 from __future__ import annotations
@@ -37,33 +38,36 @@ logger = logging.getLogger("workerlab.operator")
 
 
 class KubeClient(Protocol):
-    """What the controller needs from the API server: `kube.Kube` in production, a recording
-    double in the unit tests (both checked against this by the type checker)."""
+    """What the controller needs from the API server: `cache.CachedKube` (reads from watch-fed
+    caches, writes through `kube.Kube`) in production, `kube.Kube` itself, or a recording double
+    in the unit tests (all checked against this by the type checker). Writes may answer the
+    object written; the controller does not need it."""
 
     async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def delete_pod(self, namespace: str, name: str, uid: str) -> bool: ...
     async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    async def create_service(self, namespace: str, body: dict[str, Any]) -> None: ...
-    async def replace_service(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def create_service(self, namespace: str, body: dict[str, Any]) -> Any: ...
+    async def replace_service(self, namespace: str, body: dict[str, Any]) -> Any: ...
     async def get_ingress(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> None: ...
-    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> Any: ...
+    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> Any: ...
     async def delete_ingress(self, namespace: str, name: str) -> None: ...
     async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None: ...
-    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> Any: ...
+    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> Any: ...
     async def delete_network_policy(self, namespace: str, name: str) -> None: ...
     async def patch_cluster_status(
         self, namespace: str, name: str, patch: dict[str, Any]
-    ) -> None: ...
+    ) -> Any: ...
     async def post_event(
         self, involved: dict[str, Any], event_type: str, reason: str, message: str, now: Any
     ) -> None: ...
 
 
 Key = tuple[str, str]  # (namespace, name)
+MAX_PENDING_EVENTS = 1000  # client-go's broadcaster queue holds 1,000 too
 
 
 def _now() -> datetime:
@@ -78,7 +82,10 @@ class Controller:
     poll_seconds: float = 10.0
     resync_seconds: float = 300.0
     clock: Callable[[], datetime] = _now
+    events_in_background: bool = False  # the operator: True (tests read Events at once)
+    events_dropped: int = 0
     _said: dict[Key, set[str]] = field(default_factory=dict)
+    _event_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def reconcile(self, key: Key) -> float | None:
         started = time.perf_counter()
@@ -98,6 +105,7 @@ class Controller:
 
     def forget(self, key: Key) -> None:
         self._said.pop(key, None)
+        self.probe.forget(*key)
 
     async def _reconcile(self, key: Key) -> tuple[float | None, bool]:
         """(seconds until the next look or None, whether the core itself asked to requeue)."""
@@ -138,8 +146,11 @@ class Controller:
             len(result.actions),
         )
         again = self.resync_seconds
-        if result.status["readyReplicas"]:
-            again = min(again, self.poll_seconds)  # keep process counts fresh
+        if result.status["readyReplicas"] and not self.probe.polls_itself:
+            # Keep process counts fresh: come back when one of the serving pods is due to be
+            # read again (every poll for pods that answer, less often for pods that do not).
+            serving = [p.uid for p in pods if p.ready and not p.terminating and p.owned_by(cluster)]
+            again = min(again, max(self.poll_seconds, self.probe.due_in(serving)))
         if result.requeue_after is not None:
             again = min(again, result.requeue_after + 0.1)
         return again, result.requeue_after is not None
@@ -151,7 +162,9 @@ class Controller:
         serving = [
             (p.name, p.uid) for p in bare if p.ready and not p.terminating and p.owned_by(cluster)
         ]
-        alive = await self.probe.alive(cluster.namespace, serving, cluster.spec.port)
+        alive = await self.probe.alive(
+            cluster.namespace, serving, cluster.spec.port, owner=cluster.name
+        )
         return [ObservedPod.from_pod(p, alive.get(b.uid)) for p, b in zip(raw, bare, strict=True)]
 
     # -- pods ----------------------------------------------------------------------------------
@@ -165,14 +178,24 @@ class Controller:
         await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
         replacing = events.replacing_failed(result)
         refused: ApiError | None = None
-        for action in result.creates:
-            try:
-                await self._create_pod(cluster, body, action, replacing, now)
-            except ApiError as error:
-                if not 400 <= error.status < 500 or error.status in (409, 429):
-                    raise  # transient: retried as any other error
-                refused = error
-                break  # the next pod would be refused the same way
+        # Creations go in slow-start batches of 1, 2, 4, ... as the ReplicaSet controller's do:
+        # 5 pods wait for 3 round trips, not 5, and a refused first pod stops the rest.
+        creates, batch = list(result.creates), 1
+        while creates and refused is None:
+            now_batch, creates = creates[:batch], creates[batch:]
+            batch *= 2
+            outcomes = await asyncio.gather(
+                *(self._create_pod(cluster, body, a, replacing, now) for a in now_batch),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if not isinstance(outcome, BaseException):
+                    continue
+                if not isinstance(outcome, ApiError):
+                    raise outcome
+                if not 400 <= outcome.status < 500 or outcome.status in (409, 429):
+                    raise outcome  # transient: retried as any other error
+                refused = outcome  # the next pods would be refused the same way
         if (scaled := events.scaled(result, cluster.spec.replicas)) is not None:
             await self._post(body, scaled, now)
         for reason, message in result.warnings:
@@ -389,7 +412,33 @@ class Controller:
             reason,
             message,
         )
+        if not self.events_in_background:
+            await self._send_event(body, event_type, reason, message, now)
+            return
+        # As client-go's event recorder: the reconcile does not wait for its Events (at 1,000
+        # WorkerClusters, 5 of a reconcile's ~11 round trips); a bounded backlog, then drops.
+        if len(self._event_tasks) >= MAX_PENDING_EVENTS:
+            self.events_dropped += 1
+            if self.events_dropped == 1:
+                logger.warning("too many Events pending: dropping some (counted, logged once)")
+            return
+        task = asyncio.create_task(self._send_event(body, event_type, reason, message, now))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _send_event(
+        self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
+    ) -> None:
         try:
             await self.kube.post_event(body, event_type, reason, message, now)
         except ApiError as error:  # an Event is worth a log line, never a failed reconcile
             logger.warning("posting event failed: %s", error)
+        except Exception as error:
+            if not self.events_in_background:
+                raise
+            logger.warning("posting event failed: %s", error)
+
+    async def drain_events(self) -> None:
+        """Wait for the Events posted in the background (tests, shutdown)."""
+        while self._event_tasks:
+            await asyncio.gather(*list(self._event_tasks), return_exceptions=True)

@@ -1,12 +1,17 @@
 """kopf handlers: they only translate watch events into "reconcile this WorkerCluster".
 
+Scale (bench/scale, docs/scale.md): a reconcile reads from watch-fed caches (`cache.py`: one
+LIST + WATCH per resource instead of a GET and a LIST per reconcile), the owned Pods, Services,
+Ingresses and NetworkPolicies are watched by those informers (not by kopf, which would keep a
+worker task and a diff per pod), and process reads run in the background with backoff for pods
+that cannot answer (`processes.py`).
+
 Design choices against kopf's known traps:
 - Every trigger (WorkerCluster created/updated/resumed, an owned Pod/Service/Ingress/
   NetworkPolicy changed) lands in one keyed work queue, so a WorkerCluster is never reconciled
   by two coroutines at once and a burst of pod events costs one reconcile.
-- Pods are watched with `on.event` and a label filter (applied server-side as well): a pod that
-  dies, fails or gets evicted is acted on when its event arrives; `on.update` would not fire for
-  status changes.
+- Owned objects are watched with a label filter (applied server-side) by the cache's informers:
+  a pod that dies, fails or gets evicted is acted on when its event arrives.
 - No timers, daemons or `on.delete` on WorkerClusters: kopf would add a finalizer and a delete
   could hang while the operator is down. Owned objects go by garbage collection (ownerReferences);
   the periodic resync is a delayed re-queue inside the operator.
@@ -16,6 +21,9 @@ Design choices against kopf's known traps:
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,20 +34,18 @@ from workerlab.api.resource import (
     GROUP,
     KIND,
     LABEL_INSTANCE,
-    LABEL_MANAGED_BY,
-    MANAGER,
     PLURAL,
     VERSION,
 )
+from workerlab.operator.cache import CachedKube, Caches
 from workerlab.operator.controller import Controller, Key
 from workerlab.operator.kube import Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.workqueue import WorkQueue
 
-OWNED = {LABEL_MANAGED_BY: MANAGER}
-OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 PEERING_LIFETIME_SECONDS = 15
+API_THREADS = 32
 
 
 @dataclass
@@ -50,7 +56,8 @@ class Options:
     metrics_address: str = "127.0.0.1"
     process_poll_seconds: float = 10.0
     resync_seconds: float = 300.0
-    workers: int = 4
+    workers: int = 16
+    namespaces: list[str] | None = None  # None: every namespace
 
 
 OPTIONS = Options()
@@ -63,12 +70,11 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
         prefix=prefix, key="last-handled-configuration"
     )
     # Watch streams can stall silently: end each one after a while and reconnect.
-    settings.watching.server_timeout = 120
-    settings.watching.client_timeout = 150
+    # 9-10 minutes, like client-go's reflectors (5-10 min): at 1,000 WorkerClusters at rest a
+    # re-watch is most of what the operator asks of the API server.
+    settings.watching.server_timeout = 540
+    settings.watching.client_timeout = 600
     settings.watching.connect_timeout = 10
-    # Only our pods/services/ingresses/policies travel over the wire, not every pod in the cluster.
-    for resource in ("pods", "services", "ingresses", "networkpolicies"):
-        settings.watching.label_selectors[resource] = OWNED_SELECTOR
     # One cluster-wide peering object whatever the namespaces served (see manifests/crd/).
     settings.peering.clusterwide = True
     settings.peering.stealth = True
@@ -86,17 +92,47 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
     if OPTIONS.metrics_port:
         metrics.serve(OPTIONS.metrics_port, OPTIONS.metrics_address)
     kube = Kube.connect()
-    probe = ProcessProbe(kube.pod_processes, ttl=OPTIONS.process_poll_seconds)
+    queue: WorkQueue[Key] | None = None
+    loop = asyncio.get_running_loop()
+    # Every API call is a blocking call in a thread: the default pool (CPUs + 4 threads) would
+    # cap the reconcilers' concurrent calls, whatever the API server could take.
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube")
+    )
+
+    def enqueue(namespace: str, name: str) -> None:
+        if queue is not None:
+            queue.add((namespace, name))
+
+    def owned_changed(event_type: str, obj: dict[str, Any]) -> None:
+        # From an informer's thread: a pod deleted, failed, evicted or turned Ready, a Service
+        # edited by hand. Reconcile its WorkerCluster now, on the event loop.
+        namespace, owner = (obj.get("metadata") or {}).get("namespace"), owner_name(obj)
+        if namespace and owner:
+            loop.call_soon_threadsafe(enqueue, str(namespace), owner)
+
+    caches = Caches()
+    caches.start(lambda: Kube.connect(), OPTIONS.namespaces, owned_changed)
+    probe = ProcessProbe(
+        kube.pod_processes,
+        ttl=OPTIONS.process_poll_seconds,
+        background=True,
+        on_change=enqueue,
+    )
+    probe.start_polling()  # process counts refresh on their own: no poll reconciles
     controller = Controller(
-        kube,
+        CachedKube(kube, caches),
         probe,
         metrics,
         poll_seconds=OPTIONS.process_poll_seconds,
         resync_seconds=OPTIONS.resync_seconds,
+        events_in_background=True,
     )
-    queue: WorkQueue[Key] = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
+    queue = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
     queue.start()
+    metrics.workqueue_depth.set_function(queue.pending)
     memo.controller, memo.queue, memo.metrics = controller, queue, metrics
+    memo.caches, memo.probe = caches, probe
     logger.info("workerlab operator started (metrics port %s)", OPTIONS.metrics_port or "off")
 
 
@@ -105,6 +141,13 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     queue = getattr(memo, "queue", None)
     if queue is not None:
         await queue.stop()
+    if hasattr(memo, "controller"):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(memo.controller.drain_events(), timeout=5)
+    if hasattr(memo, "caches"):
+        memo.caches.stop()
+    if hasattr(memo, "probe"):
+        await memo.probe.stop()
 
 
 @kopf.on.probe(id="workqueue")
@@ -133,6 +176,10 @@ async def cluster_changed(namespace: str | None, name: str, memo: kopf.Memo, **_
 async def cluster_event(
     event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
+    if namespace and hasattr(memo, "caches"):
+        # kopf's watch of WorkerClusters feeds the cache (its initial listing has no type).
+        kind = str(event.get("type") or "ADDED")
+        memo.caches.clusters.apply(kind, dict(event.get("object") or {}))
     if event.get("type") == "DELETED" and namespace and hasattr(memo, "queue"):
         memo.queue.forget((namespace, name))
         memo.controller.forget((namespace, name))
@@ -150,14 +197,3 @@ def owner_name(body: kopf.Body | dict[str, Any]) -> str | None:
             return str(ref.get("name"))
     instance = (meta.get("labels") or {}).get(LABEL_INSTANCE)
     return None if instance is None else str(instance)
-
-
-@kopf.on.event("pods", labels=OWNED)
-@kopf.on.event("services", labels=OWNED)
-@kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
-@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OWNED)
-async def owned_object_changed(
-    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    # A pod deleted, failed, evicted or turned Ready, a Service edited by hand: reconcile now.
-    _enqueue(memo, namespace, owner_name(body))

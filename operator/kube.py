@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -64,8 +65,11 @@ class Kube:
     api: client.ApiClient
 
     @classmethod
-    def connect(cls, context: str | None = None) -> Kube:
-        return cls(client.ApiClient(load_client_config(context)))
+    def connect(cls, context: str | None = None, pool: int = 32) -> Kube:
+        configuration = load_client_config(context)
+        # One kept-alive connection per concurrent call (the reconcilers' threads).
+        configuration.connection_pool_maxsize = pool
+        return cls(client.ApiClient(configuration))
 
     # -- transport -----------------------------------------------------------------------------
 
@@ -100,6 +104,31 @@ class Kube:
 
     async def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         return await asyncio.to_thread(self._call, method, path, body, **kwargs)
+
+    def stream(self, path: str, query: dict[str, str], timeout: float) -> Iterator[bytes]:
+        """The lines of a streamed GET (a watch), as they arrive; blocking, for a thread."""
+        method, url, headers, _, _ = self.api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=list(query.items()),
+            header_params={"Accept": JSON},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(method, url, headers, None, _request_timeout=(10.0, timeout))
+        if response.status != 200:
+            response.read()
+            text = (response.data or b"").decode("utf-8", "replace")
+            raise ApiError(response.status, method, path, text)
+        raw = response.response
+        try:
+            rest = b""
+            for chunk in raw.stream(65536, decode_content=True):
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield line
+        finally:
+            raw.release_conn()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -161,19 +190,19 @@ class Kube:
             raise
         return True
 
-    async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
-        await self.call("POST", f"/api/v1/namespaces/{namespace}/services", body)
+    async def create_service(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", f"/api/v1/namespaces/{namespace}/services", body)
 
-    async def replace_service(self, namespace: str, body: dict[str, Any]) -> None:
+    async def replace_service(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
-        await self.call("PUT", f"/api/v1/namespaces/{namespace}/services/{name}", body)
+        return await self.call("PUT", f"/api/v1/namespaces/{namespace}/services/{name}", body)
 
-    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> None:
+    async def create_ingress(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
-        await self.call("POST", path, body)
+        return await self.call("POST", path, body)
 
-    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> None:
-        await self.call("PUT", _ingress_path(namespace, body["metadata"]["name"]), body)
+    async def replace_ingress(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("PUT", _ingress_path(namespace, body["metadata"]["name"]), body)
 
     async def delete_ingress(self, namespace: str, name: str) -> None:
         try:
@@ -182,12 +211,14 @@ class Kube:
             if error.status != 404:
                 raise
 
-    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
-        await self.call("POST", path, body)
+        return await self.call("POST", path, body)
 
-    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
-        await self.call("PUT", _network_policy_path(namespace, body["metadata"]["name"]), body)
+    async def replace_network_policy(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call(
+            "PUT", _network_policy_path(namespace, body["metadata"]["name"]), body
+        )
 
     async def delete_network_policy(self, namespace: str, name: str) -> None:
         try:
@@ -196,9 +227,11 @@ class Kube:
             if error.status != 404:
                 raise
 
-    async def patch_cluster_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch_cluster_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         path = _cluster_path(namespace, name) + "/status"
-        await self.call("PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
+        return await self.call("PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
 
     async def post_event(
         self,

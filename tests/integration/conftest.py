@@ -8,7 +8,6 @@ root's `operator/` folder must never shadow the standard library.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -22,11 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.polling import wait_until
+from support.control_plane import ControlPlane, free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
-K8S_BIN = CACHE / "k8s" / os.environ.get("K8S_VERSION", "v1.34.4") / "bin"
 BOOT_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 
@@ -44,12 +41,6 @@ _WORKER_ENV = (
     "WORKERLAB_STATE_DIR",
     "PROMETHEUS_MULTIPROC_DIR",
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -283,142 +274,7 @@ def _wait_for_redis(port: int, proc: subprocess.Popen) -> None:
 
 
 # --- a control plane without nodes ---------------------------------------------------------------
-
-
-def _find_etcd() -> Path | None:
-    found = shutil.which("etcd")
-    if found:
-        return Path(found)
-    candidates = sorted((CACHE / "node-bin").glob("etcd*"))
-    return candidates[-1] if candidates else None
-
-
-class ControlPlane:
-    """etcd, kube-apiserver (RBAC, admission as in kind) and kube-controller-manager (garbage
-    collection, service accounts, namespaces) from the toolchain, all on 127.0.0.1; no kubelet,
-    so pods stay Pending. Admin kubectl through `kubectl`/`ok`/`json`, context `it`."""
-
-    wait = staticmethod(wait_until)  # tests poll through the plane fixture they already hold
-
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir
-        self.procs: list[subprocess.Popen] = []
-        self.kubeconfig = workdir / "kubeconfig"
-
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the process)
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
-
-    def start(self) -> None:
-        etcd = _find_etcd()
-        apiserver = K8S_BIN / "kube-apiserver"
-        manager = K8S_BIN / "kube-controller-manager"
-        missing = [str(p) for p in (etcd, apiserver, manager) if p is None or not p.exists()]
-        if missing:
-            pytest.fail(f"control-plane binaries missing: {missing}; build them: make toolchain")
-        client_port, peer_port = free_port(), free_port()
-        self.port = free_port()
-        subprocess.run(
-            ["openssl", "genrsa", "-out", str(self.dir / "sa.key"), "2048"],
-            check=True,
-            capture_output=True,
-        )
-        token = "integration-admin-token"
-        (self.dir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
-        self._spawn(
-            "etcd",
-            [
-                str(etcd),
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{client_port}",
-                f"--advertise-client-urls=http://127.0.0.1:{client_port}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
-            ],
-        )
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(apiserver),
-                f"--etcd-servers=http://127.0.0.1:{client_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                f"--cert-dir={self.dir / 'certs'}",
-                f"--token-auth-file={self.dir / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-key-file={self.dir / 'sa.key'}",
-                f"--service-account-signing-key-file={self.dir / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-            ],
-        )
-        self.write_kubeconfig(self.kubeconfig, token)
-        wait_until(
-            lambda: self.kubectl("get", "--raw", "/readyz").returncode == 0, 90, "kube-apiserver"
-        )
-        self._spawn(
-            "kube-controller-manager",
-            [
-                str(manager),
-                f"--kubeconfig={self.kubeconfig}",
-                "--controllers=garbagecollector,serviceaccount,namespace",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-            ],
-        )
-
-    def write_kubeconfig(self, path: Path, token: str) -> None:
-        server = f"https://127.0.0.1:{self.port}"
-        path.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [
-                        {
-                            "name": "it",
-                            "cluster": {"server": server, "insecure-skip-tls-verify": True},
-                        }
-                    ],
-                    "users": [{"name": "it", "user": {"token": token}}],
-                    "contexts": [{"name": "it", "context": {"cluster": "it", "user": "it"}}],
-                    "current-context": "it",
-                }
-            )
-        )
-
-    def kubectl(self, *args: str, stdin: str | None = None, kubeconfig: Path | None = None):
-        binary = K8S_BIN / "kubectl"
-        return subprocess.run(
-            [str(binary if binary.exists() else "kubectl"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)},
-            timeout=60,
-        )
-
-    def ok(self, *args: str, stdin: str | None = None) -> str:
-        result = self.kubectl(*args, stdin=stdin)
-        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result.stdout
-
-    def json(self, *args: str) -> dict:
-        return json.loads(self.ok(*args, "-o", "json"))
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+# The launcher is shared with the scale benchmark (bench/scale/): tests/support/control_plane.py.
 
 
 @pytest.fixture(scope="module")
@@ -426,7 +282,10 @@ def control_plane(tmp_path_factory) -> Iterator[ControlPlane]:
     """A fresh control plane per test module, stopped after it."""
     plane = ControlPlane(tmp_path_factory.mktemp("control-plane"))
     try:
-        plane.start()
+        try:
+            plane.start()
+        except RuntimeError as error:
+            pytest.fail(str(error))
         yield plane
     finally:
         plane.stop()

@@ -339,3 +339,32 @@ def test_a_foreign_network_policy_is_left_alone_with_one_warning():
         assert [r for r, _ in kube.events].count("NetworkPolicyConflict") == 1
 
     asyncio.run(scenario())
+
+
+def test_creates_go_in_slow_start_batches_and_events_in_the_background():
+    class SlowKube(RecordingKube):
+        in_flight = peak = 0
+
+        async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0.01)
+            self.in_flight -= 1
+            return await super().create_pod(namespace, body)
+
+        async def post_event(self, involved, event_type, reason, message, now) -> None:
+            await asyncio.sleep(0.05)  # slower than the whole reconcile
+            await super().post_event(involved, event_type, reason, message, now)
+
+    async def scenario():
+        kube = SlowKube({"replicas": 7})
+        ctl = Controller(
+            kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), events_in_background=True
+        )
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 7 and kube.peak == 4  # batches of 1, 2, 4
+        assert kube.events == []  # the reconcile did not wait for its Events
+        await ctl.drain_events()
+        assert [r for r, _ in kube.events].count("CreatedPod") == 7
+
+    asyncio.run(scenario())

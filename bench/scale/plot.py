@@ -1,4 +1,7 @@
-"""Each cost against N for both controllers (matplotlib: `pip install -e '.[bench]'`)."""
+"""Each cost against N for both controllers (matplotlib: `pip install -e '.[bench]'`).
+
+.venv/bin/python bench/scale/plot.py bench/results/scale.json   # redraw from the results
+"""
 
 from __future__ import annotations
 
@@ -56,17 +59,23 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
             label="kube-controller-manager (Deployment)",
         )
         ax.set_xscale("log")
-        ax.set_yscale("symlog" if "RSS" not in title else "linear")
+        ax.set_yscale("log" if "RSS" not in title else "linear")
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.set_xlabel("WorkerClusters / Deployments (x5 pods each)")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    proxy = [s["steady"]["operator_proxy_rps"] or 0 for s in summary]
-    axes.flat[3].plot(ns, [p * 0 for p in proxy], alpha=0)  # keep the scale honest
     fig.suptitle(
         "workerlab operator vs Deployment controller at scale (kwok nodes, real control plane)"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    source = Path(sys.argv[1])
+    plot(json.loads(source.read_text())["summary"], source.with_suffix(".png"))

@@ -443,6 +443,15 @@ class CachedKube:
             self.caches.clusters.put(body)
         return body
 
+    async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool:
+        """A live GET (one per reconcile that creates pods); a WorkerCluster gone or replaced
+        leaves the cache here, whatever events were missed."""
+        if await self.kube.cluster_exists(namespace, name, uid):
+            return True
+        gone = {"metadata": {"namespace": namespace, "name": name, "uid": uid}}
+        self.caches.clusters.apply("DELETED", gone)
+        return False
+
     async def list_pods(self, namespace: str, selector: str) -> list[Obj]:
         await self.caches.wait_synced()
         return self.caches.pods.select(namespace, parse_selector(selector))

@@ -44,6 +44,7 @@ class KubeClient(Protocol):
     object written; the controller does not need it."""
 
     async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool: ...
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def delete_pod(self, namespace: str, name: str, uid: str) -> bool: ...
@@ -122,6 +123,11 @@ class Controller:
         # then read the processes (their proxy GETs would otherwise queue ahead of the deletes
         # and creates in the client's thread pool), and only then compute the status.
         result = plan(cluster, [ObservedPod.from_pod(p) for p in raw_pods], now)
+        if result.creates and not await self.kube.cluster_exists(namespace, name, cluster.uid):
+            # A cached WorkerCluster may outlive its deletion (a DELETED event missed while the
+            # operator was paused): creating pods for it would fight garbage collection forever.
+            self.forget(key)
+            return None, False
         refused = await self._apply(cluster, body, result, now)
         pods = await self._observe(cluster, raw_pods)
         result = replace(result, status=plan(cluster, pods, now).status)

@@ -138,6 +138,11 @@ class Kube:
     async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_or_none(_cluster_path(namespace, name))
 
+    async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool:
+        """Asked of the API server itself, never a cache: before pods are created for it."""
+        found = await self.get_cluster(namespace, name)
+        return found is not None and found["metadata"].get("uid") == uid
+
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         result = await self.call(
             "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}

@@ -41,6 +41,9 @@ class RecordingKube:
     async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.cluster)
 
+    async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool:
+        return self.cluster is not None and self.cluster["metadata"].get("uid") == uid
+
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return copy.deepcopy(list(self.pods.values()))
 
@@ -161,6 +164,22 @@ def test_deleted_pod_is_replaced_with_an_event():
         assert len(kube.pods) == 2
         assert "ReplacedPod" in [r for r, _ in kube.events]
         assert ctl.metrics.pods_replaced._value.get() == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_cached_cluster_deleted_meanwhile_gets_no_new_pods():
+    """The reads come from a cache that may have missed the DELETED event: before creating
+    pods the controller asks the API server itself, and a gone WorkerCluster gets nothing."""
+
+    class StaleCache(RecordingKube):
+        async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool:
+            return False  # deleted on the server; get_cluster still answers the cached body
+
+    async def scenario():
+        kube = StaleCache({"replicas": 3})
+        again = await controller_for(kube).reconcile((NS, NAME))
+        assert kube.pods == {} and kube.writes == [] and again is None
 
     asyncio.run(scenario())
 

@@ -24,14 +24,13 @@ from typing import Any
 
 import httpx
 from common import NAMESPACE, log, ratio, wait_until
-from workloads import cluster_body
+from workloads import Side
 
-from api import Api, ApiError
-from workerlab.api.resource import API_VERSION, PLURAL
+from api import Api
 
 PORT = 8097  # loopback only; away from the dashboard's default 8080
 CLUSTERS, PODS_PER_CLUSTER = 3, 5
-NAMES = [f"dash-{i}" for i in range(CLUSTERS)]
+SIDES = [Side("WorkerCluster", f"dash-{i}") for i in range(CLUSTERS)]
 SAMPLE_EVERY_S = 5.0
 READY_TIMEOUT_S = 300
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -132,24 +131,18 @@ def measure(seconds: float, logs: Path, label: str) -> dict[str, Any]:
         log_file.close()
 
 
-def _collection() -> str:
-    return f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
-
-
 def _ready_pods(api: Api) -> int:
-    pods = [p for name in NAMES for p in api.instance_pods(NAMESPACE, name)]
+    pods = [p for side in SIDES for p in api.instance_pods(NAMESPACE, side.name)]
     return sum(1 for p in pods if p.ready and not p.terminating)
 
 
 def _delete_clusters(api: Api) -> None:
-    for name in NAMES:
-        try:
-            api.delete(f"{_collection()}/{name}")
-        except ApiError as error:
-            if error.status != 404:
-                raise
+    for side in SIDES:
+        api.delete(side.path)  # a 404 (nothing left over) is fine
     wait_until(
-        lambda: not any(api.instance_pods(NAMESPACE, n) for n in NAMES), 180, what="bench pods gone"
+        lambda: not any(api.instance_pods(NAMESPACE, s.name) for s in SIDES),
+        180,
+        what="bench pods gone",
     )
 
 
@@ -158,8 +151,8 @@ def run(api: Api, window_s: float, logs: Path) -> dict[str, Any]:
     reference_s = min(window_s, 120.0)
     log(f"dashboard: reference, no WorkerCluster, {reference_s:.0f} s")
     reference = measure(reference_s, logs, "reference")
-    for name in NAMES:
-        api.post(_collection(), cluster_body(name, PODS_PER_CLUSTER))
+    for side in SIDES:
+        api.post(side.collection, side.body(PODS_PER_CLUSTER))
     total = CLUSTERS * PODS_PER_CLUSTER
     wait_until(lambda: _ready_pods(api) == total, READY_TIMEOUT_S, what=f"{total} bench pods Ready")
     log(f"dashboard: {CLUSTERS} WorkerClusters x {PODS_PER_CLUSTER} pods, {window_s:.0f} s")

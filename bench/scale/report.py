@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import platform
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 RATIO_GOAL = 1.5
 STEADY_GOAL = 2.0
 RSS_GOAL_MIB = 250.0
 LINEAR_SLACK = 1.25  # CPU per WorkerCluster may grow by this much from one N to the next
-
-
-def machine() -> dict[str, Any]:
-    meminfo = Path("/proc/meminfo").read_text().split()
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

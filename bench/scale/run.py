@@ -1,6 +1,6 @@
 """`make bench-scale`: the operator against the Deployment controller at 10 to 1,000 workloads.
 
-    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (about 30 min)
+    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (47 min at load 15-34; goal 30)
     .venv/bin/python bench/scale/run.py --clusters 20 --window 60     # a quick look
 
 For each N, on a fresh control plane with kwok's fake nodes (bench/scale/rig.py): apply N
@@ -28,9 +28,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the rig's siblings, never the repo root
+sys.path.insert(1, str(HERE.parent))  # then bench/'s shared helpers (common.py)
 
 import measure  # noqa: E402
 import report  # noqa: E402
+from common import machine  # noqa: E402
 from rig import NAMESPACE, PODS_PER_NODE, Rig, log  # noqa: E402
 from workload import DEP, WC, Driver, PodWatch, names  # noqa: E402
 
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         log(f"N={n} done in {run['wall_s']} s")
     document = {
-        "machine": report.machine(),
+        "machine": machine(),
         "clusters": args.clusters,
         "runs": runs,
         "total_wall_s": round(time.monotonic() - started, 1),

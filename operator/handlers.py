@@ -46,6 +46,7 @@ from workerlab.operator.workqueue import WorkQueue
 
 PEERING_LIFETIME_SECONDS = 15
 API_THREADS = 32
+PROBE_CONCURRENCY = 8
 
 
 @dataclass
@@ -113,8 +114,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
 
     caches = Caches()
     caches.start(lambda: Kube.connect(), OPTIONS.namespaces, owned_changed)
+    # Process reads get a client of their own: a slow pod proxy never holds a connection the
+    # reconcilers need, and a timed-out read is not retried (the probe backs off instead).
+    probe_kube = Kube.connect(pool=PROBE_CONCURRENCY, retries=False)
     probe = ProcessProbe(
-        kube.pod_processes,
+        probe_kube.pod_processes,
+        concurrency=PROBE_CONCURRENCY,
         ttl=OPTIONS.process_poll_seconds,
         background=True,
         on_change=enqueue,

@@ -65,10 +65,14 @@ class Kube:
     api: client.ApiClient
 
     @classmethod
-    def connect(cls, context: str | None = None, pool: int = 32) -> Kube:
+    def connect(cls, context: str | None = None, pool: int = 32, retries: bool = True) -> Kube:
+        """`retries=False`: a failed call fails at once (urllib3 would retry a read timeout 3
+        times, each on a new TLS connection): for callers that back off on their own."""
         configuration = load_client_config(context)
         # One kept-alive connection per concurrent call (the reconcilers' threads).
         configuration.connection_pool_maxsize = pool
+        if not retries:
+            configuration.retries = False
         return cls(client.ApiClient(configuration))
 
     # -- transport -----------------------------------------------------------------------------

@@ -145,6 +145,7 @@ class ControlPlane:
         wait_until(
             lambda: self.kubectl("get", "--raw", "/readyz").returncode == 0, 90, "kube-apiserver"
         )
+        self.write_kubeconfig(self.kubeconfig, ADMIN_TOKEN)  # now with the server's own CA
         self._spawn(
             "kube-controller-manager",
             [
@@ -176,6 +177,11 @@ class ControlPlane:
 
     def write_kubeconfig(self, path: Path, token: str) -> None:
         server = f"https://127.0.0.1:{self.port}"
+        # The API server's self-signed certificate (written at its start) holds its CA: verify
+        # against it as a cluster's clients do. Skipping verification is not only less real: a
+        # Python client then loads the system's whole CA bundle for every new connection.
+        ca = self.dir / "certs" / "apiserver.crt"
+        trust: dict = {"certificate-authority": str(ca)} if ca.exists() else {}
         path.write_text(
             json.dumps(
                 {
@@ -184,7 +190,10 @@ class ControlPlane:
                     "clusters": [
                         {
                             "name": "it",
-                            "cluster": {"server": server, "insecure-skip-tls-verify": True},
+                            "cluster": {
+                                "server": server,
+                                **(trust or {"insecure-skip-tls-verify": True}),
+                            },
                         }
                     ],
                     "users": [{"name": "it", "user": {"token": token}}],

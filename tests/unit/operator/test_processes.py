@@ -100,3 +100,26 @@ def test_the_background_poll_rereads_due_pods_and_drops_gone_ones():
         await probe.stop()
 
     asyncio.run(scenario())
+
+
+def test_reconciles_do_not_each_walk_every_known_pod(monkeypatch):
+    """purge() visits every pod the probe knows: once per ttl, not once per alive() call (at
+    5,000 pods and thousands of reconciles, per call made CPU grow with N squared)."""
+
+    async def fetch(namespace: str, pod: str, port: int) -> dict:
+        return REPORT
+
+    async def scenario() -> None:
+        probe = ProcessProbe(fetch, ttl=10.0, rate=0)
+        walks: list[None] = []
+        real_purge = probe.purge
+        monkeypatch.setattr(probe, "purge", lambda *a: (walks.append(None), real_purge(*a)))
+        for i in range(200):
+            await probe.alive(NS, [(f"p{i}", f"u{i}")], 8000, owner=f"wc{i}")
+        assert walks == []  # 200 reconciles within one ttl: no walk
+        probe._purged -= 11.0  # a ttl later
+        await probe.alive(NS, [("p0", "u0")], 8000, owner="wc0")
+        await probe.alive(NS, [("p1", "u1")], 8000, owner="wc1")
+        assert len(walks) == 1
+
+    asyncio.run(scenario())

@@ -1,50 +1,65 @@
 #!/usr/bin/env bash
-# The pytest part of `make test`: every suite, in two lanes that run at the same time. Most of an
-# e2e test's time is spent waiting on the cluster (pods starting, metric windows, an idle
-# stream), so the wall time is about the longer lane's, not the sum.
+# The pytest part of `make test`: every suite, in three lanes that run at the same time. Most of
+# an e2e test's time is spent waiting on the cluster (pods starting, metric windows, an idle
+# stream), so the wall time is about the longest lane's, not the sum.
 #
-#   shared lane:   the e2e tests on the lab cluster: those that use the lab's own objects
-#                  (wc/demo, the add-ons, the operator's settings) one after another as a
-#                  learner would, and the class suite.
-#   isolated lane: unit and integration tests (no cluster), the dashboard's browser tests (in a
-#                  throwaway namespace; their 10-minute idle period is most of this lane) and
-#                  the multinode suite (its own kind cluster).
+#   shared lane:    the e2e tests that use the lab's own objects (wc/demo, the add-ons, the
+#                   operator's settings), one after another as a learner would.
+#   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA),
+#                   first: they are done before the shared lane's lab 10 stops the API server;
+#                   then unit and integration tests (no cluster) and the multinode suite (its
+#                   own kind cluster).
+#   dashboard lane: the dashboard's browser tests (a throwaway namespace); their 10-minute idle
+#                   period is most of this lane, and it costs no CPU.
 # Each lane prints its 20 slowest tests: that is how to rebalance them.
 #
-# The isolated lane's output is written to a log and printed when both lanes are done; follow
-# it meanwhile with `tail -f` on the path printed first. Either lane failing fails the run, and
-# so does a lane that collected nothing (pytest's exit code 5).
+# The other lanes' output is written to logs and printed when all are done; follow them
+# meanwhile with `tail -f` on the paths printed first. Any lane failing fails the run, and so
+# does a lane that collected nothing (pytest's exit code 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 read -r -a extra <<<"${PYTEST_ARGS:-}"
-isolated=(tests/unit tests/integration tests/e2e/dashboard tests/e2e/cluster/test_multinode.py)
+own_namespace=(tests/e2e/class tests/e2e/cluster/test_metrics.py)
+isolated=("${own_namespace[@]}" tests/unit tests/integration tests/e2e/cluster/test_multinode.py)
+dashboard=(tests/e2e/dashboard)
 shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/cluster/test_multinode.py)
+for path in "${own_namespace[@]}"; do shared+=("--ignore=$path"); done
 
 logs=${WORKERLAB_TEST_LOGS:-/tmp/workerlab-test-logs}
 mkdir -p "$logs"
-isolated_log="$logs/isolated-lane.log"
-rm -f "$logs/isolated-lane.end"
 started=$(date +%s)
-echo "test: isolated lane (${isolated[*]}) -> $isolated_log"
-(
-  "$BIN/pytest" "${isolated[@]}" --durations=20 "${extra[@]}" >"$isolated_log" 2>&1
-  rc=$?
-  date +%s >"$logs/isolated-lane.end"  # its own end, not when the shared lane waited for it
-  exit $rc
-) &
+background() { # NAME PATHS...: a lane in the background, its log and its end time in $logs
+  local name=$1
+  shift
+  rm -f "$logs/$name-lane.end"
+  echo "test: $name lane ($*) -> $logs/$name-lane.log"
+  (
+    "$BIN/pytest" "$@" --durations=20 "${extra[@]}" >"$logs/$name-lane.log" 2>&1
+    rc=$?
+    date +%s >"$logs/$name-lane.end" # its own end, not when the shared lane waited for it
+    exit $rc
+  ) &
+}
+background isolated "${isolated[@]}"
 isolated_pid=$!
+background dashboard "${dashboard[@]}"
+dashboard_pid=$!
 echo "test: shared lane (tests/e2e but those) here:"
 "$BIN/pytest" "${shared[@]}" --durations=20 "${extra[@]}"
 shared_rc=$?
 shared_s=$(($(date +%s) - started))
 wait "$isolated_pid"
 isolated_rc=$?
-isolated_s=$(($(cat "$logs/isolated-lane.end" 2>/dev/null || date +%s) - started))
+wait "$dashboard_pid"
+dashboard_rc=$?
 
-echo
-echo "================ isolated lane (${isolated[*]}) ================"
-cat "$isolated_log"
+lane_seconds() { echo $(($(cat "$logs/$1-lane.end" 2>/dev/null || date +%s) - started)); }
+for name in isolated dashboard; do
+  echo
+  echo "================ $name lane ================"
+  cat "$logs/$name-lane.log"
+done
 echo
 verdict() { # NAME RC SECONDS
   case $2 in
@@ -54,5 +69,6 @@ verdict() { # NAME RC SECONDS
   esac
 }
 verdict shared "$shared_rc" "$shared_s"
-verdict isolated "$isolated_rc" "$isolated_s"
-[ "$shared_rc" -eq 0 ] && [ "$isolated_rc" -eq 0 ]
+verdict isolated "$isolated_rc" "$(lane_seconds isolated)"
+verdict dashboard "$dashboard_rc" "$(lane_seconds dashboard)"
+[ "$shared_rc" -eq 0 ] && [ "$isolated_rc" -eq 0 ] && [ "$dashboard_rc" -eq 0 ]

@@ -5,6 +5,8 @@
 # pyproject's package-dir (the repo root is never importable: `operator` would shadow the
 # standard library). So the packages are mirrored as workerlab/<folder> in a scratch tree, and
 # paths in the output are mapped back to the checkout's.
+# mypy's cache lives with the other caches, outside the checkout: a fresh clone (CI) finds it
+# warm (entries are checked by content hash when the path differs): ~5 s instead of ~80 s.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "${BIN:-$root/.venv/bin}" && pwd)  # absolute: the tools run from the scratch tree
@@ -22,7 +24,7 @@ status=0
 cp "$root/tests/unit/operator/test_controller.py" "$tree/test_controller_double.py"
 echo "mypy: api, operator (strict), worker, cli, labs, the controller's test double"
 (cd "$tree" && MYPYPATH="$root/tests" "$bin/mypy" --config-file "$root/pyproject.toml" \
-  --cache-dir "$root/.build/mypy-cache" \
+  --cache-dir "${WORKERLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workerlab}/mypy" \
   -p workerlab.api -p workerlab.operator -p workerlab.worker -p workerlab.cli -p workerlab.labs \
   -m test_controller_double) 2>&1 | to_checkout || status=1
 echo "import contracts (lint-imports)"

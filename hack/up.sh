@@ -8,12 +8,35 @@ root=$(dirname "$here")
 source "$here/lib.sh"
 start=$(date +%s)
 
+# After a reboot or a docker restart the node containers are stopped, not gone: starting them
+# again (kind supports it) takes under a minute where a new cluster takes four. A cluster that
+# does not answer within 2 minutes of starting is recreated.
+restart_stopped_cluster() {
+  local stopped
+  stopped=$(docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER_NAME" \
+    --filter status=exited --format '{{.Names}}')
+  [ -n "$stopped" ] || return 1
+  progress "cluster $CLUSTER_NAME is stopped: starting its node containers ($(echo $stopped))"
+  # shellcheck disable=SC2086 # one name per word
+  docker start $stopped >/dev/null || return 1
+  local deadline=$((SECONDS + 120))
+  until kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 3
+  done
+  # The API server answers before the node's kubelet has re-registered: wait for Ready nodes.
+  kubectl --context "kind-$CLUSTER_NAME" wait --for=condition=Ready nodes --all --timeout=120s \
+    >/dev/null 2>&1
+}
+
 bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   bash "$here/build-k8s.sh"   # kubectl matching the server
   if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; then
     step_cached "kind cluster $CLUSTER_NAME" "already running"
+  elif restart_stopped_cluster; then
+    step_cached "kind cluster $CLUSTER_NAME" "restarted its stopped node containers"
   else
     progress "cluster $CLUSTER_NAME exists but its API server does not answer (half-created or stopped): recreating it"
     kind delete cluster --name "$CLUSTER_NAME"

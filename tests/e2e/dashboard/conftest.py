@@ -4,7 +4,7 @@ dashboard as a real subprocess (`workerlab dashboard`), and a real Chromium page
 Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the
 main thread while it is open, and every later test calling asyncio.run() would fail. The idle
 test at the end of the module waits WORKERLAB_DASHBOARD_IDLE_S (600 s, the issue's 10 minutes;
-`make test` runs it in the isolated lane, beside the shared one) since the last change.
+`make test` runs this suite in a lane of its own, beside the others) since the last change.
 """
 
 from __future__ import annotations

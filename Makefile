@@ -20,9 +20,7 @@ help:
 	@echo "make down        remove the cluster (caches stay)"
 
 $(BIN)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	bash hack/venv.sh $(VENV) dev
 	touch $@
 
 venv: $(BIN)/.installed
@@ -95,7 +93,7 @@ bench: venv host-deps
 # --window 60" for a quick look. Results: bench/results/scale.{json,md,png}.
 BENCH_SCALE_ARGS ?=
 $(VENV)/.bench: $(BIN)/.installed
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	bash hack/venv.sh $(VENV) dev,bench
 	touch $@
 
 bench-scale: $(VENV)/.bench toolchain kwok

@@ -63,27 +63,30 @@ def _stamp(value: str) -> float:
 
 
 class AuditLog:
-    """Counts of audited requests per window, read incrementally from the log file."""
+    """Counts of audited requests per window. The API server's log writer rotates a file at its
+    size limit (100 MB when unset: N = 1,000 writes more) into audit-<time>.log beside it, so a
+    read takes the rotated files, oldest first, then the current one."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._offset = 0
         self.events: list[tuple[float, str, str]] = []  # (received, client, class)
 
+    def files(self) -> list[Path]:
+        rotated = sorted(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"))
+        return [*rotated, self.path] if self.path.exists() else rotated
+
     def read(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as f:
-            f.seek(self._offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1
-        self._offset += end
-        for line in data[:end].splitlines():
-            event = json.loads(line)
-            found = classify(event)
-            if found is not None:
-                when = _stamp(event.get("requestReceivedTimestamp") or event["stageTimestamp"])
-                self.events.append((when, *found))
+        self.events = []
+        for path in self.files():
+            with path.open("rb") as f:
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break  # a line still being written
+                    event = json.loads(line)
+                    found = classify(event)
+                    if found is not None:
+                        stamp = event.get("requestReceivedTimestamp") or event["stageTimestamp"]
+                        self.events.append((_stamp(stamp), *found))
 
     def counts(self, start: float, end: float) -> dict[str, dict[str, int]]:
         out: dict[str, Counter[str]] = {}

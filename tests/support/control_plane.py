@@ -121,7 +121,7 @@ class ControlPlane:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=batch",
-                "--audit-log-maxsize=0",
+                "--audit-log-maxsize=100000",  # MB: never rotate (0 means 100)
             ]
         self._spawn(
             "kube-apiserver",

@@ -1,6 +1,6 @@
 """`make bench-scale`: the operator against the Deployment controller at 10 to 1,000 workloads.
 
-    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (goal: 30 min)
+    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (39 min on 2 cores)
     .venv/bin/python bench/scale/run.py --clusters 20 --window 60     # a quick look
 
 For each N, on a fresh control plane with kwok's fake nodes (bench/scale/rig.py): apply N

@@ -61,6 +61,11 @@ bash "$here/build-images.sh"
 bash "$here/build-addon-images.sh"
 EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev" \
   bash "$here/load-images.sh"
+# Each rebuild leaves the previous image untagged ("dangling"); drop ours, which carry a
+# dev.workerlab label (docker keeps any that a container still uses).
+for label in dev.workerlab.key dev.workerlab.source; do
+  docker image prune -f --filter "label=$label" >/dev/null || true
+done
 
 # A rebuilt image keeps its :dev tag, so a running Deployment would keep the old one: stamp the
 # image's ID on the pod template. A new ID rolls the Deployment; the same ID changes nothing.

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerl
 FIGURES_DIR = Path(os.environ.get("WORKERLAB_E2E_FIGURES", "/tmp/workerlab-e2e-figures"))
 # kind maps these node ports to 127.0.0.1 (hack/kind-config.yaml: 30083-30086 are the e2e suite's
 # spares). Tried from the top down so the suite's fixed users, who start at 30083, rarely collide.
+# kubectl's words when the API server is away (stopped, restarting) rather than answering.
+UNREACHABLE_SIGNS = (
+    "Unable to connect to the server",
+    "The connection to the server",
+    "the server is currently unable to handle the request",
+)
+UNREACHABLE_S = 180  # lab 10 stops the API server for 30 s, plus its restart
 SPARE_NODE_PORTS = (30086, 30085, 30084, 30083)
 
 
@@ -52,14 +60,25 @@ class Kubectl:
     def run(
         self, *args: str, stdin: str | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.binary or _kubectl_binary(), "--context", self.context, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        """kubectl, retried while the API server is away (up to UNREACHABLE_S): lab 10, in the
+        shared lane, stops it for a while on purpose, and the other lanes' tests are not about
+        that. Any other answer, success or error, is final."""
+        deadline = time.monotonic() + UNREACHABLE_S
+        while True:
+            result = subprocess.run(
+                [self.binary or _kubectl_binary(), "--context", self.context, *args],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            unreachable = result.returncode != 0 and any(
+                sign in result.stderr for sign in UNREACHABLE_SIGNS
+            )
+            if not unreachable or time.monotonic() > deadline:
+                return result
+            time.sleep(3)
 
     def ok(self, *args: str, stdin: str | None = None, timeout: float = 300) -> str:
         result = self.run(*args, stdin=stdin, timeout=timeout)

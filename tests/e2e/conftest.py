@@ -33,8 +33,6 @@ from support.polling import wait_until
 CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
 CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
 FIGURES_DIR = Path(os.environ.get("WORKERLAB_E2E_FIGURES", "/tmp/workerlab-e2e-figures"))
-# kind maps these node ports to 127.0.0.1 (hack/kind-config.yaml: 30083-30086 are the e2e suite's
-# spares). Tried from the top down so the suite's fixed users, who start at 30083, rarely collide.
 # kubectl's words when the API server is away (stopped, restarting) rather than answering.
 UNREACHABLE_SIGNS = (
     "Unable to connect to the server",
@@ -42,6 +40,8 @@ UNREACHABLE_SIGNS = (
     "the server is currently unable to handle the request",
 )
 UNREACHABLE_S = 180  # lab 10 stops the API server for 30 s, plus its restart
+# kind maps these node ports to 127.0.0.1 (hack/kind-config.yaml: 30083-30086 are the e2e suite's
+# spares). Tried from the top down so the suite's fixed users, who start at 30083, rarely collide.
 SPARE_NODE_PORTS = (30086, 30085, 30084, 30083)
 
 

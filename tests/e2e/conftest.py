@@ -33,11 +33,14 @@ from support.polling import wait_until
 CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
 CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
 FIGURES_DIR = Path(os.environ.get("WORKERLAB_E2E_FIGURES", "/tmp/workerlab-e2e-figures"))
-# kubectl's words when the API server is away (stopped, restarting) rather than answering.
+# kubectl's words when the API server is away (stopped, restarting) rather than answering. Just
+# restarted, it also refuses the cluster's admin until its authorizer has read the role
+# bindings: the admin is never forbidden otherwise.
 UNREACHABLE_SIGNS = (
     "Unable to connect to the server",
     "The connection to the server",
     "the server is currently unable to handle the request",
+    'is forbidden: User "kubernetes-admin" cannot',
 )
 UNREACHABLE_S = 180  # lab 10 stops the API server for 30 s, plus its restart
 # kind maps these node ports to 127.0.0.1 (hack/kind-config.yaml: 30083-30086 are the e2e suite's

@@ -4,11 +4,12 @@
 # stream), so the wall time is about the longest lane's, not the sum.
 #
 #   shared lane:    the e2e tests that use the lab's own objects (wc/demo, the add-ons, the
-#                   operator's settings), one after another as a learner would.
-#   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA),
-#                   first: they are done before the shared lane's lab 10 stops the API server;
-#                   then unit and integration tests (no cluster) and the multinode suite (its
-#                   own kind cluster).
+#                   operator's settings), one after another as a learner would. Lab 10's drill
+#                   stops the API server: it runs last (tests/e2e/conftest.py), when the other
+#                   lanes are done with the lab's cluster.
+#   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA)
+#                   first, then unit and integration tests (no cluster) and the multinode suite
+#                   (its own kind cluster).
 #   dashboard lane: the dashboard's browser tests (a throwaway namespace); their 10-minute idle
 #                   period is most of this lane, and it costs no CPU.
 # Each lane prints its 20 slowest tests: that is how to rebalance them.

@@ -44,10 +44,13 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "reference_event_rps": rate("reference", "event"),
         "operator_proxy_rps": rate("operator", "proxy"),
         "operator_coordination_rps": rate("operator", "coordination"),
-        "kcm_coordination_rps": rate("reference", "coordination")
-        + rate("kcm-other", "coordination")
-        if window
-        else None,
+        "kcm_coordination_rps": (
+            round(
+                sum(_count(req, c, "coordination") for c in ("reference", "kcm-other")) / window, 4
+            )
+            if window
+            else None
+        ),
         "operator_cpu_s": (steady.get("cpu") or {}).get("operator"),
         "kcm_cpu_s": (steady.get("cpu") or {}).get("kube-controller-manager"),
     }

@@ -1,6 +1,6 @@
 """`make bench-scale`: the operator against the Deployment controller at 10 to 1,000 workloads.
 
-    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (39 min on 2 cores)
+    .venv/bin/python bench/scale/run.py                      # N = 10, 100, 1000 (27 min on 2 cores)
     .venv/bin/python bench/scale/run.py --clusters 20 --window 60     # a quick look
 
 For each N, on a fresh control plane with kwok's fake nodes (bench/scale/rig.py): apply N
@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import re
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -73,7 +76,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--sequential",
         action="store_true",
         help="drive one side, then the other (default: both at once, each timed to its own "
-        "settle; on a small machine sequential at N=1000 does not fit 30 min)",
+        "settle; slower: at N=1000 the phases add up to ~29 min, the window apart)",
     )
     args = parser.parse_args(argv)
     args.clusters = sorted({int(x) for x in str(args.clusters).split(",") if x.strip()})
@@ -89,6 +92,37 @@ def operator_errors(log_path: Path) -> list[str]:
         if re.search(r'"(severity|level)":\s*"(error|critical)"|Traceback', line, re.I):
             out.append(line[:400])
     return out
+
+
+def kind_nodes() -> list[str]:
+    """Running kind node containers (the lab's cluster): none when docker is absent or stopped."""
+    if shutil.which("docker") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["docker", "ps", "--filter", "label=io.x-k8s.kind.cluster", "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.stdout.split() if out.returncode == 0 else []
+
+
+def warn_if_shared() -> list[str]:
+    """The rig takes both cores of a small machine: anything beside it slows both controllers
+    and the budget (the lab's idle kind cluster cost 15-25% of the CPU here)."""
+    beside = kind_nodes()
+    if beside:
+        log(
+            f"warning: kind nodes running beside the rig ({', '.join(beside)}): every phase will "
+            f"be slower. `docker stop {' '.join(beside)}` first; `make up` starts them again"
+        )
+    load = os.getloadavg()[0]
+    if load > 1.0:
+        log(f"warning: load average {load:.1f} before the rig starts: figures will be slower")
+    return beside
 
 
 def lost_clusters(rig: Rig, n: int, replicas: int) -> list[str]:
@@ -283,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     # every control plane, kwok and operator this run started is stopped by its pid.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    beside = warn_if_shared()
     started = time.monotonic()
     rng = random.Random(args.seed)
     runs = []
@@ -295,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         log(f"N={n} done in {run['wall_s']} s")
     document = {
-        "machine": machine(),
+        "machine": {**machine(), "kind_nodes_beside": beside},
         "clusters": args.clusters,
         "runs": runs,
         "total_wall_s": round(time.monotonic() - started, 1),

@@ -3,7 +3,8 @@
 A real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on loopback,
 kwok's fake nodes moving pods to Running and Ready, and the operator as a process with the
 production arguments. 20 WorkerClusters x 5 pods must all become Ready with no duplicate pod at
-any moment, heal 10 deleted pods, scale to 2, and the operator must log no error.
+any moment, heal 10 deleted pods, scale to 2, and the operator must log no error and fail no
+reconcile.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 sys.path.insert(0, str(REPO / "bench" / "scale"))  # the rig's modules (never the repo root)
 
+import measure  # noqa: E402
 import rig as scale_rig  # noqa: E402
 import run as scale_run  # noqa: E402
 import workload  # noqa: E402
@@ -71,5 +73,9 @@ def test_twenty_worker_clusters_ready_healed_scaled_without_duplicates(rig):
         )
         assert rig.operator is not None and rig.operator.poll() is None, "operator exited"
         assert scale_run.operator_errors(rig.operator_log) == []
+        # A failed reconcile is logged as a warning (the work queue retries it): its counter.
+        metrics = measure.parse_metrics(rig.operator_metrics_text() or "")
+        assert "workerlab_reconcile_time_seconds_count" in metrics, "no operator metrics"
+        assert metrics.get("workerlab_reconcile_errors_total", 0.0) == 0.0
     finally:
         watch.stop()

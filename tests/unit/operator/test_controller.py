@@ -363,6 +363,7 @@ def test_a_foreign_network_policy_is_left_alone_with_one_warning():
 def test_creates_go_in_slow_start_batches_and_events_in_the_background():
     class SlowKube(RecordingKube):
         in_flight = peak = 0
+        posting: asyncio.Event
 
         async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
             self.in_flight += 1
@@ -372,17 +373,21 @@ def test_creates_go_in_slow_start_batches_and_events_in_the_background():
             return await super().create_pod(namespace, body)
 
         async def post_event(self, involved, event_type, reason, message, now) -> None:
-            await asyncio.sleep(0.05)  # slower than the whole reconcile
+            # Held until the reconcile has returned: a sleep raced it on a loaded machine.
+            await self.posting.wait()
             await super().post_event(involved, event_type, reason, message, now)
 
     async def scenario():
         kube = SlowKube({"replicas": 7})
+        kube.posting = asyncio.Event()
         ctl = Controller(
             kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), events_in_background=True
         )
-        await ctl.reconcile((NS, NAME))
+        # Returns although no Event could be posted yet (waiting for one would time out).
+        await asyncio.wait_for(ctl.reconcile((NS, NAME)), timeout=10)
         assert len(kube.pods) == 7 and kube.peak == 4  # batches of 1, 2, 4
-        assert kube.events == []  # the reconcile did not wait for its Events
+        assert kube.events == []
+        kube.posting.set()
         await ctl.drain_events()
         assert [r for r, _ in kube.events].count("CreatedPod") == 7
 

@@ -8,17 +8,22 @@ root=$(dirname "$here")
 source "$here/lib.sh"
 start=$(date +%s)
 
-# After a reboot or a docker restart the node containers are stopped, not gone: starting them
-# again (kind supports it) takes under a minute where a new cluster takes four. A cluster that
-# does not answer within 2 minutes of starting is recreated.
-restart_stopped_cluster() {
-  local stopped
-  stopped=$(docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER_NAME" \
-    --filter status=exited --format '{{.Names}}')
-  [ -n "$stopped" ] || return 1
-  progress "cluster $CLUSTER_NAME is stopped: starting its node containers ($(echo $stopped))"
-  # shellcheck disable=SC2086 # one name per word
-  docker start $stopped >/dev/null || return 1
+# After a reboot or a docker restart the node containers are stopped, not gone, or just being
+# restarted by docker itself (kind's restart policy): starting them again, or waiting for them
+# (kind supports it), takes under a minute where a new cluster takes four. A cluster that does
+# not answer within 2 minutes of starting is recreated.
+start_existing_cluster() {
+  local label="label=io.x-k8s.kind.cluster=$CLUSTER_NAME" stopped
+  [ -n "$(docker ps -a --filter "$label" --format '{{.Names}}')" ] || return 1
+  stopped=$(docker ps -a --filter "$label" --filter status=exited --filter status=created \
+    --format '{{.Names}}')
+  if [ -n "$stopped" ]; then
+    progress "cluster $CLUSTER_NAME is stopped: starting its node containers ($(echo $stopped))"
+    # shellcheck disable=SC2086 # one name per word
+    docker start $stopped >/dev/null || return 1
+  else
+    progress "cluster $CLUSTER_NAME's nodes run but its API server does not answer yet: waiting (up to 2 min)"
+  fi
   local deadline=$((SECONDS + 120))
   until kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || return 1
@@ -35,8 +40,8 @@ if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   bash "$here/build-k8s.sh"   # kubectl matching the server
   if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; then
     step_cached "kind cluster $CLUSTER_NAME" "already running"
-  elif restart_stopped_cluster; then
-    step_cached "kind cluster $CLUSTER_NAME" "restarted its stopped node containers"
+  elif start_existing_cluster; then
+    step_cached "kind cluster $CLUSTER_NAME" "started again (its node containers were kept)"
   else
     progress "cluster $CLUSTER_NAME exists but its API server does not answer (half-created or stopped): recreating it"
     kind delete cluster --name "$CLUSTER_NAME"

@@ -88,9 +88,10 @@ bench: venv host-deps
 	source hack/lib.sh && $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The scale rig: a control plane on loopback, kwok's nodes, the operator as a process, against
-# kube-controller-manager's Deployment controller. No kind cluster, no docker. Default N =
-# 10,100,1000 (27 min measured on 2 cores, goal 30; docs/scale.md); BENCH_SCALE_ARGS="--clusters 20
-# --window 60" for a quick look. Results: bench/results/scale.{json,md,png}.
+# kube-controller-manager's Deployment controller. Needs no kind cluster: the lab's, if up, is
+# paused for the run and resumed after. Default N = 10,100,1000 (27 min measured on 2 cores, goal
+# 30; docs/scale.md); BENCH_SCALE_ARGS="--clusters 20 --window 60" for a quick look. Results:
+# bench/results/scale.{json,md,png}.
 BENCH_SCALE_ARGS ?=
 $(VENV)/.bench: $(BIN)/.installed
 	bash hack/venv.sh $(VENV) dev,bench

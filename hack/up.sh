@@ -9,23 +9,31 @@ source "$here/lib.sh"
 start=$(date +%s)
 
 # After a reboot or a docker restart the node containers are stopped, not gone, or just being
-# restarted by docker itself (kind's restart policy): starting them again, or waiting for them
-# (kind supports it), takes under a minute where a new cluster takes four. A cluster that does
-# not answer within 2 minutes of starting is recreated.
+# restarted by docker itself (kind's restart policy), or paused: starting, resuming or waiting
+# for them (kind supports it) takes under a minute where a new cluster takes four. A cluster
+# that does not answer within 2 minutes of starting is recreated.
 start_existing_cluster() {
-  local label="label=io.x-k8s.kind.cluster=$CLUSTER_NAME" stopped
+  local label="label=io.x-k8s.kind.cluster=$CLUSTER_NAME" stopped paused
   [ -n "$(docker ps -a --filter "$label" --format '{{.Names}}')" ] || return 1
   stopped=$(docker ps -a --filter "$label" --filter status=exited --filter status=created \
     --format '{{.Names}}')
+  paused=$(docker ps -a --filter "$label" --filter status=paused --format '{{.Names}}')
+  if [ -n "$paused" ]; then
+    # `make bench-scale` pauses the lab for its run; killed, it could not resume it.
+    progress "cluster $CLUSTER_NAME is paused: resuming its node containers ($(echo $paused))"
+    # shellcheck disable=SC2086 # one name per word
+    docker unpause $paused >/dev/null || return 1
+  fi
   if [ -n "$stopped" ]; then
     progress "cluster $CLUSTER_NAME is stopped: starting its node containers ($(echo $stopped))"
     # shellcheck disable=SC2086 # one name per word
     docker start $stopped >/dev/null || return 1
-  else
+  elif [ -z "$paused" ]; then
     progress "cluster $CLUSTER_NAME's nodes run but its API server does not answer yet: waiting (up to 2 min)"
   fi
   local deadline=$((SECONDS + 120))
-  until kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; do
+  until kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz --request-timeout=5s \
+    >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || return 1
     sleep 3
   done
@@ -38,7 +46,7 @@ bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   bash "$here/build-k8s.sh"   # kubectl matching the server
-  if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz >/dev/null 2>&1; then
+  if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz --request-timeout=5s >/dev/null 2>&1; then
     step_cached "kind cluster $CLUSTER_NAME" "already running"
   elif start_existing_cluster; then
     step_cached "kind cluster $CLUSTER_NAME" "started again (its node containers were kept)"

@@ -9,12 +9,14 @@ window with both at rest; delete 10% of each side's pods and time the heal; scal
 side from 5 to 2. Requests come from the API server's audit log, split by client (the operator's
 service account vs kube-controller-manager's Deployment and ReplicaSet controllers) and class
 (read, write; process proxy reads and leader-election/peering writes apart). Results go to
-bench/results/scale.{json,md,png}; the goal table is printed at the end.
+bench/results/scale.{json,md,png}; the goal table is printed at the end. The lab's kind cluster,
+if it runs, is paused meanwhile (--keep-kind to leave it running).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="drive one side, then the other (default: both at once, each timed to its own "
         "settle; slower: at N=1000 the phases add up to ~29 min, the window apart)",
     )
+    parser.add_argument(
+        "--keep-kind",
+        action="store_true",
+        help="leave the lab's kind cluster running beside the rig (default: paused for the run "
+        "and resumed at its end)",
+    )
     args = parser.parse_args(argv)
     args.clusters = sorted({int(x) for x in str(args.clusters).split(",") if x.strip()})
     return args
@@ -110,19 +119,35 @@ def kind_nodes() -> list[str]:
     return out.stdout.split() if out.returncode == 0 else []
 
 
-def warn_if_shared() -> list[str]:
-    """The rig takes both cores of a small machine: anything beside it slows both controllers
-    and the budget (the lab's idle kind cluster cost 15-25% of the CPU here)."""
-    beside = kind_nodes()
-    if beside:
-        log(
-            f"warning: kind nodes running beside the rig ({', '.join(beside)}): every phase will "
-            f"be slower. `docker stop {' '.join(beside)}` first; `make up` starts them again"
-        )
-    load = os.getloadavg()[0]
-    if load > 1.0:
-        log(f"warning: load average {load:.1f} before the rig starts: figures will be slower")
-    return beside
+@contextlib.contextmanager
+def kind_paused(keep: bool) -> Iterator[list[str]]:
+    """The rig takes both cores of a small machine, and the lab's kind cluster beside it, even
+    idle, took 8-10% of them and stretched every phase (27 -> 30+ min here). Its node
+    containers are paused (`docker pause`: every process frozen, nothing restarted, no state
+    lost) for the run and resumed at its end, also when the run fails or is stopped."""
+    nodes = kind_nodes()
+    if not nodes or keep:
+        if nodes:
+            log(f"warning: kind nodes running beside the rig ({', '.join(nodes)}): slower figures")
+        yield nodes if keep else []
+        return
+    log(
+        f"pausing the lab's kind cluster for this run (docker pause {' '.join(nodes)}; its API "
+        "server does not answer until the end, when it is resumed as it was; --keep-kind to "
+        "leave it running)"
+    )
+    if subprocess.run(["docker", "pause", *nodes], capture_output=True).returncode != 0:
+        log("warning: could not pause them: the figures will be slower")
+        yield nodes
+        return
+    try:
+        yield []
+    finally:
+        resumed = subprocess.run(["docker", "unpause", *nodes], capture_output=True, text=True)
+        if resumed.returncode == 0:
+            log(f"resumed the lab's kind cluster ({' '.join(nodes)})")
+        else:
+            log(f"could not resume {' '.join(nodes)}: {resumed.stderr.strip()}; run `make up`")
 
 
 def lost_clusters(rig: Rig, n: int, replicas: int) -> list[str]:
@@ -317,18 +342,21 @@ def main(argv: list[str] | None = None) -> int:
     # every control plane, kwok and operator this run started is stopped by its pid.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    beside = warn_if_shared()
     started = time.monotonic()
     rng = random.Random(args.seed)
     runs = []
-    for n in args.clusters:
-        window = args.window if n == args.clusters[-1] else args.small_window
-        log(f"=== N = {n} WorkerClusters and {n} Deployments x {PODS} pods ===")
-        t0 = time.monotonic()
-        run = run_one(n, window, rng, concurrent=not args.sequential)
-        run["wall_s"] = round(time.monotonic() - t0, 1)
-        runs.append(run)
-        log(f"N={n} done in {run['wall_s']} s")
+    with kind_paused(args.keep_kind) as beside:
+        load = os.getloadavg()[0]
+        if load > 1.5:
+            log(f"warning: load average {load:.1f} before the rig starts: slower figures")
+        for n in args.clusters:
+            window = args.window if n == args.clusters[-1] else args.small_window
+            log(f"=== N = {n} WorkerClusters and {n} Deployments x {PODS} pods ===")
+            t0 = time.monotonic()
+            run = run_one(n, window, rng, concurrent=not args.sequential)
+            run["wall_s"] = round(time.monotonic() - t0, 1)
+            runs.append(run)
+            log(f"N={n} done in {run['wall_s']} s")
     document = {
         "machine": {**machine(), "kind_nodes_beside": beside},
         "clusters": args.clusters,

@@ -103,13 +103,15 @@ def operator_errors(log_path: Path) -> list[str]:
     return out
 
 
-def kind_nodes() -> list[str]:
-    """Running kind node containers (the lab's cluster): none when docker is absent or stopped."""
+def kind_nodes(cluster: str = "") -> list[str]:
+    """Running node containers of kind's `cluster` (of any kind cluster when empty): none when
+    docker is absent or stopped."""
     if shutil.which("docker") is None:
         return []
+    label = f"label=io.x-k8s.kind.cluster{'=' + cluster if cluster else ''}"
     try:
         out = subprocess.run(
-            ["docker", "ps", "--filter", "label=io.x-k8s.kind.cluster", "--format", "{{.Names}}"],
+            ["docker", "ps", "--filter", label, "--format", "{{.Names}}"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -125,29 +127,30 @@ def kind_paused(keep: bool) -> Iterator[list[str]]:
     idle, took 8-10% of them and stretched every phase (27 -> 30+ min here). Its node
     containers are paused (`docker pause`: every process frozen, nothing restarted, no state
     lost) for the run and resumed at its end, also when the run fails or is stopped."""
-    nodes = kind_nodes()
-    if not nodes or keep:
-        if nodes:
-            log(f"warning: kind nodes running beside the rig ({', '.join(nodes)}): slower figures")
-        yield nodes if keep else []
-        return
-    log(
-        f"pausing the lab's kind cluster for this run (docker pause {' '.join(nodes)}; its API "
-        "server does not answer until the end, when it is resumed as it was; --keep-kind to "
-        "leave it running)"
-    )
-    if subprocess.run(["docker", "pause", *nodes], capture_output=True).returncode != 0:
-        log("warning: could not pause them: the figures will be slower")
-        yield nodes
-        return
-    try:
-        yield []
-    finally:
-        resumed = subprocess.run(["docker", "unpause", *nodes], capture_output=True, text=True)
-        if resumed.returncode == 0:
-            log(f"resumed the lab's kind cluster ({' '.join(nodes)})")
+    lab = kind_nodes(os.environ.get("CLUSTER_NAME", "workerlab"))  # hack/lib.sh's name
+    paused: list[str] = []
+    if lab and not keep:
+        log(
+            f"pausing the lab's kind cluster for this run (docker pause {' '.join(lab)}; its API "
+            "server does not answer until the end, when it is resumed as it was; --keep-kind to "
+            "leave it running)"
+        )
+        if subprocess.run(["docker", "pause", *lab], capture_output=True).returncode == 0:
+            paused = lab
         else:
-            log(f"could not resume {' '.join(nodes)}: {resumed.stderr.strip()}; run `make up`")
+            log("warning: could not pause it")
+    beside = [n for n in kind_nodes() if n not in paused]  # another kind cluster: never touched
+    if beside:
+        log(f"warning: kind nodes running beside the rig ({', '.join(beside)}): slower figures")
+    try:
+        yield beside
+    finally:
+        if paused:
+            resumed = subprocess.run(["docker", "unpause", *paused], capture_output=True, text=True)
+            if resumed.returncode == 0:
+                log(f"resumed the lab's kind cluster ({' '.join(paused)})")
+            else:
+                log(f"could not resume {' '.join(paused)}: {resumed.stderr.strip()}; run `make up`")
 
 
 def lost_clusters(rig: Rig, n: int, replicas: int) -> list[str]:

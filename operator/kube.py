@@ -30,8 +30,8 @@ warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarni
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 # The API server's own --request-timeout, which client-go's controllers wait for: on a loaded
-# server a 15-s client timeout failed reconciles whose write the server then completed (a pod
-# created behind a timeout is known only when its watch event comes).
+# server a 15-s client timeout failed reconciles whose write the server may still complete (a
+# pod created behind a timeout is known only when its watch event comes).
 REQUEST_TIMEOUT = 60.0
 PROXY_TIMEOUT = 3.0
 COMPONENT = "workerlab-operator"

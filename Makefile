@@ -35,6 +35,13 @@ host-deps:
 toolchain:
 	bash hack/build-control-plane.sh
 
+# helm v4 (hack/build-helm.sh: from the Go module proxy, cached) and `helm lint` of the chart;
+# tests/integration/chart checks that it renders what manifests/ applies.
+.PHONY: chart
+chart: venv
+	bash hack/build-helm.sh
+	source hack/lib.sh && helm lint --strict charts/workerlab
+
 # kwok's fake nodes for the scale rig (bench/scale/, tests/integration/operator/test_scale.py).
 kwok:
 	bash hack/build-kwok.sh
@@ -80,7 +87,7 @@ e2e: up
 	$(call run_pytest,tests/e2e)
 
 # Two lanes at once (hack/test.sh says which suites go where and why).
-test: lint typecheck host-deps up kwok checkov
+test: lint typecheck host-deps up kwok checkov chart
 	BIN=$(BIN) PYTEST_ARGS="$(PYTEST_ARGS)" bash hack/test.sh
 
 # After `make up`. BENCH_ARGS=--quick shortens the steady-state window (about 10 min in all).

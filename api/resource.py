@@ -24,6 +24,14 @@ LABEL_TEMPLATE_HASH: Final = f"{GROUP}/template-hash"
 APP_NAME: Final = "workerlab-worker"
 MANAGER: Final = "workerlab-operator"
 
+# The operator's default worker image (for WorkerClusters without spec.image): env vars the Helm
+# chart sets on the operator Deployment, read by `workerlab operator` when its flags
+# (--worker-image, --worker-image-pull-policy, --worker-image-pull-secret) are not given:
+# an image reference, Always|IfNotPresent|Never, and comma-separated Secret names.
+ENV_WORKER_IMAGE: Final = "WORKERLAB_WORKER_IMAGE"
+ENV_WORKER_IMAGE_PULL_POLICY: Final = "WORKERLAB_WORKER_IMAGE_PULL_POLICY"
+ENV_WORKER_IMAGE_PULL_SECRETS: Final = "WORKERLAB_WORKER_IMAGE_PULL_SECRETS"
+
 # Where `make up` installs the operator.
 OPERATOR_NAMESPACE: Final = "workerlab-system"
 OPERATOR_DEPLOYMENT: Final = "workerlab-operator"

@@ -3,6 +3,12 @@
 CACHE=${WORKERLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workerlab}
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 KIND_VERSION=${KIND_VERSION:-v0.30.0}
+CRANE_VERSION=${CRANE_VERSION:-v0.22.1}  # the lab's registry (hack/registry.sh)
+# The registry's container, on kind's network, and its port on the host (127.0.0.1 only); every
+# kind node resolves localhost:$REGISTRY_PORT to it (kind's local-registry pattern).
+REGISTRY_NAME=${REGISTRY_NAME:-workerlab-registry}
+REGISTRY_PORT=${REGISTRY_PORT:-5001}
+HELM_VERSION=${HELM_VERSION:-v4.3.2}  # charts/workerlab (hack/build-helm.sh)
 ETCD_VERSION=v3.6.5  # what kubeadm $K8S_VERSION asks for (3.6.5-0); hack/etcd/go.mod pins it
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}  # bench/scale: fake nodes (hack/build-kwok.sh)
 CLUSTER_NAME=${CLUSTER_NAME:-workerlab}

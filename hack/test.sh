@@ -8,8 +8,9 @@
 #                   stops the API server: it runs last (tests/e2e/conftest.py), when the other
 #                   lanes are done with the lab's cluster.
 #   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA)
-#                   first, then unit and integration tests (no cluster) and the multinode suite
-#                   (its own kind cluster).
+#                   first, then unit and integration tests (no cluster) and the own-cluster
+#                   suite (a second, multi-node kind cluster installed by helm alone, learners
+#                   in network namespaces, helm upgrade and uninstall).
 #   dashboard lane: the dashboard's browser tests (a throwaway namespace); their 10-minute idle
 #                   period is most of this lane, and it costs no CPU.
 # Each lane prints its 20 slowest tests: that is how to rebalance them.
@@ -22,9 +23,9 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 read -r -a extra <<<"${PYTEST_ARGS:-}"
 own_namespace=(tests/e2e/class tests/e2e/cluster/test_metrics.py)
-isolated=("${own_namespace[@]}" tests/unit tests/integration tests/e2e/cluster/test_multinode.py)
+isolated=("${own_namespace[@]}" tests/unit tests/integration tests/e2e/owncluster)
 dashboard=(tests/e2e/dashboard)
-shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/cluster/test_multinode.py)
+shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/owncluster)
 for path in "${own_namespace[@]}"; do shared+=("--ignore=$path"); done
 
 logs=${WORKERLAB_TEST_LOGS:-/tmp/workerlab-test-logs}

@@ -44,6 +44,8 @@ start_existing_cluster() {
 
 bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
+bash "$here/build-helm.sh"
+bash "$here/registry.sh" start
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   bash "$here/build-k8s.sh"   # kubectl matching the server
   if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz --request-timeout=5s >/dev/null 2>&1; then
@@ -69,26 +71,21 @@ if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   bash "$here/build-k8s.sh"   # kubectl matching the server, even when the node image was pulled
 fi
 kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
+bash "$here/registry.sh" connect "$CLUSTER_NAME"
 
 bash "$here/build-images.sh"
 bash "$here/build-addon-images.sh"
-EXTRA_IMAGES="workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev" \
-  bash "$here/load-images.sh"
+# Every image the cluster runs comes from the registry under an immutable tag (VERSION-KEY).
+app_images=(workerlab/operator:dev workerlab/worker:dev)
+addon_images=(workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev)
+mapfile -t refs < <(bash "$here/registry.sh" push "${app_images[@]}" "${addon_images[@]}")
+[ ${#refs[@]} -eq 6 ] || die "registry.sh push printed ${#refs[@]} references, not 6"
 # Each rebuild leaves the previous image untagged ("dangling"); drop ours, which carry a
 # dev.workerlab label (docker keeps any that a container still uses).
 for label in dev.workerlab.key dev.workerlab.source; do
   docker image prune -f --filter "label=$label" >/dev/null || true
 done
 
-# A rebuilt image keeps its :dev tag, so a running Deployment would keep the old one: stamp the
-# image's ID on the pod template. A new ID rolls the Deployment; the same ID changes nothing.
-stamp_image() { # NAMESPACE DEPLOYMENT IMAGE
-  local id patch
-  id=$(docker image inspect -f '{{.Id}}' "$3")
-  patch="{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"workerlab.dev/image-id\":\"${id#sha256:}\"}}}}}"
-  kubectl -n "$1" patch deployment "$2" --type merge -p "$patch" >/dev/null
-  kubectl -n "$1" rollout status "deployment/$2" --timeout=180s
-}
 # An unavailable aggregated API blocks every namespace deletion, so the lab is not up until
 # metrics.k8s.io answers. A cluster created before kind-config.yaml routed the aggregator to
 # endpoints may hold a pooled connection that escaped to the node's default route before
@@ -105,17 +102,47 @@ wait_metrics_api() {
   kubectl wait --for=condition=Available "$api" --timeout=120s >/dev/null \
     || die "metrics.k8s.io did not become Available: kubectl get $api -o yaml; kubectl -n workerlab-metrics logs deploy/metrics-server"
 }
-progress "installing CRD, RBAC and operator (kubectl apply -k manifests/)"
-kubectl apply -k "$root/manifests" >/dev/null
+# The operator as an instructor installs it on their own cluster: the Helm chart, images from the
+# registry. Helm installs CRDs only on a first install, so they are applied first (the upgrade step
+# docs/install.md gives); --take-ownership adopts objects an earlier `kubectl apply -k` made, and
+# --force-conflicts takes back the fields such an apply (lab 3's) changed since.
+progress "installing the operator: helm upgrade --install workerlab charts/workerlab (images ${refs[0]##*:})"
+kubectl apply -f "$root/manifests/operator/namespaces.yaml" >/dev/null
+kubectl apply --server-side --force-conflicts -f "$root/charts/workerlab/crds/" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/workerclusters.workerlab.dev >/dev/null
-stamp_image workerlab-system workerlab-operator workerlab/operator:dev
+helm upgrade --install workerlab "$root/charts/workerlab" --namespace workerlab-system \
+  --take-ownership --force-conflicts -f "$root/charts/workerlab/ci/lab-values.yaml" \
+  --set "operator.image.tag=${refs[0]##*:}" --set "worker.image.tag=${refs[1]##*:}" \
+  --wait --timeout 180s >/dev/null \
+  || die "helm could not install the operator: helm -n workerlab-system status workerlab; kubectl -n workerlab-system describe deploy/workerlab-operator"
+
+# The add-ons' manifests name the moving version tag (what `kubectl apply -k manifests/addons/X`
+# in a lab pulls); bring-up pins each to its immutable tag through an overlay outside the repo.
 progress "installing the add-ons: redis, the seed's nginx upstream, the Traefik ingress controller, metrics-server"
-kubectl apply -k "$root/manifests/addons" >/dev/null
-stamp_image workerlab redis workerlab/redis:dev
-stamp_image workerlab nginx workerlab/nginx:dev
-stamp_image workerlab-ingress traefik workerlab/traefik:dev
-stamp_image workerlab-metrics metrics-server workerlab/metrics-server:dev
+overlay=$CACHE/overlays/addons
+mkdir -p "$overlay"
+{
+  echo "# Written by hack/up.sh: manifests/addons with each image pinned to its immutable tag."
+  echo "resources: [\"$root/manifests/addons\"]"
+  echo "images:"
+  for ref in "${refs[@]:2}"; do
+    echo "  - {name: \"${ref%:*}\", newTag: \"${ref##*:}\"}"
+  done
+} >"$overlay/kustomization.yaml"
+kubectl apply -k "$overlay" >/dev/null
+for deployment in workerlab/redis workerlab/nginx workerlab-ingress/traefik workerlab-metrics/metrics-server; do
+  kubectl -n "${deployment%/*}" rollout status "deployment/${deployment#*/}" --timeout=180s >/dev/null \
+    || die "deployment ${deployment#*/} did not roll out: kubectl -n ${deployment%/*} describe deployment/${deployment#*/}"
+done
 wait_metrics_api
+# WorkerClusters made under the old CRD carry its default spec.image, a side-loaded tag no node
+# pulls: drop it, so that they run the operator's default from the registry.
+kubectl get wc -A -o jsonpath='{range .items[?(@.spec.image=="workerlab/worker:dev")]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' \
+  | while IFS=/ read -r ns name; do
+    progress "wc/$name in $ns names the old side-loaded workerlab/worker:dev: using the operator's default image"
+    kubectl -n "$ns" patch wc "$name" --type json \
+      -p '[{"op":"remove","path":"/spec/image"},{"op":"remove","path":"/spec/imagePullPolicy"}]' >/dev/null
+  done
 progress "applying the sample WorkerCluster (manifests/samples/demo.yaml)"
 kubectl apply -f "$root/manifests/samples/demo.yaml" >/dev/null
 kubectl -n workerlab wait --for=condition=Ready wc/demo --timeout=180s >/dev/null \
@@ -123,7 +150,7 @@ kubectl -n workerlab wait --for=condition=Ready wc/demo --timeout=180s >/dev/nul
 kubectl -n workerlab get wc demo
 cat <<MSG
 
-The lab is up in $(( $(date +%s) - start )) s.
+The lab is up in $(( $(date +%s) - start )) s; its images come from the registry at localhost:$REGISTRY_PORT.
   kubectl get wc -A                  the WorkerClusters (master level)
   curl http://127.0.0.1:30080/       a worker pod's process answers (pod level), via the Service
   curl http://127.0.0.1:30082/       the same, via the seed's nginx upstream block

@@ -1,7 +1,8 @@
 """`workerlab operator` / `python -m workerlab.operator`: run the master against a cluster.
 
-Before handing over to kopf it checks, with short timeouts, that an API server answers and the
-WorkerCluster CRD is installed, so a missing cluster is one clear line instead of a traceback.
+Before handing over to kopf it checks its settings, then, with short timeouts, that an API
+server answers and the WorkerCluster CRD is installed, so a bad setting or a missing cluster is
+one clear line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -9,12 +10,81 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
+from collections.abc import Mapping
+
+from workerlab.api.resource import (
+    ENV_WORKER_IMAGE,
+    ENV_WORKER_IMAGE_PULL_POLICY,
+    ENV_WORKER_IMAGE_PULL_SECRETS,
+)
+from workerlab.operator.images import (
+    DEFAULT_PULL_POLICY,
+    FALLBACK_IMAGE,
+    PULL_POLICIES,
+    InvalidSetting,
+    WorkerImage,
+    default_worker_image,
+)
 
 DEFAULT_PEERING = "workerlab"
+# Each default-image setting: its flag and the env var the Helm chart sets instead.
+WORKER_IMAGE_SETTINGS = {
+    "reference": ("--worker-image", ENV_WORKER_IMAGE),
+    "pull_policy": ("--worker-image-pull-policy", ENV_WORKER_IMAGE_PULL_POLICY),
+    "pull_secrets": ("--worker-image-pull-secret", ENV_WORKER_IMAGE_PULL_SECRETS),
+}
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def _add_worker_image_args(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """The default worker image: a flag, else the env the Helm chart sets, else unset."""
+    group = parser.add_argument_group(
+        "default worker image", "for WorkerClusters without spec.image; a change rolls their pods"
+    )
+    group.add_argument(
+        "--worker-image",
+        metavar="REF",
+        default=env.get(ENV_WORKER_IMAGE) or None,
+        help=f"image reference (env {ENV_WORKER_IMAGE}); unset: {FALLBACK_IMAGE}, with a warning",
+    )
+    group.add_argument(
+        "--worker-image-pull-policy",
+        metavar="|".join(PULL_POLICIES),
+        default=env.get(ENV_WORKER_IMAGE_PULL_POLICY) or None,
+        help=f"its pull policy (env {ENV_WORKER_IMAGE_PULL_POLICY}); default {DEFAULT_PULL_POLICY}",
+    )
+    group.add_argument(
+        "--worker-image-pull-secret",
+        metavar="NAME",
+        action="append",
+        dest="worker_image_pull_secrets",
+        help="a Secret, in each WorkerCluster's namespace, to pull it with (repeatable; env "
+        f"{ENV_WORKER_IMAGE_PULL_SECRETS}, comma-separated)",
+    )
+
+
+def worker_image(args: argparse.Namespace) -> tuple[WorkerImage, str | None]:
+    """The validated default worker image, and a warning when none is configured.
+
+    Raises ValueError with one line naming the flag and env var of a bad setting.
+    """
+    try:
+        image = default_worker_image(
+            args.worker_image, args.worker_image_pull_policy, args.worker_image_pull_secrets
+        )
+    except InvalidSetting as error:
+        flag, env = WORKER_IMAGE_SETTINGS[error.setting]
+        raise ValueError(f"bad {flag} (or {env}): {error}") from None
+    if (args.worker_image or "").strip():
+        return image, None
+    return image, (
+        f"no default worker image configured (--worker-image or {ENV_WORKER_IMAGE}): "
+        f"WorkerClusters without spec.image run {image.reference}, a local development build"
+    )
+
+
+def parse_args(argv: list[str], env: Mapping[str, str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="workerlab operator",
         description="Run the WorkerCluster operator (the cluster-level master) with kopf.",
@@ -65,7 +135,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--log-format", choices=["plain", "full", "json"], default="full", help="log line format"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return parser.parse_args(argv)
+    env = os.environ if env is None else env
+    _add_worker_image_args(parser, env)
+    args = parser.parse_args(argv)
+    if args.worker_image_pull_secrets is None:  # no flag: the env's comma-separated list
+        args.worker_image_pull_secrets = (env.get(ENV_WORKER_IMAGE_PULL_SECRETS) or "").split(",")
+    return args
 
 
 def preflight(args: argparse.Namespace) -> str | None:
@@ -111,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.all_namespaces and not args.namespace:
         args.namespace = ["workerlab"]
+    try:
+        image, unconfigured = worker_image(args)
+    except ValueError as error:
+        print(f"workerlab operator: {error}", file=sys.stderr)
+        return 2
 
     import kopf
 
@@ -128,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"workerlab operator: {problem}", file=sys.stderr)
         return 2
+    log = logging.getLogger("workerlab.operator")
+    if unconfigured:
+        log.warning(unconfigured)  # once, at start: the operator still runs (a laptop's dev loop)
 
     from workerlab.operator import handlers
 
@@ -136,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     handlers.OPTIONS.process_poll_seconds = args.process_poll_seconds
     handlers.OPTIONS.resync_seconds = args.resync_seconds
     handlers.OPTIONS.namespaces = None if args.all_namespaces else list(args.namespace)
+    handlers.OPTIONS.default_image = image
 
-    logging.getLogger("workerlab.operator").info(
-        "serving %s", "all namespaces" if args.all_namespaces else ", ".join(args.namespace)
+    log.info(
+        "serving %s; default worker image %s (%s)",
+        "all namespaces" if args.all_namespaces else ", ".join(args.namespace),
+        image.reference,
+        image.pull_policy,
     )
     with contextlib.suppress(KeyboardInterrupt):
         kopf.run(

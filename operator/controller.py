@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from workerlab.api.resource import Reason
 from workerlab.operator import events
+from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
@@ -83,6 +84,8 @@ class Controller:
     poll_seconds: float = 10.0
     resync_seconds: float = 300.0
     clock: Callable[[], datetime] = _now
+    # The operator's default worker image (--worker-image), for WorkerClusters without spec.image.
+    default_image: WorkerImage = FALLBACK_WORKER_IMAGE
     events_in_background: bool = False  # the operator: True (tests read Events at once)
     events_dropped: int = 0
     _said: dict[Key, set[str]] = field(default_factory=dict)
@@ -116,7 +119,7 @@ class Controller:
             # Garbage collection removes what it owned; nothing to do, nothing to remember.
             self.forget(key)
             return None, False
-        cluster = WorkerCluster.from_body(body)
+        cluster = WorkerCluster.from_body(body, self.default_image)
         raw_pods = await self.kube.list_pods(namespace, cluster.selector_string)
         now = self.clock()
         # Process counts only feed the status, never the pod actions: act on the pods first,

@@ -39,6 +39,7 @@ from workerlab.api.resource import (
 )
 from workerlab.operator.cache import CachedKube, Caches
 from workerlab.operator.controller import Controller, Key
+from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
 from workerlab.operator.kube import Kube
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
@@ -59,6 +60,7 @@ class Options:
     resync_seconds: float = 300.0
     workers: int = 16
     namespaces: list[str] | None = None  # None: every namespace
+    default_image: WorkerImage = FALLBACK_WORKER_IMAGE  # for WorkerClusters without spec.image
 
 
 OPTIONS = Options()
@@ -131,6 +133,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
         metrics,
         poll_seconds=OPTIONS.process_poll_seconds,
         resync_seconds=OPTIONS.resync_seconds,
+        default_image=OPTIONS.default_image,
         events_in_background=True,
     )
     queue = WorkQueue(controller.reconcile, workers=OPTIONS.workers)

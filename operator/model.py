@@ -23,8 +23,8 @@ from workerlab.api.objects import (
     pod_waiting_reason,
 )
 from workerlab.api.resource import API_VERSION, APP_NAME, KIND, LABEL_INSTANCE, LABEL_NAME
+from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage, resolve
 
-DEFAULT_IMAGE = "workerlab/worker:dev"
 # How each pod's processes share connections (the worker's BALANCE; docs/worker.md).
 BALANCE_MODES = ("shared", "reuseport")
 DEFAULT_BALANCE = "shared"
@@ -105,8 +105,8 @@ class PodTemplateExtras:
 class WorkerClusterSpec:
     replicas: int = 2
     processes_per_pod: int = 2
-    image: str = DEFAULT_IMAGE
-    image_pull_policy: str = "IfNotPresent"
+    image: str | None = None  # None: the operator's default worker image
+    image_pull_policy: str | None = None  # None: that image's default policy (images.resolve)
     port: int = 8000
     balance: str = DEFAULT_BALANCE
     resources: dict[str, Any] = field(default_factory=dict)
@@ -132,8 +132,8 @@ class WorkerClusterSpec:
         return cls(
             replicas=int(spec.get("replicas", 2)),
             processes_per_pod=int(spec.get("processesPerPod", 2)),
-            image=spec.get("image") or DEFAULT_IMAGE,
-            image_pull_policy=spec.get("imagePullPolicy") or "IfNotPresent",
+            image=spec.get("image") or None,
+            image_pull_policy=spec.get("imagePullPolicy") or None,
             port=int(spec.get("port", 8000)),
             balance=spec.get("balance") or DEFAULT_BALANCE,
             resources=dict(spec.get("resources") or {}),
@@ -201,7 +201,8 @@ class FailureBackoff:
 
 @dataclass(frozen=True)
 class WorkerCluster:
-    """What the core needs to know about one WorkerCluster object."""
+    """What the core needs to know about one WorkerCluster object, and the operator's default
+    worker image it falls back to (a setting, so it travels with the object as data)."""
 
     name: str
     namespace: str
@@ -209,9 +210,12 @@ class WorkerCluster:
     generation: int
     spec: WorkerClusterSpec
     status: dict[str, Any] = field(default_factory=dict)
+    default_image: WorkerImage = FALLBACK_WORKER_IMAGE
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> WorkerCluster:
+    def from_body(
+        cls, body: dict[str, Any], default_image: WorkerImage = FALLBACK_WORKER_IMAGE
+    ) -> WorkerCluster:
         meta = body.get("metadata") or {}
         return cls(
             name=meta["name"],
@@ -220,7 +224,13 @@ class WorkerCluster:
             generation=int(meta.get("generation", 1)),
             spec=WorkerClusterSpec.from_dict(body.get("spec")),
             status=dict(body.get("status") or {}),
+            default_image=default_image,
         )
+
+    @property
+    def image(self) -> WorkerImage:
+        """The image its pods run (status.image), resolved against the operator's default."""
+        return resolve(self.spec.image, self.spec.image_pull_policy, self.default_image)
 
     @property
     def selector(self) -> dict[str, str]:

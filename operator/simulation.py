@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
 from workerlab.operator.model import ObservedPod, WorkerCluster, WorkerClusterSpec
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan, plan
 from workerlab.operator.templates import template_hash
@@ -21,7 +22,10 @@ _serial = itertools.count()
 
 
 def make_cluster(
-    status: dict[str, Any] | None = None, generation: int = 1, **spec: Any
+    status: dict[str, Any] | None = None,
+    generation: int = 1,
+    default_image: WorkerImage = FALLBACK_WORKER_IMAGE,
+    **spec: Any,
 ) -> WorkerCluster:
     return WorkerCluster(
         name="demo",
@@ -30,6 +34,7 @@ def make_cluster(
         generation=generation,
         spec=WorkerClusterSpec.from_dict(spec),
         status=status if status is not None else {"observedGeneration": generation},
+        default_image=default_image,
     )
 
 

@@ -184,6 +184,9 @@ def build_status(
         "readyProcesses": counts.ready_processes,
         "selector": cluster.selector_string,
         "templateHash": current_hash,
+        # What the current template runs (during a rollout, the new pods' image): derived from
+        # the spec and the operator's default only, so it changes only when they do.
+        "image": cluster.image.reference,
         "phase": phase,
         "conditions": [ready, progressing, degraded],
         "pods": pod_summary(owned, current_hash),

@@ -3,7 +3,8 @@ Pure.
 
 The template hash is computed over the pod template exactly as it will be sent, so any change
 that alters a pod (image, env, processesPerPod, resources, probes, extras) rolls the pods, and
-anything that does not (replicas, service, ingress, paused) does not.
+anything that does not (replicas, service, ingress, paused) does not. The image is the resolved
+one (`WorkerCluster.image`): a new operator default rolls the pods that follow it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from workerlab.api.resource import (
     LABEL_TEMPLATE_HASH,
     MANAGER,
 )
+from workerlab.operator.images import WorkerImage
 from workerlab.operator.model import WorkerCluster, WorkerClusterSpec
 
 WORKER_UID = 10001
@@ -74,14 +76,14 @@ def _env(spec: WorkerClusterSpec) -> list[dict[str, Any]]:
     return own + [copy.deepcopy(e) for e in spec.env]
 
 
-def _container(spec: WorkerClusterSpec) -> dict[str, Any]:
+def _container(spec: WorkerClusterSpec, image: WorkerImage) -> dict[str, Any]:
     def http_get(path: str) -> dict[str, Any]:
         return {"path": path, "port": PORT_NAME, "scheme": "HTTP"}
 
     return {
         "name": CONTAINER_NAME,
-        "image": spec.image,
-        "imagePullPolicy": spec.image_pull_policy,
+        "image": image.reference,
+        "imagePullPolicy": image.pull_policy,
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": _env(spec),
         "resources": copy.deepcopy(spec.resources) or default_resources(spec),
@@ -127,8 +129,9 @@ def pod_template(cluster: WorkerCluster) -> dict[str, Any]:
     """The pod template without the hash label (the hash is computed over this)."""
     spec = cluster.spec
     extras = spec.pod_template
+    image = cluster.image
     pod_spec: dict[str, Any] = {
-        "containers": [_container(spec)],
+        "containers": [_container(spec, image)],
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": termination_grace_seconds(spec),
         # The worker never talks to the API server; no token, no service-link env noise.
@@ -143,6 +146,8 @@ def pod_template(cluster: WorkerCluster) -> dict[str, Any]:
         },
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
     }
+    if image.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in image.pull_secrets]
     if extras.node_selector:
         pod_spec["nodeSelector"] = dict(extras.node_selector)
     if extras.tolerations:

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from workerlab.api.resource import CLASS_CONTEXT_PREFIX
-from workerlab.cli import classroom
+from workerlab.cli import class_settings, classroom
 from workerlab.cli.commands.lab import render_items
 from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
 from workerlab.cli.kube import Kube, choose_context, kubeconfig_view
@@ -60,17 +60,51 @@ def add(
         help="API server address written into the kubeconfigs (default: your context's)",
         show_default=False,
     ),
+    quota: list[str] | None = typer.Option(
+        None,
+        "--quota",
+        metavar="KEY=QTY,...",
+        help="ResourceQuota hard limits over the defaults, e.g. pods=12,requests.cpu=2 "
+        "(repeatable)",
+        show_default=False,
+    ),
+    limit_range: list[str] | None = typer.Option(
+        None,
+        "--limit-range",
+        metavar="SECTION.RES=QTY,...",
+        help="LimitRange per container over the defaults, e.g. default.cpu=500m,max.memory=2Gi; "
+        "SECTION is default, defaultRequest, max or min; RES cpu, memory or ephemeral-storage "
+        "(repeatable)",
+        show_default=False,
+    ),
+    profile: Path | None = typer.Option(
+        None,
+        "--profile",
+        metavar="FILE",
+        help="YAML file with `quota:` and `limitRange:` (see docs/class.md); --quota and "
+        "--limit-range go over it",
+        show_default=False,
+    ),
     context: str | None = ContextOption,
 ) -> None:
     """Add learners: namespace learner-NAME (quota, limits, rights) and DIR/NAME.kubeconfig.
 
-    Adding an existing learner again renews their token and kubeconfig; their work stays.
+    Quota and limit range: the built-in defaults, then the cluster's (ConfigMap
+    workerlab-system/workerlab-class-defaults, from the Helm chart), then --profile, then
+    --quota and --limit-range, each merged over the one before key by key.
 
-    Example: workerlab class add ada bob --out class --duration 8h
+    Adding an existing learner again renews their token and kubeconfig and applies the
+    current quota and limit range; their work stays.
+
+    Example: workerlab class add ada bob --out class --duration 8h --quota pods=12
     """
     classroom.validate_names(names)  # bad input fails before any call to the cluster
     classroom.duration_seconds(duration)
-    for added in classroom.add(instructor(context), names, out_dir, duration, server):
+    layers = class_settings.local_layers(profile, quota or [], limit_range or [])
+    kube = instructor(context)
+    settings = class_settings.resolve(kube, layers)  # the cluster's defaults, all checked
+    out.print(escape(settings.describe()), soft_wrap=True)
+    for added in classroom.add(kube, names, out_dir, duration, server, settings):
         verb = "renewed" if added.renewed else "added"
         out.print(
             f"{verb} {added.name}: namespace {classroom.namespace_of(added.name)}, "

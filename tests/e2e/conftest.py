@@ -6,6 +6,7 @@ WORKERLAB_KUBE_CONTEXT).
 - `namespace` / `module_namespace`: factories of throwaway namespaces enforcing the
   `restricted` Pod Security Standard, deleted after the test / the module.
 - `node_port_service`: a NodePort Service on the first free one of the suite's spare ports.
+- `worker_image`: the worker image reference the lab's operator uses (from the lab's registry).
 - `wait_for`: poll a check until it returns something truthy, bounded in time.
 - `figures`: print measured figures and write them to /tmp/workerlab-e2e-figures/NAME.json.
 
@@ -192,6 +193,18 @@ def node_port_service(cluster: Kubectl) -> Callable[..., int]:
         pytest.fail(f"no free NodePort among the spares {SPARE_NODE_PORTS}:\n" + "\n".join(errors))
 
     return create
+
+
+@pytest.fixture(scope="session")
+def worker_image(cluster: Kubectl) -> str:
+    """The worker image the lab runs, as the operator is configured with it (the chart's
+    worker.image values): a reference into the lab's registry that every node can pull."""
+    deployment = cluster.get("deployment", "workerlab-operator", "-n", "workerlab-system")
+    env = deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []
+    image = next((e.get("value") for e in env if e["name"] == "WORKERLAB_WORKER_IMAGE"), None)
+    if not image:
+        pytest.fail("the operator has no WORKERLAB_WORKER_IMAGE: run `make up`")
+    return image
 
 
 @pytest.fixture(scope="session")

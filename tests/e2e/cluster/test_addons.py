@@ -8,7 +8,7 @@
   N increments across pods and processes; without it, each process counts on its own.
 
 `kubectl apply -k manifests/addons` is applied here (idempotent); the images must already be in
-the node (hack/build-addon-images.sh and hack/load-images.sh, both run by `make up`).
+the lab's registry (hack/build-addon-images.sh and hack/registry.sh, both run by `make up`).
 Every load loop is bounded in count and time. Without a cluster the tests FAIL with the reason.
 """
 
@@ -25,12 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from support.paths import REPO
+from support.paths import CACHE, REPO
 
 pytestmark = pytest.mark.e2e
 
 
 ADDONS = REPO / "manifests" / "addons"
+# `make up` applies manifests/addons through this overlay, each image pinned to its immutable
+# tag: applying it again changes nothing, where the bare tree would roll every add-on.
+PINNED = CACHE / "overlays" / "addons"
 INGRESS_URL = "http://127.0.0.1:30081/"
 NGINX_URL = "http://127.0.0.1:30082/"
 ROLLOUTS = (
@@ -155,8 +158,8 @@ def wait_wc_ready(kube, ns: str, name: str, replicas: int, wait_for) -> set[str]
 
 @pytest.fixture(scope="module")
 def addons(cluster, wait_for):
-    """The add-ons installed and rolled out (kubectl apply -k manifests/addons)."""
-    cluster.ok("apply", "-k", str(ADDONS), timeout=120)
+    """The add-ons installed and rolled out (manifests/addons, pinned as make up pins them)."""
+    cluster.ok("apply", "-k", str(PINNED if PINNED.is_dir() else ADDONS), timeout=120)
     for ns, deployment in ROLLOUTS:
         result = cluster.run(
             "rollout", "status", deployment, "-n", ns, "--timeout=120s", timeout=130
@@ -165,9 +168,8 @@ def addons(cluster, wait_for):
             pods = cluster.run("get", "pods", "-n", ns, "-o", "wide").stdout
             pytest.fail(
                 f"{deployment} in {ns} did not roll out: {result.stderr.strip()}\n{pods}\n"
-                "Are the add-on images in the node? bash hack/build-addon-images.sh && "
-                "EXTRA_IMAGES='workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev "
-                "workerlab/metrics-server:dev' bash hack/load-images.sh"
+                "Are the add-on images in the lab's registry? make up builds and pushes them "
+                "(hack/registry.sh push)"
             )
     return cluster
 

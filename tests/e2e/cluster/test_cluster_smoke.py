@@ -1,10 +1,10 @@
 """Cluster smoke test (issue 3): the kind cluster `make up` brought up is a working Kubernetes.
 
 - the node(s) are Ready and `kubectl version` reports the stamped server version;
-- CoreDNS resolves a Service name from inside a pod (a short-lived pod from the locally built
+- CoreDNS resolves a Service name from inside a pod (a short-lived pod from the lab's
   worker image, admitted under Pod Security `restricted`);
-- a pod started from a locally built image serves HTTP through a NodePort Service that the host
-  reaches on 127.0.0.1 (kind's port mapping).
+- a pod started from the worker image (pulled from the lab's registry) serves HTTP through a
+  NodePort Service that the host reaches on 127.0.0.1 (kind's port mapping).
 
 Uses the shared fixtures of tests/e2e/conftest.py; without a cluster the tests FAIL with the reason.
 """
@@ -25,7 +25,6 @@ pytestmark = pytest.mark.e2e
 
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.34.4")
 CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "workerlab")
-IMAGE = "workerlab/worker:dev"
 
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
@@ -40,11 +39,12 @@ RESTRICTED_POD = {
 }
 
 
-def pod_manifest(name: str, ns: str, command: list[str] | None, **spec: Any) -> dict[str, Any]:
+def pod_manifest(
+    name: str, ns: str, image: str, command: list[str] | None, **spec: Any
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "main",
-        "image": IMAGE,
-        "imagePullPolicy": "IfNotPresent",
+        "image": image,  # from the lab's registry
         "securityContext": RESTRICTED_CONTAINER,
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
@@ -93,11 +93,13 @@ def test_kind_lists_the_cluster(cluster) -> None:
     assert CLUSTER_NAME in clusters, clusters
 
 
-def test_coredns_resolves_a_service_name(cluster, namespace, wait_for) -> None:
+def test_coredns_resolves_a_service_name(cluster, namespace, wait_for, worker_image) -> None:
     ns = namespace("e2e-addons-smoke")
     want = cluster.get("service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
     script = "import socket; print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))"
-    cluster.apply(pod_manifest("dns-probe", ns, ["python", "-c", script], restartPolicy="Never"))
+    cluster.apply(
+        pod_manifest("dns-probe", ns, worker_image, ["python", "-c", script], restartPolicy="Never")
+    )
 
     def finished() -> str | None:
         phase = cluster.get("pod", "dns-probe", "-n", ns)["status"].get("phase")
@@ -114,8 +116,8 @@ def test_coredns_resolves_a_service_name(cluster, namespace, wait_for) -> None:
     assert logs == want
 
 
-def test_locally_built_image_serves_http_through_a_node_port(
-    cluster, namespace, node_port_service, wait_for
+def test_the_registrys_image_serves_http_through_a_node_port(
+    cluster, namespace, node_port_service, wait_for, worker_image
 ):
     ns = namespace("e2e-addons-smoke")
     env = [{"name": "WORKER_PROCESSES", "value": "1"}, {"name": "PORT", "value": "8000"}]
@@ -123,6 +125,7 @@ def test_locally_built_image_serves_http_through_a_node_port(
         pod_manifest(
             "http",
             ns,
+            worker_image,
             None,
             container={
                 "env": env,

@@ -84,7 +84,7 @@ def test_every_pod_is_running_and_passes_restricted(cluster, ns: str) -> None:
 
 
 @pytest.mark.parametrize("ns", LAB_NAMESPACES)
-def test_non_compliant_pod_is_rejected(cluster, ns: str) -> None:
+def test_non_compliant_pod_is_rejected(cluster, ns: str, worker_image: str) -> None:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -93,7 +93,7 @@ def test_non_compliant_pod_is_rejected(cluster, ns: str) -> None:
             "containers": [
                 {
                     "name": "c",
-                    "image": "workerlab/worker:dev",
+                    "image": worker_image,
                     "securityContext": {"privileged": True},
                 }
             ]

@@ -13,6 +13,7 @@ import pytest
 from workerlab.api.resource import LABEL_INSTANCE
 from workerlab.operator.__main__ import main
 from workerlab.operator.controller import Controller
+from workerlab.operator.images import WorkerImage
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.processes import ProcessProbe
@@ -126,8 +127,11 @@ class RecordingKube:
             pod["status"] = {"phase": "Running", "conditions": ready}
 
 
-def controller_for(kube: RecordingKube) -> Controller:
-    return Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics())
+def controller_for(kube: RecordingKube, default_image: WorkerImage | None = None) -> Controller:
+    probe = ProcessProbe(kube.pod_processes, ttl=0)
+    if default_image is None:
+        return Controller(kube, probe, Metrics())
+    return Controller(kube, probe, Metrics(), default_image=default_image)
 
 
 def test_reconcile_converges_then_writes_nothing():
@@ -148,6 +152,41 @@ def test_reconcile_converges_then_writes_nothing():
         reasons = [r for r, _ in kube.events]
         assert reasons.count("CreatedPod") == 2 and "CreatedService" in reasons
         assert "Scaled" in reasons and "Ready" in reasons
+
+    asyncio.run(scenario())
+
+
+def test_a_new_operator_default_image_rolls_default_pods_and_shows_in_status():
+    v1 = WorkerImage("registry.example/workerlab/worker:1.0", "IfNotPresent", ("regcred",))
+    v2 = WorkerImage("registry.example/workerlab/worker:1.1", "Always", ("regcred",))
+    pinned = "registry.example/team/worker:7"
+
+    async def converge(kube: RecordingKube, ctl: Controller) -> None:
+        for _ in range(10):
+            await ctl.reconcile((NS, NAME))
+            kube.make_ready()
+
+    def images(kube: RecordingKube) -> set[str]:
+        return {p["spec"]["containers"][0]["image"] for p in kube.pods.values()}
+
+    async def scenario():
+        following, fixed = RecordingKube({"replicas": 2}), RecordingKube({"image": pinned})
+        for kube in (following, fixed):
+            await converge(kube, controller_for(kube, v1))
+        assert images(following) == {v1.reference} and images(fixed) == {pinned}
+        assert following.cluster["status"]["image"] == v1.reference
+        assert fixed.cluster["status"]["image"] == pinned
+        pod = next(iter(following.pods.values()))
+        assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+        # A new operator version with a new default: its reconciles roll only the first.
+        fixed.writes.clear()
+        await converge(fixed, controller_for(fixed, v2))
+        assert fixed.writes == [] and images(fixed) == {pinned}
+        await converge(following, controller_for(following, v2))
+        assert images(following) == {v2.reference} and len(following.pods) == 2
+        assert following.cluster["status"]["image"] == v2.reference
+        assert [w[0] for w in following.writes].count("delete") >= 2  # the v1 pods went
 
     asyncio.run(scenario())
 

@@ -9,6 +9,17 @@ import pytest
 import yaml
 from support.paths import REPO
 
+from workerlab.api.resource import (
+    ENV_WORKER_IMAGE,
+    ENV_WORKER_IMAGE_PULL_POLICY,
+    ENV_WORKER_IMAGE_PULL_SECRETS,
+)
+from workerlab.operator.images import (
+    FALLBACK_IMAGE,
+    IMAGE_PATTERN,
+    default_worker_image,
+    is_image_reference,
+)
 from workerlab.operator.model import BALANCE_MODES, DEFAULT_BALANCE, RESERVED_ENV
 
 MANIFESTS = REPO / "manifests"
@@ -67,6 +78,8 @@ def test_crd_names_subresources_and_columns():
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     for wanted in ("Desired", "Ready", "Processes", "Phase", "Age"):
         assert wanted in columns
+    (image,) = [c for c in version["additionalPrinterColumns"] if c["name"] == "Image"]
+    assert (image["jsonPath"], image["priority"]) == (".status.image", 1)  # kubectl get -o wide
 
 
 def test_every_schema_field_is_described():
@@ -91,11 +104,13 @@ def test_status_is_declared_without_kopf_escape_hatch():
         "availableReplicas",
         "readyProcesses",
         "selector",
+        "image",
         "phase",
         "conditions",
         "pods",
     ):
         assert field in status["properties"]
+    assert "rollout" in status["properties"]["image"]["description"]
 
 
 def test_spec_bounds_and_defaults():
@@ -150,11 +165,25 @@ def test_image_pattern_accepts_references_and_rejects_nonsense():
     image = schema["properties"]["spec"]["properties"]["image"]
     # the API server searches with the pattern as written (unanchored, so it anchors itself)
     pattern = re.compile(image["pattern"])
-    assert pattern.search(image["default"])
     for valid in VALID_IMAGES:
         assert pattern.search(valid), valid
+        assert is_image_reference(valid), valid  # the operator's setting accepts the same
     for invalid in INVALID_IMAGES:
         assert not pattern.search(invalid), invalid
+        assert not is_image_reference(invalid), invalid
+    assert image["pattern"] == IMAGE_PATTERN
+    assert image["maxLength"] == 512 and not is_image_reference("a" * 513)
+
+
+def test_image_and_pull_policy_have_no_schema_default():
+    # The default is the operator's setting: a default here would be stored in every object
+    # and pin it, so a new operator default would never reach it.
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props = schema["properties"]["spec"]["properties"]
+    assert "default" not in props["image"] and "default" not in props["imagePullPolicy"]
+    assert FALLBACK_IMAGE not in props["image"]["description"]
+    assert "--worker-image" in props["image"]["description"]
+    assert "IfNotPresent" in props["imagePullPolicy"]["description"]
 
 
 def rules():
@@ -178,12 +207,25 @@ def test_operator_deployment_is_single_recreate_and_restricted():
     spec = deployment["spec"]
     assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
     (container,) = spec["template"]["spec"]["containers"]
-    assert container["image"] == "workerlab/operator:dev"
-    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert is_image_reference(container["image"]) and container["imagePullPolicy"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["limits"] and container["resources"]["requests"]
     assert "--all-namespaces" in container["args"]
+
+
+def test_operator_deployment_configures_a_valid_default_worker_image():
+    docs = documents(MANIFESTS / "operator" / "deployment.yaml")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    # The operator refuses to start on a bad setting: the manifests must pass its own check.
+    image = default_worker_image(
+        env.get(ENV_WORKER_IMAGE),
+        env.get(ENV_WORKER_IMAGE_PULL_POLICY),
+        (env.get(ENV_WORKER_IMAGE_PULL_SECRETS) or "").split(","),
+    )
+    assert ENV_WORKER_IMAGE in env and image.reference != FALLBACK_IMAGE
 
 
 def test_lab_namespace_enforces_restricted_pod_security():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
+from workerlab.operator.images import FALLBACK_IMAGE
 from workerlab.operator.model import DEFAULT_BALANCE, ObservedPod, WorkerClusterSpec
 from workerlab.operator.simulation import make_cluster
 from workerlab.operator.templates import (
@@ -44,7 +45,8 @@ def test_pod_meets_restricted_pod_security_and_carries_owner_and_labels():
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["runAsUser"] == 10001
     assert container["imagePullPolicy"] == "IfNotPresent"
-    assert container["image"] == "workerlab/worker:dev"
+    assert container["image"] == FALLBACK_IMAGE  # no operator setting given to the core
+    assert "imagePullSecrets" not in spec
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
 
 
@@ -213,6 +215,7 @@ def test_spec_defaults_match_the_crd():
     assert spec.update_strategy.max_surge == "25%" and spec.update_strategy.max_unavailable == 0
     assert spec.service.type == "ClusterIP" and not spec.ingress.enabled and not spec.paused
     assert not spec.network_policy.enabled
+    assert spec.image is None and spec.image_pull_policy is None  # the operator's default
 
 
 def test_observed_pod_parses_a_crash_looping_pod():

@@ -1,0 +1,154 @@
+"""A WorkerCluster's pods spread across nodes, and pod traffic crosses them (issue 5), on the
+instructor's own cluster (conftest.py: `workerlab-multi`, 1 control plane + 2 workers, the operator
+installed by `helm install` alone, images from the lab's registry). Checks:
+  - the pods sit 2 + 2 on the two worker nodes;
+  - pod-to-pod traffic crosses nodes (the node image's workerlab-netd routes each node's podCIDR):
+    a probe pod on one worker reaches every pod directly and through the Service, which answers
+    from pods on both nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+from support.own_cluster import NAME, WORKERS, OwnCluster
+
+pytestmark = pytest.mark.e2e
+
+NS = "spread-e2e"
+
+PROBE = r"""
+import json, sys, urllib.request
+targets = json.loads(sys.argv[1])
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return json.loads(r.read())["pod"]
+    except Exception as e:
+        return "error: %s" % e
+direct = {ip: get("http://%s:8000/" % ip) for ip in targets["pod_ips"]}
+service = [get(targets["service"]) for _ in range(targets["requests"])]
+print(json.dumps({"direct": direct, "service": service}))
+"""
+
+
+def test_pods_spread_across_both_workers_and_talk_across_nodes(
+    own_cluster: OwnCluster, figures
+) -> None:
+    multi = own_cluster
+    nodes = multi.get("nodes")["items"]
+    names = sorted(n["metadata"]["name"] for n in nodes)
+    assert names == sorted([f"{NAME}-control-plane", *WORKERS]), names
+
+    started = time.monotonic()
+    multi.kubectl(
+        "-n", "workerlab-system", "rollout", "status", "deployment/workerlab-operator",
+        "--timeout=180s",
+    )  # fmt: skip
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+    multi.kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
+    operator_ready_s = time.monotonic() - started
+
+    selector = {"matchLabels": {"app.kubernetes.io/instance": "spread"}}
+    wc = {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": "spread", "namespace": NS},
+        "spec": {
+            "replicas": 4,
+            "processesPerPod": 1,
+            "podTemplate": {
+                # maxSkew 1 over hostnames; Honor: the tainted control plane is not a domain.
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "DoNotSchedule",
+                        "nodeTaintsPolicy": "Honor",
+                        "labelSelector": selector,
+                    }
+                ]
+            },
+        },
+    }
+    mark = time.monotonic()
+    multi.kubectl("apply", "-f", "-", stdin=json.dumps(wc))
+    multi.kubectl("-n", NS, "wait", "--for=condition=Ready", "wc/spread", "--timeout=180s")
+    wc_ready_s = time.monotonic() - mark
+    pods = multi.get("pods", "-n", NS, "-l", "app.kubernetes.io/instance=spread")["items"]
+    pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    by_node = Counter(p["spec"]["nodeName"] for p in pods)
+    node_of = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods}
+    pod_ips = {p["status"]["podIP"]: p["metadata"]["name"] for p in pods}
+    assert dict(by_node) == {WORKERS[0]: 2, WORKERS[1]: 2}, dict(by_node)
+
+    # A probe on the first worker: the second worker's pods are a node hop away.
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": NS},
+        "spec": {
+            "nodeName": WORKERS[0],
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": multi.image("worker"),
+                    "command": ["python", "-c", PROBE],
+                    "args": [
+                        json.dumps(
+                            {
+                                "pod_ips": sorted(pod_ips),
+                                "service": f"http://spread.{NS}.svc.cluster.local/",
+                                "requests": 40,
+                            }
+                        )
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    multi.kubectl("apply", "-f", "-", stdin=json.dumps(probe))
+    deadline = time.monotonic() + 120
+    phase = ""
+    while time.monotonic() < deadline:
+        phase = multi.get("pod", "probe", "-n", NS)["status"].get("phase", "")
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(1)
+    logs = multi.kubectl("logs", "probe", "-n", NS)
+    assert phase == "Succeeded", f"probe pod {phase}: {logs}"
+    result = json.loads(logs.strip().splitlines()[-1])
+    direct = {ip: pod for ip, pod in result["direct"].items()}
+    via_service = Counter(result["service"])
+    service_nodes = Counter(node_of.get(pod, pod) for pod in result["service"])
+    figures(
+        "multinode-spread",
+        pods_by_node=dict(by_node),
+        operator_ready_s=round(operator_ready_s, 1),
+        wc_ready_s=round(wc_ready_s, 1),
+        probe_node=WORKERS[0],
+        direct={ip: f"{pod} on {node_of.get(pod, '?')}" for ip, pod in direct.items()},
+        service_by_pod=dict(via_service),
+        service_by_node=dict(service_nodes),
+    )
+    assert direct == pod_ips, f"pod-to-pod (direct) failed: {direct}"
+    assert set(service_nodes) == set(WORKERS), f"Service answered only from {dict(service_nodes)}"

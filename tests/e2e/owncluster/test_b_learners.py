@@ -1,0 +1,133 @@
+"""Learners at their own machines (issue 22, item 5): the instructor runs `workerlab class add
+--server https://HOST_IP:6443` on the cluster installed by `helm install` alone; each learner's
+machine is a network namespace that reaches the API server only at that non-loopback address,
+with the kubeconfig it was handed. From there, both learners at once do labs 4 and 5 (their
+steps as a learner types them: the context's namespace, no `-n workerlab`) to a passing
+`workerlab lab check`, then a bounded `workerlab load wc/demo`; the instructor sees the passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support.own_cluster import API_PORT, HOST_IP, LEARNERS, NAME, OwnCluster, netns_name, tool
+from support.paths import REPO
+
+from workerlab.labs import course
+
+pytestmark = pytest.mark.e2e
+
+LAB_TIMEOUT_S = 900
+
+
+def learner_script(home: Path) -> str:
+    """Labs 4 and 5 as the learner types them, each checked, then a bounded load."""
+    parts = ["set -euo pipefail"]
+    for number in (4, 5):
+        steps = course.steps(course.get(number)).replace("kubectl -n workerlab ", "kubectl ")
+        assert "-n workerlab" not in steps, f"lab {number} still names the namespace: {steps}"
+        parts += [f"echo '@@ lab {number} steps'", steps, f"workerlab lab check {number}"]
+    parts += [
+        "echo '@@ load'",
+        "workerlab load wc/demo --requests 200 --concurrency 8 --no-keepalive --duration 60",
+        # Nothing serves the learner on its own loopback: the lab is only at HOST_IP.
+        "if curl -s -m 3 -o /dev/null http://127.0.0.1:30080/; then echo LOOPBACK-ANSWERED; fi",
+        "echo '@@ done'",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def in_netns(learner: str, env: dict[str, str], script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ip", "netns", "exec", netns_name(learner), "bash", "-c", script],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=LAB_TIMEOUT_S * 2,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def classroom(own_cluster: OwnCluster, class_net, tmp_path_factory):
+    out = tmp_path_factory.mktemp("class")
+    instructor = dict(own_cluster.env, WORKERLAB_KUBE_CONTEXT=f"kind-{NAME}")
+    done = subprocess.run(
+        ["workerlab", "class", "add", *LEARNERS, "--out", str(out), "--duration", "1h",
+         "--server", own_cluster.server],
+        env=instructor, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    learners = {}
+    venv_bin, kubectl_bin = str(Path(sys.executable).parent), str(Path(tool("kubectl")).parent)
+    for learner in LEARNERS:
+        env = {
+            "PATH": os.pathsep.join([venv_bin, kubectl_bin, "/usr/bin:/bin"]),
+            "HOME": str(tmp_path_factory.mktemp(f"home-{learner}")),
+            "KUBECONFIG": str(out / f"{learner}.kubeconfig"),
+            "LANG": "C.UTF-8",
+        }
+        env["WORKERLAB_LAB_HOME"] = env["HOME"]
+        learners[learner] = env
+    yield {"out": out, "instructor": instructor, "learners": learners}
+    subprocess.run(
+        ["workerlab", "class", "remove", *LEARNERS, "--out", str(out)],
+        env=instructor, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_the_api_server_is_published_on_the_classroom_address_only(own_cluster, classroom):
+    ports = subprocess.run(
+        ["docker", "port", f"{NAME}-control-plane", "6443/tcp"],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout.split()  # fmt: skip
+    assert ports == [f"{HOST_IP}:{API_PORT}"], ports
+    for learner in LEARNERS:
+        config = (classroom["out"] / f"{learner}.kubeconfig").read_text()
+        assert f"server: https://{HOST_IP}:{API_PORT}" in config, config
+        assert "127.0.0.1" not in config
+
+
+def test_two_learners_on_their_machines_pass_labs_4_and_5(own_cluster, classroom, figures):
+    results: dict[str, subprocess.CompletedProcess] = {}
+    seconds: dict[str, float] = {}
+
+    def learn(learner: str) -> None:
+        started = time.monotonic()
+        env = classroom["learners"][learner]
+        results[learner] = in_netns(learner, env, learner_script(Path(env["HOME"])))
+        seconds[learner] = round(time.monotonic() - started, 1)
+
+    threads = [threading.Thread(target=learn, args=(name,)) for name in LEARNERS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=LAB_TIMEOUT_S * 2 + 60)
+    for learner, done in results.items():
+        said = f"{learner} (rc {done.returncode}):\n{done.stdout[-5000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0 and "@@ done" in done.stdout, said
+        assert "Traceback" not in done.stderr, said
+        assert "LOOPBACK-ANSWERED" not in done.stdout, said
+        for number in (4, 5):
+            assert f"lab {number}:" in done.stdout and "passed" in done.stdout, said
+    assert set(results) == set(LEARNERS), f"a learner did not finish: {sorted(results)}"
+
+    grid = json.loads(
+        subprocess.run(
+            ["workerlab", "class", "status", "--json"],
+            env=classroom["instructor"], cwd=REPO, capture_output=True, text=True,
+            timeout=120, check=True,
+        ).stdout
+    )  # fmt: skip
+    for learner in LEARNERS:
+        assert 4 in grid[learner] and 5 in grid[learner], grid
+    figures("class-from-other-machines", seconds=seconds, server=own_cluster.server)

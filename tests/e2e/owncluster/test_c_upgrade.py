@@ -1,0 +1,168 @@
+"""Upgrade and uninstall as a user of an existing cluster would (issue 22, item 6), on the
+cluster `helm install` alone set up (conftest.py):
+
+- `helm upgrade` to a new operator image rolls the operator while a WorkerCluster serves a
+  bounded load through its Service (fresh connections, from the host to a node's NodePort):
+  0 failed requests, and the new operator acts (a deleted pod is replaced);
+- the CRD upgrade step Helm does not do, `kubectl apply --server-side -f charts/workerlab/crds/`,
+  restores a CRD an older chart left behind;
+- `helm uninstall` leaves no operator object behind; the CRDs stay, as Helm keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+from support.own_cluster import NAME, OwnCluster, run
+from support.paths import REPO
+
+pytestmark = pytest.mark.e2e
+
+NS = "upgrade-e2e"
+MAX_REQUESTS = 20000  # the load is bounded in count and in time
+MAX_LOAD_S = 400
+INSTANCE = "app.kubernetes.io/instance=workerlab"
+
+
+def served_cluster(own_cluster: OwnCluster) -> str:
+    """wc/served (2 pods) behind a NodePort; the URL of a worker node's port."""
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+    wc = {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": "served", "namespace": NS},
+        "spec": {"replicas": 2, "processesPerPod": 1, "service": {"type": "NodePort"}},
+    }
+    for manifest in (namespace, wc):
+        own_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    own_cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "wc/served", "--timeout=240s")
+    port = own_cluster.get("service", "served", "-n", NS)["spec"]["ports"][0]["nodePort"]
+    node = own_cluster.get("node", f"{NAME}-worker")
+    address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    return f"http://{address}:{port}/"
+
+
+class Load(threading.Thread):
+    """GETs on fresh connections until stopped, or MAX_REQUESTS, or MAX_LOAD_S."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop, self.ok, self.failed = url, threading.Event(), 0, []
+
+    def run(self) -> None:
+        deadline = time.monotonic() + MAX_LOAD_S
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if self.ok + len(self.failed) >= MAX_REQUESTS:
+                break
+            request = urllib.request.Request(self.url, headers={"Connection": "close"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    response.read()
+                self.ok += 1
+            except Exception as error:  # every failure is counted and shown
+                self.failed.append(f"{time.strftime('%H:%M:%S')} {error}")
+            time.sleep(0.02)
+
+
+def new_operator_image(own_cluster: OwnCluster) -> str:
+    """The same operator, rebuilt with a label: another digest, as a new release has."""
+    current = own_cluster.image("operator")
+    tag = own_cluster.tags["operator"] + "-next"
+    dockerfile = f"FROM {current}\nLABEL dev.workerlab.upgrade-test={tag}\n"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", own_cluster.image("operator", tag), "-"],
+        input=dockerfile, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    run("docker", "push", own_cluster.image("operator", tag), timeout=300)
+    return tag
+
+
+def operator_pods(own_cluster: OwnCluster) -> list[dict]:
+    pods = own_cluster.get("pods", "-n", "workerlab-system", "-l", INSTANCE)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_helm_upgrade_rolls_the_operator_with_no_failed_request(own_cluster, figures):
+    url = served_cluster(own_cluster)
+    tag = new_operator_image(own_cluster)
+    before = {p["metadata"]["name"] for p in operator_pods(own_cluster)}
+    served_before = {p["metadata"]["name"] for p in own_cluster.get("pods", "-n", NS)["items"]}
+    load = Load(url)
+    load.start()
+    time.sleep(3)
+    started = time.monotonic()
+    own_cluster.helm(
+        "upgrade", "workerlab", str(REPO / "charts" / "workerlab"), "-n", "workerlab-system",
+        "--reuse-values", "--set", f"operator.image.tag={tag}", "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    upgrade_s = time.monotonic() - started
+    time.sleep(5)
+    load.stop.set()
+    load.join(timeout=30)
+    after = operator_pods(own_cluster)
+    figures(
+        "helm-upgrade-under-load",
+        upgrade_s=round(upgrade_s, 1),
+        requests_ok=load.ok,
+        requests_failed=len(load.failed),
+        operator_pods_before=sorted(before),
+        operator_pods_after=sorted(p["metadata"]["name"] for p in after),
+    )
+    assert load.ok > 50, f"the load hardly ran: {load.ok} ok"
+    assert not load.failed, f"{len(load.failed)} failed requests: {load.failed[:10]}"
+    assert [p["spec"]["containers"][0]["image"] for p in after] == [
+        own_cluster.image("operator", tag)
+    ]
+    assert not before & {p["metadata"]["name"] for p in after}, "the operator was not rolled"
+    # The worker pods were not touched by an operator-only upgrade...
+    served_after = {p["metadata"]["name"] for p in own_cluster.get("pods", "-n", NS)["items"]}
+    assert served_after == served_before
+    # ...and the new operator is the master: it replaces a deleted pod.
+    victim = sorted(served_after)[0]
+    own_cluster.kubectl("-n", NS, "delete", "pod", victim, "--wait=false")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        names = {p["metadata"]["name"] for p in own_cluster.get("pods", "-n", NS)["items"]}
+        if victim not in names and len(names) == 2:
+            break
+        time.sleep(1)
+    own_cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "wc/served", "--timeout=120s")
+
+
+def test_the_crd_upgrade_step_restores_an_older_crd(own_cluster):
+    crd = "crd/workerclusters.workerlab.dev"
+    columns = own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"]
+    # An older chart's CRD: one printer column fewer. `helm upgrade` would not touch it.
+    own_cluster.kubectl(
+        "patch", crd, "--type", "json",
+        "-p", '[{"op": "remove", "path": "/spec/versions/0/additionalPrinterColumns/0"}]',
+    )  # fmt: skip
+    assert (
+        len(own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"])
+        == len(columns) - 1
+    )
+    own_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "charts" / "workerlab" / "crds"))
+    assert own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"] == columns
+
+
+def test_helm_uninstall_leaves_no_operator_object_but_keeps_the_crds(own_cluster):
+    own_cluster.helm("uninstall", "workerlab", "-n", "workerlab-system", "--wait")
+    kinds = (
+        "deployments,services,serviceaccounts,configmaps,networkpolicies,roles,rolebindings,pods"
+    )
+    left = own_cluster.get(kinds, "-A", "-l", INSTANCE)["items"]
+    left += own_cluster.get("clusterroles,clusterrolebindings", "-l", INSTANCE)["items"]
+    left = [o for o in left if not o["metadata"].get("deletionTimestamp")]
+    assert not left, [f"{o['kind']}/{o['metadata']['name']}" for o in left]
+    for name in ("workerclusters.workerlab.dev", "clusterkopfpeerings.kopf.dev"):
+        own_cluster.kubectl("get", "crd", name)

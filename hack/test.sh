@@ -8,11 +8,11 @@
 #                   stops the API server: it runs last (tests/e2e/conftest.py), when the other
 #                   lanes are done with the lab's cluster.
 #   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA)
-#                   first, then unit and integration tests (no cluster) and the own-cluster
-#                   suite (a second, multi-node kind cluster installed by helm alone, learners
-#                   in network namespaces, helm upgrade and uninstall).
-#   dashboard lane: the dashboard's browser tests (a throwaway namespace); their 10-minute idle
-#                   period is most of this lane, and it costs no CPU.
+#                   first, then unit and integration tests (no cluster).
+#   dashboard lane: the dashboard's browser tests (a throwaway namespace; their 10-minute idle
+#                   period costs no CPU), then the own-cluster suite (a second, multi-node kind
+#                   cluster installed by helm alone, learners in network namespaces, helm upgrade
+#                   and uninstall), which needs nothing of the lab's cluster but its images.
 # Each lane prints its 20 slowest tests: that is how to rebalance them.
 #
 # The other lanes' output is written to logs and printed when all are done; follow them
@@ -23,8 +23,8 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 read -r -a extra <<<"${PYTEST_ARGS:-}"
 own_namespace=(tests/e2e/class tests/e2e/cluster/test_metrics.py)
-isolated=("${own_namespace[@]}" tests/unit tests/integration tests/e2e/owncluster)
-dashboard=(tests/e2e/dashboard)
+isolated=("${own_namespace[@]}" tests/unit tests/integration)
+dashboard=(tests/e2e/dashboard tests/e2e/owncluster)
 shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/owncluster)
 for path in "${own_namespace[@]}"; do shared+=("--ignore=$path"); done
 

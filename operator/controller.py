@@ -22,18 +22,13 @@ from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
+from workerlab.operator.owned import Owned
 from workerlab.operator.processes import ProcessProbe
-from workerlab.operator.reconcile import CreatePod, DeletePod, Plan, plan
-from workerlab.operator.status import status_patch, with_create_failure
-from workerlab.operator.templates import (
-    build_ingress,
-    build_network_policy,
-    build_pod,
-    build_service,
-    ingress_update,
-    network_policy_update,
-    service_update,
-)
+from workerlab.operator.reconcile import CreatePod, DeletePod, HeldWrite, Plan, plan
+from workerlab.operator.recorder import Recorder
+from workerlab.operator.status import status_patch, with_refusals
+from workerlab.operator.templates import build_pod
+from workerlab.operator.writes import Writes
 
 logger = logging.getLogger("workerlab.operator")
 
@@ -69,11 +64,15 @@ class KubeClient(Protocol):
 
 
 Key = tuple[str, str]  # (namespace, name)
-MAX_PENDING_EVENTS = 1000  # client-go's broadcaster queue holds 1,000 too
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _pod_context(cluster: WorkerCluster, live: int) -> str:
+    """What a pod create depends on: the spec and the pods a quota counts."""
+    return f"generation={cluster.generation} pods={live}"
 
 
 @dataclass
@@ -87,14 +86,17 @@ class Controller:
     # The operator's default worker image (--worker-image), for WorkerClusters without spec.image.
     default_image: WorkerImage = FALLBACK_WORKER_IMAGE
     events_in_background: bool = False  # the operator: True (tests read Events at once)
-    events_dropped: int = 0
-    _said: dict[Key, set[str]] = field(default_factory=dict)
-    _event_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    recorder: Recorder = field(init=False)
+    # Per WorkerCluster, the writes the API server refused, by kind (writes.Writes).
+    _held: dict[Key, dict[str, HeldWrite]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.recorder = Recorder(self.kube, background=self.events_in_background)
 
     async def reconcile(self, key: Key) -> float | None:
         started = time.perf_counter()
         try:
-            again, requeued = await self._reconcile(key)
+            again, result = await self._reconcile(key)
         except Exception as error:
             self.metrics.reconcile_total.labels(result="error").inc()
             self.metrics.reconcile_errors.inc()
@@ -102,67 +104,77 @@ class Controller:
             raise
         finally:
             self.metrics.reconcile_time.observe(time.perf_counter() - started)
+        if result == "error":  # a refused write: stated in status, retried with backoff
+            self.metrics.reconcile_errors.inc()
         # As controller-runtime counts: the periodic resync and process poll are not requeues;
         # only the core asking to be called again (a backoff expiring) is.
-        self.metrics.reconcile_total.labels(result="requeue_after" if requeued else "success").inc()
+        self.metrics.reconcile_total.labels(result=result).inc()
         return again
 
     def forget(self, key: Key) -> None:
-        self._said.pop(key, None)
+        self.recorder.forget(key)
+        self._held.pop(key, None)
         self.probe.forget(*key)
 
-    async def _reconcile(self, key: Key) -> tuple[float | None, bool]:
-        """(seconds until the next look or None, whether the core itself asked to requeue)."""
+    async def _reconcile(self, key: Key) -> tuple[float | None, str]:
+        """(seconds until the next look or None, the result as the metric counts it)."""
         namespace, name = key
         body = await self.kube.get_cluster(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Garbage collection removes what it owned; nothing to do, nothing to remember.
             self.forget(key)
-            return None, False
+            return None, "success"
         cluster = WorkerCluster.from_body(body, self.default_image)
         raw_pods = await self.kube.list_pods(namespace, cluster.selector_string)
         now = self.clock()
         # Process counts only feed the status, never the pod actions: act on the pods first,
         # then read the processes (their proxy GETs would otherwise queue ahead of the deletes
         # and creates in the client's thread pool), and only then compute the status.
-        result = plan(cluster, [ObservedPod.from_pod(p) for p in raw_pods], now)
+        observed = [ObservedPod.from_pod(p) for p in raw_pods]
+        result = plan(cluster, observed, now)
         if result.creates and not await self.kube.cluster_exists(namespace, name, cluster.uid):
             # A cached WorkerCluster may outlive its deletion (a DELETED event missed while the
             # operator was paused): creating pods for it would fight garbage collection forever.
             self.forget(key)
-            return None, False
-        refused = await self._apply(cluster, body, result, now)
+            return None, "success"
+        writes = Writes(self._held.setdefault(key, {}), now)
+        live = sum(1 for p in observed if p.owned_by(cluster) and not p.terminating)
+        await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)
         result = replace(result, status=plan(cluster, pods, now).status)
-        await self._ensure_service(cluster, body, now)
-        await self._ensure_ingress(cluster, body, now)
-        await self._ensure_network_policy(cluster, body, now)
-        if refused is not None:
-            # Say it in status too, then fail the reconcile so the work queue retries with backoff.
-            status = with_create_failure(cluster, result.status, refused.message, now)
-            await self._write_status(cluster, body, replace(result, status=status), now)
-            raise refused
-        await self._write_status(cluster, body, result, now)
+        await Owned(self.kube, self.recorder, writes, cluster, body, now).ensure_all()
+        retry_in = writes.finish()
+        # A refused write is said in status (Degraded, the API server's message; its transition
+        # posts one Warning per change of cause) and retried with backoff, never in a tight loop.
+        status = with_refusals(cluster, result.status, writes.refusals, now)
+        await self._write_status(cluster, body, replace(result, status=status), now)
 
+        refused = writes.refusals[0].reason if writes.refusals else "-"
         logger.info(
-            "reconciled: namespace=%s name=%s phase=%s ready=%s/%s processes=%s actions=%d",
+            "reconciled: namespace=%s name=%s phase=%s ready=%s/%s processes=%s actions=%d "
+            "refused=%s",
             namespace,
             name,
-            result.status["phase"],
-            result.status["readyReplicas"],
+            status["phase"],
+            status["readyReplicas"],
             cluster.spec.replicas,
-            result.status["readyProcesses"],
+            status["readyProcesses"],
             len(result.actions),
+            refused,
         )
         again = self.resync_seconds
-        if result.status["readyReplicas"] and not self.probe.polls_itself:
+        if status["readyReplicas"] and not self.probe.polls_itself:
             # Keep process counts fresh: come back when one of the serving pods is due to be
             # read again (every poll for pods that answer, less often for pods that do not).
             serving = [p.uid for p in pods if p.ready and not p.terminating and p.owned_by(cluster)]
             again = min(again, max(self.poll_seconds, self.probe.due_in(serving)))
+        if retry_in is not None:
+            again = min(again, retry_in + 0.1)
         if result.requeue_after is not None:
             again = min(again, result.requeue_after + 0.1)
-        return again, result.requeue_after is not None
+        if writes.refusals:
+            return again, "error"
+        return again, "requeue_after" if result.requeue_after is not None else "success"
 
     async def _observe(
         self, cluster: WorkerCluster, raw: list[dict[str, Any]]
@@ -179,44 +191,74 @@ class Controller:
     # -- pods ----------------------------------------------------------------------------------
 
     async def _apply(
-        self, cluster: WorkerCluster, body: dict[str, Any], result: Plan, now: datetime
-    ) -> ApiError | None:
-        """Carry out the plan; a pod creation the API server refuses (4xx) is returned."""
+        self,
+        cluster: WorkerCluster,
+        body: dict[str, Any],
+        result: Plan,
+        live: int,
+        writes: Writes,
+        now: datetime,
+    ) -> None:
+        """Carry out the plan (`live`: the owned pods not terminating); a pod creation the API
+        server refuses (quota, admission, an invalid podTemplate) is held (`writes`)."""
         # Deletions are independent of each other: issue them together, as the ReplicaSet
         # controller does, so scaling 10 -> 2 waits for 8 round trips at once, not in a row.
         await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
-        replacing = events.replacing_failed(result)
-        refused: ApiError | None = None
+        live -= len(result.deletes)
+        created = 0
+        if result.creates and writes.may("Pod", _pod_context(cluster, live)):
+            created = await self._create_pods(cluster, body, result, live, writes, now)
+        if (scaled := events.scaled(result, cluster.spec.replicas, created)) is not None:
+            await self.recorder.post(body, scaled, now)
+        for reason, message in result.warnings:
+            await self.recorder.say_once(body, "Warning", reason, message, now)
+
+    async def _create_pods(
+        self,
+        cluster: WorkerCluster,
+        body: dict[str, Any],
+        result: Plan,
+        live: int,
+        writes: Writes,
+        now: datetime,
+    ) -> int:
+        """Create the plan's pods; how many the API server accepted."""
         # Creations go in slow-start batches of 1, 2, 4, ... as the ReplicaSet controller's do:
-        # 5 pods wait for 3 round trips, not 5, and a refused first pod stops the rest.
-        creates, batch = list(result.creates), 1
-        while creates and refused is None:
+        # 5 pods wait for 3 round trips, not 5, and a refused first pod stops the rest (the next
+        # would be refused the same way).
+        replacing = events.replacing_failed(result)
+        creates, batch, before = list(result.creates), 1, live
+        while creates:
             now_batch, creates = creates[:batch], creates[batch:]
             batch *= 2
             outcomes = await asyncio.gather(
                 *(self._create_pod(cluster, body, a, replacing, now) for a in now_batch),
                 return_exceptions=True,
             )
+            errors: list[ApiError] = []
             for outcome in outcomes:
-                if not isinstance(outcome, BaseException):
-                    continue
-                if not isinstance(outcome, ApiError):
+                if isinstance(outcome, ApiError):
+                    errors.append(outcome)
+                elif isinstance(outcome, BaseException):
                     raise outcome
-                if not 400 <= outcome.status < 500 or outcome.status in (409, 429):
-                    raise outcome  # transient: retried as any other error
-                refused = outcome  # the next pods would be refused the same way
-        if (scaled := events.scaled(result, cluster.spec.replicas)) is not None:
-            await self._post(body, scaled, now)
-        for reason, message in result.warnings:
-            await self._say_once(cluster, body, "Warning", reason, message, now)
-        return refused
+            live += len(outcomes) - len(errors)
+            # Held with the pods there are now: the next reconcile counts the same, unless one
+            # of them goes (room for a new one: worth a try at once).
+            context = _pod_context(cluster, live)
+            for error in errors:
+                if not writes.refused("Pod", "create", "", error, context):
+                    raise error  # transient: retried by the work queue as any error
+            if errors:
+                return live - before
+        writes.done("Pod")
+        return live - before
 
     async def _delete_pod(
         self, cluster: WorkerCluster, body: dict[str, Any], action: DeletePod, now: datetime
     ) -> None:
         if await self.kube.delete_pod(cluster.namespace, action.name, action.uid):
             self.metrics.pods_deleted.labels(reason=action.reason).inc()
-            await self._post(body, events.pod_deleted(action), now)
+            await self.recorder.post(body, events.pod_deleted(action), now)
 
     async def _create_pod(
         self,
@@ -226,145 +268,12 @@ class Controller:
         replacing: bool,
         now: datetime,
     ) -> None:
-        try:
-            created = await self.kube.create_pod(cluster.namespace, build_pod(cluster))
-        except ApiError as error:
-            await self._post(body, events.pod_create_failed(error.message), now)
-            raise
+        created = await self.kube.create_pod(cluster.namespace, build_pod(cluster))
         self.metrics.pods_created.labels(reason=action.reason).inc()
         event = events.pod_created(action, created["metadata"]["name"], replacing)
         if event.reason == Reason.REPLACED_POD:
             self.metrics.pods_replaced.inc()
-        await self._post(body, event, now)
-
-    # -- service and ingress -------------------------------------------------------------------
-
-    def _controlled(self, cluster: WorkerCluster, obj: dict[str, Any]) -> bool:
-        refs = obj["metadata"].get("ownerReferences") or []
-        return any(r.get("controller") and r.get("uid") == cluster.uid for r in refs)
-
-    async def _ensure_service(
-        self, cluster: WorkerCluster, body: dict[str, Any], now: datetime
-    ) -> None:
-        desired = build_service(cluster)
-        actual = await self.kube.get_service(cluster.namespace, cluster.name)
-        if actual is None:
-            await self.kube.create_service(cluster.namespace, desired)
-            kind = cluster.spec.service.type
-            await self._event(
-                body,
-                "Normal",
-                Reason.CREATED_SERVICE,
-                f"Created {kind} Service {cluster.name}",
-                now,
-            )
-        elif not self._controlled(cluster, actual):
-            await self._say_once(
-                cluster,
-                body,
-                "Warning",
-                Reason.SERVICE_CONFLICT,
-                f"Service {cluster.name} exists and is not owned by this WorkerCluster; left alone",
-                now,
-            )
-        elif (update := service_update(desired, actual)) is not None:
-            await self.kube.replace_service(cluster.namespace, update)
-            await self._event(
-                body,
-                "Normal",
-                Reason.UPDATED_SERVICE,
-                f"Service {cluster.name} differed from the spec; restored",
-                now,
-            )
-
-    async def _ensure_ingress(
-        self, cluster: WorkerCluster, body: dict[str, Any], now: datetime
-    ) -> None:
-        desired = build_ingress(cluster)
-        actual = await self.kube.get_ingress(cluster.namespace, cluster.name)
-        if actual is not None and not self._controlled(cluster, actual):
-            if desired is not None:
-                await self._say_once(
-                    cluster,
-                    body,
-                    "Warning",
-                    Reason.INGRESS_CONFLICT,
-                    f"Ingress {cluster.name} exists, not owned by this WorkerCluster; left alone",
-                    now,
-                )
-            return
-        if desired is None:
-            if actual is not None:
-                await self.kube.delete_ingress(cluster.namespace, cluster.name)
-                await self._event(
-                    body, "Normal", Reason.DELETED_INGRESS, f"Deleted Ingress {cluster.name}", now
-                )
-        elif actual is None:
-            await self.kube.create_ingress(cluster.namespace, desired)
-            host = cluster.spec.ingress.host
-            await self._event(
-                body,
-                "Normal",
-                Reason.CREATED_INGRESS,
-                f"Created Ingress {cluster.name} for {host}",
-                now,
-            )
-        elif (update := ingress_update(desired, actual)) is not None:
-            await self.kube.replace_ingress(cluster.namespace, update)
-            await self._event(
-                body,
-                "Normal",
-                Reason.UPDATED_INGRESS,
-                f"Ingress {cluster.name} differed from the spec; restored",
-                now,
-            )
-
-    async def _ensure_network_policy(
-        self, cluster: WorkerCluster, body: dict[str, Any], now: datetime
-    ) -> None:
-        desired = build_network_policy(cluster)
-        name = cluster.name
-        actual = await self.kube.get_network_policy(cluster.namespace, name)
-        if actual is not None and not self._controlled(cluster, actual):
-            if desired is not None:
-                await self._say_once(
-                    cluster,
-                    body,
-                    "Warning",
-                    Reason.NETWORK_POLICY_CONFLICT,
-                    f"NetworkPolicy {name} exists, not owned by this WorkerCluster; left alone",
-                    now,
-                )
-            return
-        if desired is None:
-            if actual is not None:
-                await self.kube.delete_network_policy(cluster.namespace, name)
-                await self._event(
-                    body,
-                    "Normal",
-                    Reason.DELETED_NETWORK_POLICY,
-                    f"Deleted NetworkPolicy {name}",
-                    now,
-                )
-        elif actual is None:
-            await self.kube.create_network_policy(cluster.namespace, desired)
-            await self._event(
-                body,
-                "Normal",
-                Reason.CREATED_NETWORK_POLICY,
-                f"Created NetworkPolicy {name}: port {cluster.spec.port} from this namespace, "
-                "the Ingress controller and the listed sources",
-                now,
-            )
-        elif (update := network_policy_update(desired, actual)) is not None:
-            await self.kube.replace_network_policy(cluster.namespace, update)
-            await self._event(
-                body,
-                "Normal",
-                Reason.UPDATED_NETWORK_POLICY,
-                f"NetworkPolicy {name} differed from the spec; restored",
-                now,
-            )
+        await self.recorder.post(body, event, now)
 
     # -- status and events ---------------------------------------------------------------------
 
@@ -387,67 +296,8 @@ class Controller:
         self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], now: datetime
     ) -> None:
         for event in events.transitions(old, new):
-            await self._post(body, event, now)
-
-    async def _say_once(
-        self,
-        cluster: WorkerCluster,
-        body: dict[str, Any],
-        event_type: str,
-        reason: str,
-        message: str,
-        now: datetime,
-    ) -> None:
-        """Events for standing situations are posted when they change, not on every poll."""
-        key = (cluster.namespace, cluster.name)
-        said = self._said.setdefault(key, set())
-        if f"{reason}:{message}" in said:
-            return
-        said.add(f"{reason}:{message}")
-        await self._event(body, event_type, reason, message, now)
-
-    async def _post(self, body: dict[str, Any], event: events.Event, now: datetime) -> None:
-        await self._event(body, event.type, event.reason, event.message, now)
-
-    async def _event(
-        self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
-    ) -> None:
-        meta = body["metadata"]
-        log = logger.warning if event_type == "Warning" else logger.info
-        log(
-            "event: namespace=%s name=%s reason=%s message=%s",
-            meta["namespace"],
-            meta["name"],
-            reason,
-            message,
-        )
-        if not self.events_in_background:
-            await self._send_event(body, event_type, reason, message, now)
-            return
-        # As client-go's event recorder: the reconcile does not wait for its Events (at 1,000
-        # WorkerClusters, 5 of a reconcile's ~11 round trips); a bounded backlog, then drops.
-        if len(self._event_tasks) >= MAX_PENDING_EVENTS:
-            self.events_dropped += 1
-            if self.events_dropped == 1:
-                logger.warning("too many Events pending: dropping some (counted, logged once)")
-            return
-        task = asyncio.create_task(self._send_event(body, event_type, reason, message, now))
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_tasks.discard)
-
-    async def _send_event(
-        self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
-    ) -> None:
-        try:
-            await self.kube.post_event(body, event_type, reason, message, now)
-        except ApiError as error:  # an Event is worth a log line, never a failed reconcile
-            logger.warning("posting event failed: %s", error)
-        except Exception as error:
-            if not self.events_in_background:
-                raise
-            logger.warning("posting event failed: %s", error)
+            await self.recorder.post(body, event, now)
 
     async def drain_events(self) -> None:
         """Wait for the Events posted in the background (tests, shutdown)."""
-        while self._event_tasks:
-            await asyncio.gather(*list(self._event_tasks), return_exceptions=True)
+        await self.recorder.drain()

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from workerlab.api.objects import conditions_by_type, scaled_message
 from workerlab.api.resource import ConditionType, Reason
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan
+from workerlab.operator.status import REFUSAL_REASONS, condition_cause
 
 EventType = Literal["Normal", "Warning"]
 
@@ -51,17 +52,21 @@ def pod_deleted(action: DeletePod) -> Event:
     )
 
 
-def pod_create_failed(message: str) -> Event:
-    # e.g. rejected by Pod Security admission or a quota: said where users look.
-    return Event("Warning", Reason.FAILED_CREATE, f"Creating a pod failed: {message}")
-
-
-def scaled(result: Plan, replicas: int) -> Event | None:
-    scaled_up = any(a.reason == "ScaleUp" for a in result.creates)
+def scaled(result: Plan, replicas: int, created: int) -> Event | None:
+    """`created`: how many of the plan's pods the API server accepted (none: nothing scaled, and
+    a held or refused create is said by the Degraded condition, not by an Event per retry)."""
+    scaled_up = any(a.reason == "ScaleUp" for a in result.creates) and created > 0
     if not scaled_up and not any(a.reason == "ScaleDown" for a in result.deletes):
         return None
     direction = "up" if result.creates else "down"
     return Event("Normal", Reason.SCALED, scaled_message(direction, replicas))
+
+
+def recovered_message(was: dict[str, Any]) -> str:
+    reason = str(was.get("reason", ""))
+    if reason in REFUSAL_REASONS:
+        return f"No longer degraded: {reason} is resolved"
+    return "No pod is failing any more"
 
 
 def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
@@ -71,15 +76,13 @@ def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
     events: list[Event] = []
     degraded = after.get(ConditionType.DEGRADED, {})
     was = before.get(ConditionType.DEGRADED, {})
-    was_degraded = was.get("status") == "True"
-    if (
-        degraded.get("status") == "True"
-        and degraded.get("reason") != Reason.FAILED_CREATE  # its own Event was just posted
-        and (not was_degraded or was.get("reason") != degraded.get("reason"))
-    ):
+    cause, was_cause = condition_cause(degraded), condition_cause(was)
+    if cause is not None and cause != was_cause:
+        # One Warning per change of cause, however often the reconcile meets it (a refused write
+        # is retried with backoff and keeps the condition as it is: no Event, no write).
         events.append(Event("Warning", str(degraded["reason"]), str(degraded.get("message", ""))))
-    elif was_degraded and degraded.get("status") == "False":
-        events.append(Event("Normal", Reason.RECOVERED, "No pod is failing any more"))
+    elif was_cause is not None and degraded.get("status") == "False":
+        events.append(Event("Normal", Reason.RECOVERED, recovered_message(was)))
     ready = after.get(ConditionType.READY, {})
     if (
         ready.get("status") == "True"

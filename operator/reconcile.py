@@ -24,7 +24,7 @@ from typing import Any
 
 from workerlab.api.resource import Reason
 from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
-from workerlab.operator.status import Counts, build_status
+from workerlab.operator.status import Counts, Refusal, build_status
 from workerlab.operator.templates import template_hash
 
 BACKOFF_BASE_SECONDS = 10.0
@@ -71,6 +71,40 @@ def backoff_delay(consecutive_failures: int) -> float:
     if consecutive_failures <= 0:
         return 0.0
     return min(BACKOFF_BASE_SECONDS * 2.0 ** (consecutive_failures - 1), BACKOFF_CAP_SECONDS)
+
+
+@dataclass(frozen=True)
+class HeldWrite:
+    """A write the API server refused, held back until `retry_at` (the failed-pod backoff's
+    10 s, 20 s, 40 s ... 5 min), unless what it depends on changed (`context`: the desired
+    object, the spec's generation, the pods a quota counts), which is worth one try at once.
+    The shell keeps one per WorkerCluster and kind; the decisions are here."""
+
+    refusal: Refusal
+    context: str
+    failures: int
+    attempted: datetime
+
+    @property
+    def retry_at(self) -> datetime:
+        return self.attempted + timedelta(seconds=backoff_delay(self.failures))
+
+    def holds(self, context: str, now: datetime) -> bool:
+        """Whether the write waits (True) or is tried again now (False)."""
+        return context == self.context and now < self.retry_at
+
+    def wait(self, now: datetime) -> float:
+        return max(0.0, (self.retry_at - now).total_seconds())
+
+
+def held_after(
+    previous: HeldWrite | None, refusal: Refusal, context: str, now: datetime
+) -> HeldWrite:
+    """The hold after a refusal: the backoff grows while the cause stays the same (even if the
+    spec changed meanwhile: each change gets one try, not a reset), restarts for a new cause."""
+    same = previous is not None and previous.refusal.cause == refusal.cause
+    failures = previous.failures + 1 if previous is not None and same else 1
+    return HeldWrite(refusal, context, failures, now)
 
 
 def _newest_first(pods: list[ObservedPod]) -> list[ObservedPod]:

@@ -6,6 +6,7 @@ the clock except for that, so an unchanged world yields a byte-identical status 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -194,20 +195,100 @@ def build_status(
     }
 
 
-def with_create_failure(
-    cluster: WorkerCluster, status: dict[str, Any], message: str, now: datetime
+# -- refusals: what stops a reconcile ---------------------------------------------------------
+# A write the API server refuses (a quota, admission, an invalid value it alone can judge, the
+# operator's RBAC) or a name someone else's object holds is not retried in a tight loop and never
+# said in a log line only: it is the Degraded condition (reason below, the API server's message),
+# one Warning Event per change of cause (events.transitions) and a retry with backoff
+# (reconcile.HeldWrite).
+
+REFUSED_REASON: dict[str, str] = {
+    "Pod": Reason.FAILED_CREATE,  # the ReplicaSet controller's name for it
+    "Service": Reason.SERVICE_REFUSED,
+    "Ingress": Reason.INGRESS_REFUSED,
+    "NetworkPolicy": Reason.NETWORK_POLICY_REFUSED,
+}
+CONFLICT_REASON: dict[str, str] = {
+    "Service": Reason.SERVICE_CONFLICT,
+    "Ingress": Reason.INGRESS_CONFLICT,
+    "NetworkPolicy": Reason.NETWORK_POLICY_CONFLICT,
+}
+REFUSAL_REASONS = frozenset(REFUSED_REASON.values()) | frozenset(CONFLICT_REASON.values())
+# HTTP statuses worth a plain retry (the work queue's): overload, timeouts, a stale
+# resourceVersion, an expired token. Any other 4xx is the API server's considered answer.
+TRANSIENT = frozenset({401, 408, 409, 410, 429})
+_QUOTED = re.compile(r'"[^"]*"')
+_NUMBER = re.compile(r"\d[\w.]*")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why this reconcile could not do what the spec asks, in the WorkerCluster's words."""
+
+    kind: str  # Pod | Service | Ingress | NetworkPolicy
+    reason: str  # the Degraded condition's reason and the Warning Event's
+    message: str  # names the object and quotes the API server
+
+    @property
+    def cause(self) -> str:
+        return cause_key(self.reason, self.message[:MAX_MESSAGE])  # as the condition keeps it
+
+
+def cause_key(reason: str, message: str) -> str:
+    """What stays the same while the cause does: the reason and the message without quoted
+    names (a pod's generated name) and numbers (a quota's `used: pods=4`)."""
+    return f"{reason}:{_NUMBER.sub('#', _QUOTED.sub('_', message))}"
+
+
+def refusal_for(kind: str, verb: str, name: str, code: int, api_message: str) -> Refusal | None:
+    """The Refusal an API error on a write means, or None for a transient one (retried by the
+    work queue as any error). `verb`: create | update | delete; `name`: the object's name."""
+    if code == 409 and verb == "create" and kind in CONFLICT_REASON:
+        # AlreadyExists: an object of someone else's holds the name (the caches see only ours).
+        return conflict(kind, name, api_message)
+    if not 400 <= code < 500 or code in TRANSIENT:
+        return None
+    if code == 404 and verb != "create":
+        return None  # gone meanwhile: the next reconcile sees it
+    what = "a pod" if kind == "Pod" else f"{kind} {name}"
+    message = f"the API server refused to {verb} {what}: {api_message}"
+    return Refusal(kind, REFUSED_REASON.get(kind, f"{kind}Refused"), message)
+
+
+def conflict(kind: str, name: str, detail: str = "") -> Refusal:
+    message = f"{kind} {name} exists and is not owned by this WorkerCluster; left alone"
+    return Refusal(kind, CONFLICT_REASON[kind], f"{message} ({detail})" if detail else message)
+
+
+def condition_cause(condition: dict[str, Any]) -> str | None:
+    """The cause a Degraded=True condition states (None when not degraded): refusals by reason
+    and message shape, pod troubles by reason alone (a crash loop's restart count is news for
+    the condition, not a new cause)."""
+    if condition.get("status") != "True":
+        return None
+    reason = str(condition.get("reason", ""))
+    if reason in REFUSAL_REASONS:
+        return cause_key(reason, str(condition.get("message", "")))
+    return reason
+
+
+def with_refusals(
+    cluster: WorkerCluster, status: dict[str, Any], refusals: list[Refusal], now: datetime
 ) -> dict[str, Any]:
-    """The status when the API server refused to create a pod (admission, quota, a podTemplate
-    field it accepted in the WorkerCluster but not in a Pod): Degraded, reason FailedCreate."""
+    """The status when writes were refused: Degraded, with the first refusal's reason and
+    message (pods first, then Service, Ingress, NetworkPolicy: the order they are written).
+    While the cause stays the same the condition keeps its message, so a retry that meets the
+    same refusal writes nothing (a quota's "used" figures do not make it a new cause)."""
+    if not refusals:
+        return status
+    first = refusals[0]
     prior = conditions_by_type({"status": cluster.status})
+    before = prior.get(ConditionType.DEGRADED, {})
+    message = first.message
+    if condition_cause(before) == first.cause and before.get("reason") == first.reason:
+        message = str(before.get("message", message))
     degraded = _condition(
-        prior,
-        ConditionType.DEGRADED,
-        "True",
-        Reason.FAILED_CREATE,
-        f"creating a pod failed: {message}",
-        now,
-        cluster.generation,
+        prior, ConditionType.DEGRADED, "True", first.reason, message, now, cluster.generation
     )
     conditions = [c for c in status["conditions"] if c["type"] != ConditionType.DEGRADED] + [
         degraded

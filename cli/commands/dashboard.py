@@ -54,6 +54,9 @@ def dashboard(
 ) -> None:
     """Serve a live web page of both levels on http://127.0.0.1:PORT/ (it opens nothing itself).
 
+    Open the URL it prints (http://127.0.0.1:PORT/?token=...): only that token gets in (the page
+    then holds it as a cookie), so no one else on the machine can see or drive your clusters.
+
     WorkerClusters, their pods and each pod's processes, updated from watches; a "who healed
     it" timeline (operator, kubelet, arbiter); recent requests per process and pod; buttons to
     scale, delete a pod, kill a process (lab mode), start a bounded load; the current lab and
@@ -68,16 +71,19 @@ def dashboard(
         )
     kube = kube_for(namespace, context)
     kube.kubectl  # noqa: B018  (fail now, clearly, if there is no kubectl)
+    token = secrets.token_urlsafe(32)
     out.print(
-        f"workerlab dashboard: http://127.0.0.1:{port}/  (namespace {namespace}, "
-        f"context {kube.context}; Ctrl-C stops it)",
+        f"workerlab dashboard: http://127.0.0.1:{port}/?token={token}  (namespace {namespace}, "
+        f"context {kube.context}; open this URL, keep it to yourself; Ctrl-C stops it)",
         soft_wrap=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(kube, port, window, poll, stop_after))
+        asyncio.run(_serve(kube, port, token, window, poll, stop_after))
 
 
-async def _serve(kube, port: int, window: float, poll: float, stop_after: float) -> None:
+async def _serve(
+    kube, port: int, token: str, window: float, poll: float, stop_after: float
+) -> None:
     import uvicorn
 
     from workerlab.cli.dashboard.actions import KubeActions
@@ -92,7 +98,7 @@ async def _serve(kube, port: int, window: float, poll: float, stop_after: float)
         hub,
         KubeActions(kube),
         port=port,
-        token=secrets.token_urlsafe(32),
+        token=token,
         context=kube.context,
         lab_numbers=lambda: [
             {"number": lab.number, "title": lab.title, "summary": lab.summary}

@@ -1,20 +1,15 @@
-"""The dashboard's web app: one page, one Server-Sent-Events stream, a few token-checked POSTs.
+"""The dashboard's web app: one page, one Server-Sent-Events stream, a few POSTs.
 
-Security (the app listens on 127.0.0.1 only, but any web page the learner opens could try to
-drive it through the browser):
-  - Host must be 127.0.0.1:PORT or localhost:PORT on every request, so a DNS-rebinding page
-    (evil.example resolving to 127.0.0.1) cannot even read the page and its token;
-  - every POST carries the per-session token (generated at start, embedded in the page) in the
-    `X-Workerlab-Token` header, compared in constant time;
-  - a POST whose Origin (or Sec-Fetch-Site) says it came from another site is refused, token or
-    not. A cross-origin page cannot set the custom header without a CORS preflight, which this
-    app never answers, so the token also rules out "simple" form posts.
+Who may use it is `auth`'s (Jupyter-style: the token in the URL the CLI printed becomes an
+HttpOnly session cookie; nothing but the static assets answers without it; the API refuses other
+origins). Every refusal, the gate's or a route's, is JSON `{"error": "..."}` with a 4xx status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import secrets
 import time
@@ -22,24 +17,33 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from workerlab.api.objects import pod_terminating
 from workerlab.cli import journal
-from workerlab.cli.dashboard.actions import (
-    MAX_LOAD_CONCURRENCY,
-    MAX_LOAD_DURATION_S,
-    MAX_LOAD_REQUESTS,
-    Actions,
+from workerlab.cli.dashboard.actions import Actions
+from workerlab.cli.dashboard.auth import (
+    PUBLIC_PREFIXES,
+    SECURITY_HEADERS,
+    TOKEN_PARAM,
+    Gate,
+    Refused,
+    not_authorised_page,
 )
+from workerlab.cli.dashboard.loading import LoadBody, start_load
 from workerlab.cli.dashboard.model import YOU, Model
 from workerlab.cli.errors import WorkerlabError
 
-TOKEN_HEADER = "X-Workerlab-Token"
 KEEPALIVE_S = 15.0
 MIN_PUSH_INTERVAL_S = 0.25
 MAX_REPLICAS = 100  # the CRD's bounds
@@ -84,21 +88,6 @@ class PodBody(BaseModel):
     pod: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
-class LoadBody(BaseModel):
-    path: str = Field("/", max_length=200, pattern=r"^/[A-Za-z0-9/_.?=&%-]*$")
-    requests: int = Field(200, ge=1, le=MAX_LOAD_REQUESTS)
-    concurrency: int = Field(8, ge=1, le=MAX_LOAD_CONCURRENCY)
-    duration_s: float = Field(20.0, gt=0, le=MAX_LOAD_DURATION_S)
-
-
-def allowed_origins(port: int) -> set[str]:
-    return {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
-
-
-def allowed_hosts(port: int) -> set[str]:
-    return {f"127.0.0.1:{port}", f"localhost:{port}"}
-
-
 def static_dir() -> str:
     return str(resources.files("workerlab.cli.dashboard") / "static")
 
@@ -114,8 +103,7 @@ def create_app(
     lab_text: Callable[[int], str] | None = None,
     on_startup: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    token = token or secrets.token_urlsafe(32)
-    hosts, origins = allowed_hosts(port), allowed_origins(port)
+    gate = Gate(token or secrets.token_urlsafe(32), port)
     model = hub.model
     background: set[asyncio.Task[Any]] = set()
 
@@ -127,29 +115,40 @@ def create_app(
         for task in background:
             task.cancel()
 
-    app = FastAPI(title="workerlab dashboard", docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.token = token
+    app = FastAPI(
+        title="workerlab dashboard",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.gate, app.state.hub = gate, hub
 
     @app.middleware("http")
-    async def check_host(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
-        if request.headers.get("host", "") not in hosts:
-            return JSONResponse(
-                {"error": "wrong Host header", "detail": f"use http://127.0.0.1:{port}/"},
-                status_code=421,
+    async def gatekeeper(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+        """Host on every request; the token (cookie or bearer) and this origin on everything but
+        the static assets and `/` (which answers its own way: the cookie swap, or a page saying
+        how to get in)."""
+        path = request.url.path
+        try:
+            gate.check_host(request)
+            if path != "/" and not path.startswith(PUBLIC_PREFIXES):
+                if request.method in ("GET", "HEAD"):
+                    gate.credentials(request)
+                    gate.check_origin(request)
+                else:
+                    gate.check_action(request)
+        except Refused as refused:
+            headers = {"Cache-Control": "no-store"}
+            if refused.status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="workerlab dashboard"'
+            response: Response = JSONResponse(
+                {"error": refused.message}, status_code=refused.status, headers=headers
             )
-        return await call_next(request)
-
-    def guard(request: Request) -> None:
-        origin = request.headers.get("origin")
-        if origin is not None and origin not in origins:
-            raise HTTPException(403, f"cross-origin request from {origin!r} refused")
-        if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-            raise HTTPException(403, "cross-site request refused")
-        sent = request.headers.get(TOKEN_HEADER, "")
-        if not sent:
-            raise HTTPException(401, f"missing {TOKEN_HEADER} header (reload the page)")
-        if not secrets.compare_digest(sent.encode(), token.encode()):
-            raise HTTPException(403, f"wrong {TOKEN_HEADER} (the dashboard was restarted?)")
+        else:
+            response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     def known_wc(name: str) -> dict[str, Any]:
         wc = model.wcs.get(name)
@@ -189,18 +188,49 @@ def create_app(
         ]
         return JSONResponse({"error": "; ".join(problems) or "invalid input"}, status_code=422)
 
+    def gate_page(status: int, message: str) -> HTMLResponse:
+        return HTMLResponse(
+            not_authorised_page(port, message),
+            status_code=status,
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.get("/", response_class=HTMLResponse)
-    async def index() -> HTMLResponse:
+    async def index(request: Request) -> Response:
+        sent = request.query_params.get(TOKEN_PARAM)
+        if sent is not None:
+            if not gate.token_ok(sent):
+                return gate_page(403, "The token in this URL is not this dashboard's (was it "
+                                      "restarted? then it printed a new URL).")  # fmt: skip
+            # The token becomes the session cookie; the clean URL keeps it out of the history.
+            swap = RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store"})
+            swap.set_cookie(
+                gate.cookie_name, gate.session, httponly=True, samesite="strict", path="/"
+            )
+            return swap
+        try:
+            gate.credentials(request)
+        except Refused as refused:
+            return gate_page(refused.status, refused.message)
         page = (resources.files("workerlab.cli.dashboard") / "static" / "index.html").read_text()
-        page = page.replace("{{TOKEN}}", token).replace("{{NAMESPACE}}", model.namespace)
-        page = page.replace("{{CONTEXT}}", context)
+        page = page.replace("{{NAMESPACE}}", html.escape(model.namespace))
+        page = page.replace("{{CONTEXT}}", html.escape(context))
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
+    def current_view() -> dict[str, Any]:
+        """The model's view; none of the namespace's objects once the API server refused the
+        kubeconfig's credentials (a revoked token): the page says "not authorised" instead of
+        showing what it last saw as if it were current."""
+        view = model.view(time.time())
+        if view["health"].get("auth") is False:
+            view["clusters"], view["orphan_pods"] = [], []
+        return view
+
     @app.get("/api/state")
     async def state() -> dict[str, Any]:
-        return model.view(time.time())
+        return current_view()
 
     @app.get("/api/stream")
     async def stream(request: Request) -> StreamingResponse:
@@ -210,7 +240,7 @@ def create_app(
             while True:
                 if await request.is_disconnected():
                     return
-                view = model.view(time.time())
+                view = current_view()
                 version = view["version"]
                 yield f"event: state\ndata: {json.dumps(view, separators=(',', ':'))}\n\n"
                 await asyncio.sleep(MIN_PUSH_INTERVAL_S)
@@ -225,14 +255,14 @@ def create_app(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    @app.post("/api/wc/{name}/scale", dependencies=[Depends(guard)])
+    @app.post("/api/wc/{name}/scale")
     async def scale(name: str, body: ScaleBody) -> dict[str, Any]:
         known_wc(name)
         return await act(
             f"scaled wc/{name} to {body.replicas} pods", name, actions.scale(name, body.replicas)
         )
 
-    @app.post("/api/wc/{name}/processes", dependencies=[Depends(guard)])
+    @app.post("/api/wc/{name}/processes")
     async def processes(name: str, body: ProcessesBody) -> dict[str, Any]:
         known_wc(name)
         return await act(
@@ -241,13 +271,13 @@ def create_app(
             actions.set_processes(name, body.processes_per_pod),
         )
 
-    @app.post("/api/wc/{name}/delete-pod", dependencies=[Depends(guard)])
+    @app.post("/api/wc/{name}/delete-pod")
     async def delete_pod(name: str, body: PodBody) -> dict[str, Any]:
         known_wc(name)
         pod_of(name, body.pod)
         return await act(f"deleted pod {body.pod}", name, actions.delete_pod(name, body.pod))
 
-    @app.post("/api/wc/{name}/kill-process", dependencies=[Depends(guard)])
+    @app.post("/api/wc/{name}/kill-process")
     async def kill_process(name: str, body: PodBody) -> dict[str, Any]:
         wc = known_wc(name)
         if not (wc.get("spec") or {}).get("labMode"):
@@ -262,43 +292,13 @@ def create_app(
             actions.kill_process(wc, body.pod),
         )
 
-    @app.post("/api/wc/{name}/load", dependencies=[Depends(guard)])
+    @app.post("/api/wc/{name}/load")
     async def load(name: str, body: LoadBody) -> dict[str, Any]:
+        """Answers `started` only once the target answered (its Service reached the way
+        `workerlab load wc/NAME` reaches it: NodePort, or the API server's service proxy);
+        otherwise the reason, and nothing runs."""
         wc = known_wc(name)
-        if hub.load_running:
-            raise HTTPException(409, f"a load run is already going ({hub.load_running})")
-        hub.load_running = f"wc/{name}"
-
-        async def run() -> None:
-            try:
-                summary = await actions.load(
-                    wc, body.path, body.requests, body.concurrency, body.duration_s
-                )
-                model.add(
-                    YOU,
-                    f"load on wc/{name}{body.path} done: {summary.get('ok')} ok, "
-                    f"{summary.get('errors')} errors in {summary.get('elapsed_s')} s",
-                    time.time(),
-                    wc=name,
-                )
-            except (WorkerlabError, ValueError) as error:
-                model.add(YOU, f"load on wc/{name} failed: {error}", time.time(), wc=name)
-            finally:
-                hub.load_running = None
-                hub.notify()
-
-        task = asyncio.create_task(run())
-        background.add(task)
-        task.add_done_callback(background.discard)
-        model.add(
-            YOU,
-            f"started load on wc/{name}{body.path}: {body.requests} requests, "
-            f"{body.concurrency} at a time, at most {body.duration_s:g} s",
-            time.time(),
-            wc=name,
-        )
-        hub.notify()
-        return {"ok": True, "started": True}
+        return await start_load(hub, actions, background, wc, body)
 
     @app.get("/api/labs")
     async def labs() -> dict[str, Any]:
@@ -319,7 +319,7 @@ def create_app(
         except WorkerlabError as error:
             raise HTTPException(404, str(error)) from None
 
-    @app.post("/api/labs/{number}/check", dependencies=[Depends(guard)])
+    @app.post("/api/labs/{number}/check")
     async def check(number: int) -> dict[str, Any]:
         if lab_text is not None:
             try:

@@ -10,6 +10,12 @@ proxy (`/api/v1/namespaces/NS/pods/NAME:PORT/proxy/processes`) goes through the 
 Every loop runs until `stop` is set; each step inside is bounded by a timeout, and failures back
 off (1 s doubling to 15 s) while the model's health says what is wrong: the page shows a banner
 and recovers by itself when the cluster answers again.
+
+Revoked credentials (`workerlab class remove` deletes the learner's ServiceAccount, so its token
+stops working) must not leave a healthy-looking page: a watch already open keeps streaming, so
+every AUTH_PROBE_S a cheap list asks the API server again; its 401/403 (or any request's) sets
+health `auth` to False with the server's message, and the app shows "not authorised" instead of
+the namespace's objects.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import httpx
 
 from workerlab.api.objects import worker_port
 from workerlab.api.resource import GROUP, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, PLURAL, VERSION
-from workerlab.cli.dashboard.model import Model
+from workerlab.cli.dashboard.model import CLUSTER, Model
 from workerlab.cli.kube import Kube
 
 WATCH_S = 240  # a watch request's own timeoutSeconds; then it resumes from the last version
@@ -34,6 +40,7 @@ POLL_S = 2.5  # /processes of each Ready pod
 OPERATOR_PROBE_S = 10
 REQUEST_TIMEOUT_S = 10
 BACKOFF_MAX_S = 15
+AUTH_PROBE_S = 2.0
 SERVING = re.compile(r"Starting to serve on (?P<addr>127\.0\.0\.1:\d+)")
 
 
@@ -43,6 +50,19 @@ class Gone(Exception):
 
 class Unreachable(Exception):
     pass
+
+
+class NotAuthorised(Unreachable):
+    """401/403 from the API server: the kubeconfig's credentials no longer (or never) work."""
+
+
+def refusal(status: int, body: str) -> NotAuthorised:
+    """The API server's own words for a 401/403 (its Status object's message)."""
+    message = body.strip()
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(body).get("message") or message
+    word = "Unauthorized" if status == 401 else "Forbidden"
+    return NotAuthorised(f"HTTP {status} {word}: {message[:200]}")
 
 
 class KubectlProxy:
@@ -158,6 +178,7 @@ class Source:
             *(asyncio.create_task(self._watch(kind)) for kind in self.paths),
             asyncio.create_task(self._poll_processes()),
             asyncio.create_task(self._probe_operator()),
+            asyncio.create_task(self._probe_auth()),
         ]
         try:
             await self.stop.wait()
@@ -183,6 +204,29 @@ class Source:
         self.model.set_health("cluster", problem is None, time.time(), problem)
         self.notify()
 
+    def _authorised(self, ok: bool, error: str | None = None) -> None:
+        """Health `auth` (+ `auth_error`): does the API server still take our credentials?"""
+        before, now = self.model.health.get("auth"), time.time()
+        if before is not False and not ok:
+            self.model.add(CLUSTER, f"not authorised: the API server refused ({error})", now)
+        elif before is False and ok:
+            self.model.add(CLUSTER, "authorised again: the API server takes the credentials", now)
+        self.model.set_health("auth", ok, now)
+        self.model.set_health("auth_error", None if ok else error, now)
+        self.notify()
+
+    async def _probe_auth(self) -> None:
+        """A cheap list (limit=1) every AUTH_PROBE_S: an open watch outlives a revoked token."""
+        while not self.stop.is_set():
+            try:
+                await self._get(self.paths["wc"], {"limit": "1"})
+                self._authorised(True)
+            except NotAuthorised as error:
+                self._authorised(False, str(error))
+            except (Unreachable, Gone, httpx.HTTPError, ValueError):
+                pass  # the watches say when the cluster is unreachable
+            await self._sleep(AUTH_PROBE_S)
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
@@ -195,7 +239,9 @@ class Source:
             raise Unreachable(f"{type(error).__name__}: {error}") from None
         if response.status_code == 410:
             raise Gone()
-        if response.status_code >= 500 or response.status_code in (401, 403):
+        if response.status_code in (401, 403):
+            raise refusal(response.status_code, response.text)
+        if response.status_code >= 500:
             raise Unreachable(f"HTTP {response.status_code}: {response.text.strip()[:200]}")
         if response.status_code != 200:
             raise Unreachable(f"HTTP {response.status_code} for {path}: {response.text[:200]}")
@@ -220,6 +266,8 @@ class Source:
                 self.watch_restarts += 1
                 continue
             except (Unreachable, httpx.HTTPError, ValueError, KeyError) as error:
+                if isinstance(error, NotAuthorised):
+                    self._authorised(False, str(error))
                 if kind == "wc" and "404" in str(error):
                     message = "the WorkerCluster CRD is not installed (kubectl apply -k manifests/)"
                 else:
@@ -245,6 +293,8 @@ class Source:
                     raise Gone()
                 if response.status_code != 200:
                     body = (await response.aread()).decode(errors="replace")
+                    if response.status_code in (401, 403):
+                        raise refusal(response.status_code, body)
                     raise Unreachable(f"watch {kind}: HTTP {response.status_code} {body[:200]}")
                 async for line in response.aiter_lines():
                     if not line.strip():

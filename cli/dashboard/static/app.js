@@ -1,14 +1,15 @@
 // workerlab dashboard: renders the server's view (pushed over Server-Sent Events) and sends the
-// page's actions as token-carrying POSTs. No framework, no build step.
+// page's actions as POSTs. No framework, no build step. The page holds no secret: the browser
+// sends the HttpOnly session cookie it got from the URL `workerlab dashboard` printed.
 "use strict";
-const TOKEN = document.querySelector('meta[name="workerlab-token"]').content;
-let view = null, receivedAt = 0;
+let view = null, receivedAt = 0, refused = null;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") node.className = v;
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "style") node.style.cssText = v; // CSP: no inline style attributes
     else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v);
   }
   for (const c of children.flat()) {
@@ -24,14 +25,36 @@ function toast(text) {
   setTimeout(() => t.remove(), 4000);
 }
 
-async function post(path, body) {
-  const r = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-Workerlab-Token": TOKEN },
-    body: JSON.stringify(body || {}),
-  });
+// The dashboard refused this page (401/403: no session, or the dashboard was restarted): say so
+// and how to get in, instead of a page that looks live.
+function showRefused(message) {
+  refused = message;
+  const live = document.getElementById("live");
+  live.textContent = "not authorised";
+  live.className = "pill off";
+  const b = document.getElementById("banner");
+  b.hidden = false;
+  b.className = "banner bad";
+  b.textContent = `Not authorised: ${message}`;
+}
+
+async function api(path, options = {}) {
+  const r = await fetch(path, { credentials: "same-origin", ...options });
   let data = {};
   try { data = await r.json(); } catch (e) { /* not JSON */ }
+  if (r.status === 401 || r.status === 403) {
+    const msg = typeof data.error === "string" ? data.error : `HTTP ${r.status}`;
+    if (/^not authorised/.test(msg)) showRefused(msg.replace(/^not authorised:\s*/, ""));
+  }
+  return { r, data };
+}
+
+async function post(path, body) {
+  const { r, data } = await api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body || {}),
+  });
   if (!r.ok) {
     const msg = typeof data.error === "string" ? data.error : JSON.stringify(data.error || data.detail || r.status);
     toast(`refused (${r.status}): ${msg}`);
@@ -55,6 +78,11 @@ function renderBanner(h) {
   const b = document.getElementById("banner");
   const msgs = [];
   let bad = false;
+  if (h.auth === false) {
+    msgs.push(`Not authorised: the API server refused this kubeconfig's credentials (${h.auth_error || "401/403"}). ` +
+      "Was the token revoked (workerlab class remove) or did it expire? Nothing here is current until it is authorised again.");
+    bad = true;
+  }
   if (h.cluster === false) { msgs.push(`Cluster unreachable: ${h.cluster_error || "no answer"} — retrying by itself.`); bad = true; }
   if (h.operator === false) msgs.push("The operator is not Ready: nothing will replace a lost pod until it is back.");
   if (h.operator === "not installed") msgs.push("The operator is not installed (workerlab-system/workerlab-operator).");
@@ -116,7 +144,8 @@ function wcBox(wc) {
     el("div", { class: "actions" },
       "replicas ", replicas, el("button", { "data-act": "scale", onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/scale`, { replicas: Number(replicas.value) }) }, "scale"),
       " processes/pod ", procs, el("button", { onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/processes`, { processes_per_pod: Number(procs.value) }) }, "set"),
-      wc.node_port ? [" load ", loadN, loadPath, el("button", { onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/load`, { requests: Number(loadN.value), path: loadPath.value, concurrency: 8, duration_s: 30 }) }, "start")] : el("span", { class: "dim" }, " (load needs a NodePort service)")),
+      " load ", loadN, loadPath, el("button", { "data-act": "load", title: wc.node_port ? `through NodePort ${wc.node_port}` : "through the API server's service proxy (as workerlab load wc/NAME)",
+        onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/load`, { requests: Number(loadN.value), path: loadPath.value, concurrency: 8, duration_s: 30 }) }, "start")),
     el("div", { class: "pods" }, wc.pods.map((p) => podBox(wc, p, maxRecent))));
 }
 
@@ -129,9 +158,14 @@ function renderTimeline(entries) {
 }
 
 function render() {
-  if (!view) return;
+  if (!view || refused) return;
   renderBanner(view.health);
   const box = document.getElementById("clusters");
+  if (view.health.auth === false) {
+    box.replaceChildren(el("p", { class: "bad", id: "not-authorised" }, "not authorised: the API server refused this kubeconfig's credentials"));
+    renderTimeline(view.timeline);
+    return;
+  }
   // Keep what the learner is typing: skip re-rendering while an input has focus.
   if (document.activeElement && document.activeElement.tagName === "INPUT" && box.contains(document.activeElement)) {
     renderTimeline(view.timeline);
@@ -148,11 +182,21 @@ function connect() {
   source.addEventListener("state", (msg) => {
     view = JSON.parse(msg.data);
     receivedAt = Date.now() / 1000;
-    live.textContent = `live · v${view.version}`;
-    live.className = "pill on";
+    const authorised = view.health.auth !== false;
+    live.textContent = authorised ? `live · v${view.version}` : "not authorised";
+    live.className = authorised ? "pill on" : "pill off";
     render();
   });
-  source.onerror = () => { live.textContent = "reconnecting…"; live.className = "pill off"; };
+  source.onerror = async () => {
+    if (refused) { source.close(); return; }
+    live.textContent = "reconnecting…"; live.className = "pill off";
+    if (source.readyState === EventSource.CLOSED) {
+      // An HTTP error (not a dropped connection) ends an EventSource for good: ask why, then
+      // either say "not authorised" or open a new stream.
+      try { await api("/api/state"); } catch (e) { /* the dashboard is down */ }
+      if (!refused) setTimeout(connect, 2000);
+    }
+  };
 }
 
 // --- the lab beside it ----------------------------------------------------------------------
@@ -178,14 +222,14 @@ function renderMarkdown(md) {
 }
 
 async function showLab(n) {
-  const r = await fetch(`/api/labs/${n}`);
-  const data = await r.json();
+  const { data } = await api(`/api/labs/${n}`);
   document.getElementById("lab-text").replaceChildren(...renderMarkdown(data.text || data.error || ""));
   document.getElementById("lab-result").replaceChildren();
 }
 
 async function initLabs() {
-  const data = await (await fetch("/api/labs")).json();
+  const { r, data } = await api("/api/labs");
+  if (!r.ok) return;
   const select = document.getElementById("lab-select");
   select.replaceChildren(...data.labs.map((l) => el("option", { value: l.number, selected: l.number === data.current || null }, `${l.number}. ${l.title}`)));
   select.addEventListener("change", () => showLab(select.value));

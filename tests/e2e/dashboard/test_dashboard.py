@@ -173,17 +173,16 @@ def test_bad_input_from_the_page_is_refused_and_changes_nothing(dashboard, clust
     page, ns = dashboard.page, dashboard.ns
     results = page.evaluate(
         """async () => {
-          const token = document.querySelector('meta[name="workerlab-token"]').content;
-          const post = async (path, body, tok) => {
+          const post = async (path, body, headers = {}) => {
             const r = await fetch(path, {method: "POST", body: JSON.stringify(body),
-              headers: {"Content-Type": "application/json", "X-Workerlab-Token": tok}});
+              headers: {"Content-Type": "application/json", ...headers}});
             return [r.status, await r.json()];
           };
           return [
-            await post("/api/wc/web/scale", {replicas: -1}, token),
-            await post("/api/wc/web/scale", {replicas: 1000000}, token),
-            await post("/api/wc/nope/scale", {replicas: 1}, token),
-            await post("/api/wc/web/scale", {replicas: 1}, "wrong"),
+            await post("/api/wc/web/scale", {replicas: -1}),
+            await post("/api/wc/web/scale", {replicas: 1000000}),
+            await post("/api/wc/nope/scale", {replicas: 1}),
+            await post("/api/wc/web/scale", {replicas: 1}, {Authorization: "Bearer wrong"}),
           ];
         }"""
     )

@@ -4,8 +4,9 @@ cluster `helm install` alone set up (conftest.py):
 - `helm upgrade` to a new operator image rolls the operator while a WorkerCluster serves a
   bounded load through its Service (fresh connections, from the host to a node's NodePort):
   0 failed requests, and the new operator acts (a deleted pod is replaced);
-- the CRD upgrade step Helm does not do, `kubectl apply --server-side -f charts/workerlab/crds/`,
-  restores a CRD an older chart left behind;
+- the CRD upgrade step Helm does not do,
+  `kubectl apply --server-side --force-conflicts -f charts/workerlab/crds/`, restores a CRD an
+  older chart left behind;
 - `helm uninstall` leaves no operator object behind; the CRDs stay, as Helm keeps them.
 """
 

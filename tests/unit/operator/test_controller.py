@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -264,29 +266,184 @@ current-context: x
     assert "cannot reach the Kubernetes API server at https://127.0.0.1:1" in err
 
 
-def test_pod_refused_by_the_api_server_is_degraded_in_status_and_retried():
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+QUOTA_MESSAGE = (
+    'services "demo" is forbidden: exceeded quota: workerlab-learner, requested: '
+    "services.nodeports=1, used: services.nodeports=0, limited: services.nodeports=0"
+)
+
+
+def degraded_of(kube: RecordingKube) -> dict[str, Any]:
+    return {c["type"]: c for c in kube.cluster["status"]["conditions"]}["Degraded"]
+
+
+def test_pod_refused_by_the_api_server_is_degraded_once_and_retried_with_backoff():
     class RefusingKube(RecordingKube):
+        refuse = True
+        tries = 0
+
         async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-            raise ApiError(422, "POST", "/pods", '{"message": "spec.affinity: Invalid value"}')
+            self.tries += 1
+            if self.refuse:
+                raise ApiError(422, "POST", "/pods", '{"message": "spec.affinity: Invalid value"}')
+            return await super().create_pod(namespace, body)
 
     async def scenario():
-        kube = RefusingKube({"replicas": 2})
-        ctl = controller_for(kube)
-        with pytest.raises(ApiError):  # failed, so that the work queue retries with backoff
-            await ctl.reconcile((NS, NAME))
+        kube, clock = RefusingKube({"replicas": 2}), Clock()
+        ctl = Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=clock)
+        again = await ctl.reconcile((NS, NAME))  # no exception: the hold is the backoff
+        assert again is not None and 10 <= again <= 11
         status = kube.cluster["status"]
-        degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+        degraded = degraded_of(kube)
         assert (status["phase"], degraded["status"], degraded["reason"]) == (
             "Degraded",
             "True",
             "FailedCreate",
         )
         assert "spec.affinity" in degraded["message"]
-        assert [r for r, _ in kube.events].count("FailedCreate") == 1
+        assert kube.tries == 1, "a refused first pod stops the rest"
         writes = len(kube.writes)
-        with pytest.raises(ApiError):
+        for _ in range(20):  # pod events, resyncs: within the backoff nothing is tried again
+            clock.advance(0.4)
             await ctl.reconcile((NS, NAME))
-        assert len(kube.writes) == writes, "a retry that changes nothing writes nothing"
+        assert kube.tries == 1 and len(kube.writes) == writes, "a held retry writes nothing"
+        clock.advance(2.1)  # 10.1 s after the refusal
+        await ctl.reconcile((NS, NAME))
+        assert kube.tries == 2 and len(kube.writes) == writes  # same cause: no write, no Event
+        assert [r for r, _ in kube.events].count("FailedCreate") == 1
+        assert "Scaled" not in [r for r, _ in kube.events], "nothing was scaled yet"
+
+        kube.refuse = False  # e.g. the quota was raised: seen at the next try (20 s later)
+        clock.advance(19)
+        await ctl.reconcile((NS, NAME))
+        assert kube.tries == 2
+        clock.advance(1.1)
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 2 and degraded_of(kube)["status"] == "False"
+        reasons = [r for r, _ in kube.events]
+        assert reasons.count("FailedCreate") == 1 and reasons.count("Recovered") == 1
+        assert reasons.count("Scaled") == 1
+        counted = {
+            s.labels["result"]: s.value
+            for metric in ctl.metrics.registry.collect()
+            if metric.name == "workerlab_reconcile"
+            for s in metric.samples
+            if s.name == "workerlab_reconcile_total"
+        }
+        assert counted["error"] == 23 and counted["success"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_pod_of_ours_going_away_is_worth_one_try_at_once():
+    class QuotaKube(RecordingKube):
+        room = 2
+        tries = 0
+
+        async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+            self.tries += 1
+            if len(self.pods) >= self.room:
+                message = 'pods "demo-x" is forbidden: exceeded quota: q, used: pods=2'
+                raise ApiError(403, "POST", "/pods", json.dumps({"message": message}))
+            return await super().create_pod(namespace, body)
+
+    async def scenario():
+        kube, clock = QuotaKube({"replicas": 4}), Clock()
+        ctl = Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=clock)
+        await ctl.reconcile((NS, NAME))  # batches 1, 2: the third pod is refused
+        assert len(kube.pods) == 2 and kube.tries == 3
+        clock.advance(1)
+        await ctl.reconcile((NS, NAME))  # the same pods: held
+        assert kube.tries == 3
+        kube.pods.pop(next(iter(kube.pods)))  # deleted by hand: room for one
+        clock.advance(1)
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 2 and kube.tries == 6  # one created, the next batch refused
+        assert [r for r, _ in kube.events].count("FailedCreate") == 1
+        assert "exceeded quota: q" in degraded_of(kube)["message"]
+
+    asyncio.run(scenario())
+
+
+def test_service_refused_by_a_quota_is_degraded_with_one_event_and_clears_on_a_spec_change():
+    class QuotaKube(RecordingKube):
+        service_tries = 0
+
+        async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
+            self.service_tries += 1
+            if body["spec"]["type"] == "NodePort":
+                raise ApiError(403, "POST", "/services", json.dumps({"message": QUOTA_MESSAGE}))
+            await super().create_service(namespace, body)
+
+    async def scenario():
+        kube, clock = QuotaKube({"replicas": 2, "service": {"type": "NodePort"}}), Clock()
+        ctl = Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=clock)
+        for _ in range(61):  # a reconcile a second for a minute
+            await ctl.reconcile((NS, NAME))
+            kube.make_ready()
+            clock.advance(1)
+        assert len(kube.pods) == 2, "the pods are looked after all the same"
+        degraded = degraded_of(kube)
+        assert (degraded["status"], degraded["reason"]) == ("True", "ServiceRefused")
+        assert "exceeded quota: workerlab-learner" in degraded["message"]
+        assert "services.nodeports" in degraded["message"]
+        assert kube.cluster["status"]["phase"] == "Degraded"
+        assert kube.service_tries == 3  # at 0, 10 and 30 s (backoff 10 s, 20 s; next at 70 s)
+        assert [r for r, _ in kube.events].count("ServiceRefused") == 1
+
+        kube.cluster["spec"]["service"] = {"type": "ClusterIP"}
+        kube.cluster["metadata"]["generation"] = 2
+        await ctl.reconcile((NS, NAME))  # a new spec is tried at once
+        assert kube.service is not None and kube.service["spec"]["type"] == "ClusterIP"
+        assert degraded_of(kube)["status"] == "False"
+        reasons = [r for r, _ in kube.events]
+        assert reasons.count("ServiceRefused") == 1 and reasons.count("Recovered") == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_service_name_held_by_someone_else_is_a_conflict_not_a_retry_loop():
+    class TakenKube(RecordingKube):
+        tries = 0
+
+        async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
+            self.tries += 1  # not in our label-filtered cache, but on the server
+            message = 'services "demo" already exists'
+            raise ApiError(409, "POST", "/services", json.dumps({"message": message}))
+
+    async def scenario():
+        kube, clock = TakenKube({"replicas": 1}), Clock()
+        ctl = Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=clock)
+        for _ in range(5):
+            await ctl.reconcile((NS, NAME))
+            clock.advance(1)
+        degraded = degraded_of(kube)
+        assert (degraded["status"], degraded["reason"]) == ("True", "ServiceConflict")
+        assert "not owned by this WorkerCluster" in degraded["message"]
+        assert kube.tries == 1 and [r for r, _ in kube.events].count("ServiceConflict") == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_transient_api_error_still_fails_the_reconcile_for_the_work_queue():
+    class BusyKube(RecordingKube):
+        async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
+            raise ApiError(500, "POST", "/services", '{"message": "etcdserver: timeout"}')
+
+    async def scenario():
+        kube = BusyKube({"replicas": 1})
+        with pytest.raises(ApiError):
+            await controller_for(kube).reconcile((NS, NAME))
 
     asyncio.run(scenario())
 
@@ -395,6 +552,8 @@ def test_a_foreign_network_policy_is_left_alone_with_one_warning():
             await ctl.reconcile((NS, NAME))
         assert kube.policy == foreign
         assert [r for r, _ in kube.events].count("NetworkPolicyConflict") == 1
+        degraded = degraded_of(kube)
+        assert (degraded["status"], degraded["reason"]) == ("True", "NetworkPolicyConflict")
 
     asyncio.run(scenario())
 

@@ -104,7 +104,7 @@ async def start_load(
         raise HTTPException(
             504, f"load not started: wc/{name} did not answer within {start_timeout_s:g} s"
         ) from None
-    except (WorkerlabError, ValueError) as error:
+    except Exception as error:  # WorkerlabError above all; anything else said as plainly
         hint = getattr(error, "hint", None)
         raise HTTPException(
             502, f"load not started: {error}" + (f" (hint: {hint})" if hint else "")

@@ -152,7 +152,9 @@ def test_the_crd_upgrade_step_restores_an_older_crd(own_cluster):
         len(own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"])
         == len(columns) - 1
     )
-    own_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "charts" / "workerlab" / "crds"))
+    # --force-conflicts: the fields are another manager's (helm's install, or here the patch).
+    crds = str(REPO / "charts" / "workerlab" / "crds")
+    own_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
     assert own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"] == columns
 
 

@@ -123,7 +123,8 @@ overlay=$CACHE/overlays/addons
 mkdir -p "$overlay"
 {
   echo "# Written by hack/up.sh: manifests/addons with each image pinned to its immutable tag."
-  echo "resources: [\"$root/manifests/addons\"]"
+  # kustomize takes a relative path only (a base outside the overlay is fine).
+  echo "resources: [\"$(realpath --relative-to="$overlay" "$root/manifests/addons")\"]"
   echo "images:"
   for ref in "${refs[@]:2}"; do
     echo "  - {name: \"${ref%:*}\", newTag: \"${ref##*:}\"}"

@@ -15,6 +15,7 @@ the same run is what compares).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -51,16 +52,17 @@ def _rss_mib(pid: int) -> float:
 class StreamReader(threading.Thread):
     """Reads /api/stream as a browser's EventSource would, counting events and bytes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
         super().__init__(daemon=True)
         self.url, self.events, self.bytes, self.error = url, 0, 0, ""
+        self.headers = headers
         self._stop = threading.Event()
 
     def run(self) -> None:
         try:
             with (
                 httpx.Client(timeout=httpx.Timeout(10, read=60), trust_env=False) as client,
-                client.stream("GET", self.url) as response,
+                client.stream("GET", self.url, headers=self.headers) as response,
             ):
                 for line in response.iter_lines():
                     self.bytes += len(line) + 1
@@ -86,16 +88,24 @@ def measure(seconds: float, logs: Path, label: str) -> dict[str, Any]:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{PORT}"
+    printed = re.compile(rf"{re.escape(base)}/\?token=([A-Za-z0-9_-]+)")
+    auth: dict[str, str] = {}  # the dashboard answers only the token it printed
     try:
 
         def answers() -> bool:
+            found = printed.search((logs / f"dashboard-{label}.log").read_text())
+            if found is None:
+                return False
+            auth["Authorization"] = f"Bearer {found[1]}"
             try:
-                return httpx.get(f"{base}/api/state", timeout=2, trust_env=False).is_success
+                return httpx.get(
+                    f"{base}/api/state", headers=auth, timeout=2, trust_env=False
+                ).is_success
             except httpx.HTTPError:
                 return False
 
         wait_until(answers, 60, what=f"dashboard ({label}) answering")
-        reader = StreamReader(f"{base}/api/stream")
+        reader = StreamReader(f"{base}/api/stream", auth)
         reader.start()
         samples: list[tuple[float, float, float]] = []  # (elapsed s, RSS MiB, CPU s)
         started = time.monotonic()
@@ -107,7 +117,7 @@ def measure(seconds: float, logs: Path, label: str) -> dict[str, Any]:
             time.sleep(SAMPLE_EVERY_S)
         wall = time.monotonic() - started
         cpu = _cpu_seconds(process.pid) - cpu_at_start
-        state = httpx.get(f"{base}/api/state", timeout=5, trust_env=False).json()
+        state = httpx.get(f"{base}/api/state", headers=auth, timeout=5, trust_env=False).json()
         reader.stop()
         return {
             "seconds": round(wall, 1),

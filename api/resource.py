@@ -35,6 +35,10 @@ ENV_WORKER_IMAGE_PULL_SECRETS: Final = "WORKERLAB_WORKER_IMAGE_PULL_SECRETS"
 # Where `make up` installs the operator.
 OPERATOR_NAMESPACE: Final = "workerlab-system"
 OPERATOR_DEPLOYMENT: Final = "workerlab-operator"
+# The class defaults `workerlab class add` reads (the Helm chart's class.* values), in
+# OPERATOR_NAMESPACE: a ConfigMap with one key, a profile as `class add --profile` takes it.
+CLASS_DEFAULTS_CONFIGMAP: Final = "workerlab-class-defaults"
+CLASS_DEFAULTS_KEY: Final = "profile.yaml"
 # The namespace of the course's sample WorkerCluster.
 LAB_NAMESPACE: Final = "workerlab"
 # Where the Ingress controller runs (manifests/addons/ingress): a WorkerCluster's NetworkPolicy

@@ -32,7 +32,13 @@ from typing import Any
 
 import yaml
 
-from workerlab.api.resource import GROUP, OPERATOR_NAMESPACE, PLURAL
+from workerlab.api.resource import (
+    CLASS_DEFAULTS_CONFIGMAP,
+    CLASS_DEFAULTS_KEY,
+    GROUP,
+    OPERATOR_NAMESPACE,
+    PLURAL,
+)
 from workerlab.cli.class_quantities import (
     LIMIT_RESOURCES,
     LIMIT_SECTIONS,
@@ -73,8 +79,7 @@ LIMIT_RANGE: dict[str, dict[str, str]] = {
 }
 
 BUILT_IN = "built-in defaults"
-CLASS_DEFAULTS_CONFIGMAP = "workerlab-class-defaults"
-PROFILE_KEY = "profile.yaml"
+PROFILE_KEY = CLASS_DEFAULTS_KEY
 PROFILE_KEYS = ("quota", "limitRange")
 CLUSTER_DEFAULTS = f"{OPERATOR_NAMESPACE}/{CLASS_DEFAULTS_CONFIGMAP}"
 

@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.paths import REPO
+from support.paths import CACHE, REPO
 from support.polling import wait_until
 
 CONTEXT = os.environ.get("WORKERLAB_KUBE_CONTEXT", "kind-workerlab")
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
 FIGURES_DIR = Path(os.environ.get("WORKERLAB_E2E_FIGURES", "/tmp/workerlab-e2e-figures"))
 # kubectl's words when the API server is away (stopped, restarting) rather than answering. Just
 # restarted, it also refuses the cluster's admin until its authorizer has read the role

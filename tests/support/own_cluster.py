@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from support.paths import CACHE, REPO
+from support.paths import REPO
 
 NAME = "workerlab-multi"
 WORKERS = (f"{NAME}-worker", f"{NAME}-worker2")
@@ -26,16 +25,6 @@ PREFIX = 24
 API_PORT = 6443
 LEARNERS = {"ada": "10.231.0.11", "bob": "10.231.0.12"}
 REGISTRY_PORT = int(os.environ.get("REGISTRY_PORT", "5001"))
-
-
-def tool(name: str) -> str:
-    for folder in (CACHE / "bin", *sorted(CACHE.glob("k8s/v*/bin"), reverse=True)):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found (in {CACHE}/bin or PATH): run `make up` first")
-    return found
 
 
 def run(*args: str, timeout: float = 300, stdin: str | None = None, env: dict | None = None) -> str:

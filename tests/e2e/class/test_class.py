@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.paths import REPO
+from support.paths import CACHE, REPO
 from support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.e2e
 LEARNERS = ("e2e-a", "e2e-b", "e2e-c")
 QUOTA = "workerlab-learner"
 LABEL = "workerlab.dev/learner"
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
 
 
 def base_env() -> dict[str, str]:

@@ -39,9 +39,9 @@ from support.own_cluster import (
     pushed_tags,
     remove_class_net,
     run,
-    tool,
 )
 from support.paths import CACHE, REPO
+from support.tools import tool
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support.own_cluster import API_PORT, HOST_IP, LEARNERS, NAME, OwnCluster, netns_name, tool
+from support.own_cluster import API_PORT, HOST_IP, LEARNERS, NAME, OwnCluster, netns_name
 from support.paths import REPO
+from support.tools import tool
 
 from workerlab.labs import course
 

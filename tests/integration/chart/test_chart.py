@@ -16,21 +16,18 @@ it, and the chart's README labels it; that the README's labels are the manifest'
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import shutil
 import subprocess
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from support.paths import REPO
+from support.tools import tool as find_tool
 
 pytestmark = pytest.mark.integration
 
-CACHE = Path(os.environ.get("WORKERLAB_CACHE", Path.home() / ".cache" / "workerlab"))
 CHART = REPO / "charts" / "workerlab"
 LAB_VALUES = CHART / "ci" / "lab-values.yaml"
 RELEASE = "workerlab"
@@ -51,13 +48,7 @@ Key = tuple[str, str, str, str]
 
 
 def tool(name: str) -> str:
-    for folder in (CACHE / "bin", *sorted(CACHE.glob("k8s/v*/bin"), reverse=True)):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found (in {CACHE}/bin, {CACHE}/k8s/*/bin or PATH): {HINTS[name]}")
-    return found
+    return find_tool(name, HINTS[name])
 
 
 @pytest.fixture(scope="module")

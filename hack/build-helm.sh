@@ -8,7 +8,7 @@ if [ -x "$dir/helm" ]; then
   step_cached "helm $HELM_VERSION" "$dir/helm"
 else
   command -v go >/dev/null || die "helm $HELM_VERSION is not built and Go is missing: install Go >= 1.26"
-  step_miss "helm $HELM_VERSION" "go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION (~7 min cold on 2 cores; seconds with a warm Go build cache)"
+  step_miss "helm $HELM_VERSION" "go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION (~2.5 min cold on 2 idle cores; seconds with a warm Go build cache)"
   mkdir -p "$dir"
   # internal/version.version is what `helm version` prints (its default is only "v4.3").
   GOBIN="$dir" CGO_ENABLED=0 GOFLAGS= go install -trimpath \

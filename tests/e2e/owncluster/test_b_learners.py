@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -46,15 +47,20 @@ def learner_script() -> str:
 
 
 def in_netns(learner: str, env: dict[str, str], script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ip", "netns", "exec", netns_name(learner), "bash", "-c", script],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=LAB_TIMEOUT_S * 2,
-        check=False,
-    )
+    """The script in the learner's machine, in a session of its own: on a timeout its whole
+    process group goes (a `kubectl wait` or `workerlab load` it started included)."""
+    args = ["ip", "netns", "exec", netns_name(learner), "bash", "-c", script]
+    with subprocess.Popen(
+        args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            out, err = process.communicate(timeout=LAB_TIMEOUT_S * 2)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            err += f"\n(killed after {LAB_TIMEOUT_S * 2} s)"
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ acts and rolling back what it created when a step fails midway. The pure parts l
 - `class_settings`: the quota and limit range (built-in defaults, the cluster's, flags, files);
 - `class_manifests`: the objects a learner gets;
 - `class_kubeconfig`: the learner's kubeconfig;
-- `class_progress`: recorded passes and the learner x lab grid.
+- `class_progress`: recorded passes and the learner x lab grid;
+- `class_fit`: whether the class's quotas fit on the nodes.
 
 Their public names are re-exported here, so `classroom.X` keeps working.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from workerlab.api.resource import LABEL_LEARNER, LEARNER_OBJECTS, PROGRESS_CONFIGMAP
+from workerlab.cli.class_fit import Shortfall, allocatable, requested, shortfalls
 from workerlab.cli.class_kubeconfig import (
     CLUSTER_NAME,
     cluster_of,
@@ -74,11 +76,13 @@ __all__ = [
     "Added",
     "ClassSettings",
     "GridLab",
+    "Shortfall",
     "add",
     "class_progress",
     "cluster_of",
     "context_of",
     "duration_seconds",
+    "fit",
     "grid_rows",
     "kubeconfig_path",
     "lab_key",
@@ -117,6 +121,16 @@ def learners(kube: Kube) -> list[str]:
 
 def _existing(kube: Kube, names: list[str]) -> dict[str, dict | None]:
     return {name: kube.get("namespace", namespace_of(name), namespaced=False) for name in names}
+
+
+def fit(kube: Kube, names: list[str], settings: ClassSettings) -> list[Shortfall]:
+    """What the class (its learners so far and `names`) could not get at once if every learner
+    used their whole quota: the nodes' allocatable less what the other pods request."""
+    everyone = set(learners(kube)) | set(names)
+    nodes = kube.list("nodes", namespaced=False)
+    pods = kube.json("get", "pods", "--all-namespaces", namespaced=False).get("items", [])
+    others = requested(pods, {namespace_of(name) for name in everyone})
+    return shortfalls(settings.quota, len(everyone), allocatable(nodes), others)
 
 
 def _writable_dir(out_dir: Path) -> None:

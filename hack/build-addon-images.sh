@@ -21,7 +21,9 @@ source "$here/lib.sh"
 # ./pkg/config/dynamic/ext, a nested module that is neither in the v3 module zip nor served by the
 # proxy (`go list -m -versions github.com/traefik/traefik/dynamic/ext` -> 403 not available).
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
-METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
+# Pinned by hack/toolchain/go.mod, where it is built beside Kubernetes.
+METRICS_SERVER_VERSION=$(awk '$1 == "sigs.k8s.io/metrics-server" {print $2}' "$here/toolchain/go.mod")
+[ -n "$METRICS_SERVER_VERSION" ] || die "hack/toolchain/go.mod does not require sigs.k8s.io/metrics-server"
 addons="$root/manifests/addons"
 ctx_root=$(mktemp -d)
 trap 'rm -rf "$ctx_root"' EXIT
@@ -106,12 +108,14 @@ build_metrics_server() {
     if [ -x "$bin" ]; then
       step_cached "metrics-server $METRICS_SERVER_VERSION binary" "$bin"
     else
-      step_miss "metrics-server $METRICS_SERVER_VERSION binary" "go install from the module proxy (~37 min on 2 busy cores, once)"
-      mkdir -p "$CACHE/addons" "$ctx_root/gobin"
-      (cd "$ctx_root" && GOBIN="$ctx_root/gobin" GOFLAGS= CGO_ENABLED=0 go install -trimpath \
+      step_miss "metrics-server $METRICS_SERVER_VERSION binary" "go build in hack/toolchain (~20 s after the Kubernetes build, ~2.5 min alone)"
+      mkdir -p "$CACHE/addons"
+      # hack/toolchain requires it (tools.go): the same flags as build-k8s.sh's, so every k8s.io
+      # package it shares with Kubernetes is a build-cache hit.
+      (cd "$here/toolchain" && CGO_ENABLED=0 go build -trimpath -tags providerless \
         -ldflags "-s -w -X $pkg.gitVersion=$METRICS_SERVER_VERSION -X $pkg.gitTreeState=clean" \
-        "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION")
-      mv "$ctx_root/gobin/metrics-server" "$bin"
+        -o "$bin.tmp" sigs.k8s.io/metrics-server/cmd/metrics-server)
+      mv "$bin.tmp" "$bin"
     fi
     key=$(image_key "$image $METRICS_SERVER_VERSION" "$bin")
     from="FROM scratch"

@@ -12,6 +12,6 @@ if [ -x "$etcd" ]; then
 else
   step_miss "etcd $ETCD_VERSION" "go build (~2 min)"
   mkdir -p "$CACHE/node-bin"
-  (cd "$here/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$etcd.tmp" .)
+  (cd "$here/toolchain" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$etcd.tmp" ./cmd/etcd)
   mv "$etcd.tmp" "$etcd"
 fi

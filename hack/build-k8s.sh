@@ -27,9 +27,12 @@ for p in $pkg $cgo_pkg; do
   ld+=" -X $p.gitCommit=workerlab-offline -X $p.gitTreeState=clean -X $p.buildDate=$date"
 done
 cd "$here/toolchain"
-for c in "${missing[@]}"; do
-  progress "go build $c"
-  CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ld" -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c"
-  mv "$out/$c.tmp" "$out/$c"
-done
+# One `go build` for all of them: it links each binary (single-threaded) while it still compiles
+# packages for the next, where one build per binary would leave a core idle at every link.
+tmp=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+progress "go build ${missing[*]}"
+CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "$ld" -o "$tmp/" \
+  "${missing[@]/#/k8s.io/kubernetes/cmd/}"
+for c in "${missing[@]}"; do mv "$tmp/$c" "$out/$c"; done
 "$out/kubectl" version --client | head -1 >&2

@@ -13,10 +13,14 @@ exec 3>&1 1>&2
 k8s_bin="$CACHE/k8s/$K8S_VERSION/bin"
 etcd_version=$ETCD_VERSION
 coredns_version=v1.12.1  # ... and CoreDNS v1.12.1
+# etcd is built in hack/toolchain (cmd/etcd), whose go.mod must pin that version.
+grep -q "^[[:space:]]*go.etcd.io/etcd/server/v3 $etcd_version\b" "$here/toolchain/go.mod" \
+  || die "hack/toolchain/go.mod does not require go.etcd.io/etcd/server/v3 $etcd_version (kubeadm $K8S_VERSION's etcd)"
 
 # Relative paths only: the same sources in another checkout must give the same key.
 inputs_key=$( cd "$here" && { echo "$K8S_VERSION $etcd_version $coredns_version";
-  find node toolchain/cmd etcd -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-12)
+  find node toolchain/cmd toolchain/go.mod toolchain/go.sum -type f | sort | xargs sha256sum; } \
+  | sha256sum | cut -c1-12)
 node_image="workerlab/kind-node:$K8S_VERSION-$inputs_key"
 if docker image inspect "$node_image" >/dev/null 2>&1; then
   step_cached "node image" "$node_image"
@@ -49,9 +53,13 @@ build_go() { # name, cache key, module dir, package
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/bin"
+# In hack/toolchain, right after Kubernetes: the packages they share with it (grpc, etcd's client,
+# OpenTelemetry) are build-cache hits. CoreDNS v1.12.1 stays a module of its own: its kubernetes
+# plugin does not compile against the client-go Kubernetes $K8S_VERSION uses.
+gomod="$here/toolchain/go.mod"
 build_go pause "$(src_key "$here/toolchain/cmd/pause")" "$here/toolchain" ./cmd/pause
-build_go workerlab-netd "$(src_key "$here/toolchain/cmd/workerlab-netd" "$here/toolchain/go.mod")" "$here/toolchain" ./cmd/workerlab-netd
-build_go etcd "$etcd_version" "$here/etcd" .
+build_go workerlab-netd "$(src_key "$here/toolchain/cmd/workerlab-netd" "$gomod")" "$here/toolchain" ./cmd/workerlab-netd
+build_go etcd "$etcd_version" "$here/toolchain" ./cmd/etcd
 if [ ! -x "$bin/coredns-$coredns_version" ]; then  # a plain module: go install works as published
   progress "go install coredns $coredns_version"
   GOBIN="$ctx/gobin" CGO_ENABLED=0 go install -trimpath -ldflags '-s -w' "github.com/coredns/coredns@$coredns_version"

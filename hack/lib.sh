@@ -9,7 +9,7 @@ CRANE_VERSION=${CRANE_VERSION:-v0.22.1}  # the lab's registry (hack/registry.sh)
 REGISTRY_NAME=${REGISTRY_NAME:-workerlab-registry}
 REGISTRY_PORT=${REGISTRY_PORT:-5001}
 HELM_VERSION=${HELM_VERSION:-v4.3.2}  # charts/workerlab (hack/build-helm.sh)
-ETCD_VERSION=v3.6.5  # what kubeadm $K8S_VERSION asks for (3.6.5-0); hack/etcd/go.mod pins it
+ETCD_VERSION=v3.6.5  # what kubeadm $K8S_VERSION asks for (3.6.5-0); hack/toolchain/go.mod pins it
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}  # bench/scale: fake nodes (hack/build-kwok.sh)
 CLUSTER_NAME=${CLUSTER_NAME:-workerlab}
 export GOFLAGS=${GOFLAGS:--mod=mod}

@@ -42,9 +42,35 @@ start_existing_cluster() {
     >/dev/null 2>&1
 }
 
+# build_in_background NAME SCRIPT ARGS...: steps that wait on the network and the disk (debootstrap,
+# pip, docker build) run beside the CPU-bound Go builds below; their lines carry NAME.
+background_pids=()
+build_in_background() {
+  local name=$1; shift
+  # A session of its own, so that a failed or interrupted bring-up stops the whole job (docker
+  # build, debootstrap and all) with one kill of its process group.
+  setsid bash -c 'set -o pipefail; bash "$@" 2>&1 | sed -u "s/^/  ($0) /" >&2' "$name" "$@" &
+  background_pids+=("$!")
+}
+wait_background_builds() {
+  local pid
+  for pid in "${background_pids[@]}"; do
+    wait "$pid" || die "a background image build failed: its lines, marked (app images) or (add-on images), are above"
+  done
+  background_pids=()
+}
+stop_background_builds() {
+  local pid
+  for pid in "${background_pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+}
+trap stop_background_builds EXIT
+
 bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
-bash "$here/build-helm.sh"
+# Installed once here, so that no two debootstraps race for apt's lock.
+command -v debootstrap >/dev/null || bash "$here/host-deps.sh" debootstrap
+build_in_background "app images" "$here/build-images.sh"
+build_in_background "add-on images" "$here/build-addon-images.sh" redis nginx
 bash "$here/registry.sh" start
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   bash "$here/build-k8s.sh"   # kubectl matching the server
@@ -65,6 +91,12 @@ if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   done
   node_image=$(bash "$here/node-image.sh")
   [[ $node_image =~ ^[^[:space:]]+$ ]] || die "node-image.sh printed '$node_image', not one image name"
+fi
+# The remaining Go builds (cache hits when warm) run before a new cluster's control plane takes
+# its share of the two cores; metrics-server right after Kubernetes, whose packages it reuses.
+bash "$here/build-addon-images.sh" metrics-server traefik
+bash "$here/build-helm.sh"
+if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   step_miss "kind cluster $CLUSTER_NAME" "creating from $node_image (~25 s)"
   kind create cluster --name "$CLUSTER_NAME" --image "$node_image" \
     --config "${KIND_CONFIG:-$here/kind-config.yaml}" --wait 180s
@@ -73,8 +105,7 @@ fi
 kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
 bash "$here/registry.sh" connect "$CLUSTER_NAME"
 
-bash "$here/build-images.sh"
-bash "$here/build-addon-images.sh"
+wait_background_builds
 # Every image the cluster runs comes from the registry under an immutable tag (VERSION-KEY).
 app_images=(workerlab/operator:dev workerlab/worker:dev)
 addon_images=(workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev)

@@ -104,6 +104,7 @@ def add(
     kube = instructor(context)
     settings = class_settings.resolve(kube, layers)  # the cluster's defaults, all checked
     out.print(escape(settings.describe()), soft_wrap=True)
+    _warn_if_it_does_not_fit(kube, names, settings)
     for added in classroom.add(kube, names, out_dir, duration, server, settings):
         verb = "renewed" if added.renewed else "added"
         out.print(
@@ -112,10 +113,31 @@ def add(
             soft_wrap=True,
         )
     out.print(
-        "hand each learner their file; they run: "
-        "export KUBECONFIG=$PWD/NAME.kubeconfig; workerlab lab reset 5",
+        "hand each learner their file; on their machine they run: "
+        "export KUBECONFIG=/path/to/NAME.kubeconfig; workerlab lab reset 4 "
+        f"(here: export KUBECONFIG={escape(str(out_dir.resolve()))}/NAME.kubeconfig; learners "
+        "sharing one machine also export WORKERLAB_LAB_HOME=$HOME/lab-NAME, one each)",
         soft_wrap=True,
     )
+
+
+def _warn_if_it_does_not_fit(
+    kube: Kube, names: list[str], settings: class_settings.ClassSettings
+) -> None:
+    """A warning, not a refusal: a class rarely uses every quota at once, but when it does the
+    last learners' pods stay Pending, and the instructor should know that before the class."""
+    try:
+        short = classroom.fit(kube, names, settings)
+    except WorkerlabError as error:
+        out.print(f"[yellow]could not compare the class with the nodes[/]: {escape(str(error))}")
+        return
+    for shortfall in short:
+        out.print(
+            f"[yellow]warning[/]: the class may not fit: {escape(shortfall.describe())}; "
+            "when all work at once, the last pods stay Pending (lower the quota with --quota, "
+            "or add nodes)",
+            soft_wrap=True,
+        )
 
 
 @class_app.command()

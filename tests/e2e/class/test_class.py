@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -59,7 +60,9 @@ def classroom(cluster, tmp_path_factory) -> Any:
     instructor = base_env()
     instructor["WORKERLAB_KUBE_CONTEXT"] = cluster.context
     started = time.monotonic()
-    ok(instructor, "workerlab", "class", "add", *LEARNERS, "--out", str(out), "--duration", "1h")
+    added = ok(
+        instructor, "workerlab", "class", "add", *LEARNERS, "--out", str(out), "--duration", "1h"
+    )
     learners = {}
     for name in LEARNERS:
         env = base_env()
@@ -74,6 +77,7 @@ def classroom(cluster, tmp_path_factory) -> Any:
     room = Room()
     room.out, room.instructor, room.learners, room.kube = out, instructor, learners, cluster
     room.add_seconds = time.monotonic() - started
+    room.added = " ".join(added.split())
     yield room
     for name in (*LEARNERS, "e2e-x", "e2e-y"):
         cluster.run("delete", "namespace", f"learner-{name}", "--ignore-not-found", "--wait=false")
@@ -104,6 +108,12 @@ def test_add_made_namespaces_quota_and_private_kubeconfigs(classroom):
         assert quota["spec"]["hard"]["services.nodeports"] == "0"
         path = classroom.out / f"{name}.kubeconfig"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # the lab's node has 2 cores: three learners with requests.cpu 1 each cannot all fit at once
+    warning = (
+        r"warning: the class may not fit: (\d+) learners x requests\.cpu 1 = \1, but the nodes"
+    )
+    assert re.search(warning, classroom.added), classroom.added
+    assert f"export KUBECONFIG={classroom.out.resolve()}/NAME.kubeconfig" in classroom.added
     # a learner's kubeconfig just works: its context, its namespace
     env = classroom.learners["e2e-a"]
     assert ok(env, "kubectl", "config", "current-context").strip() == "workerlab-e2e-a"

@@ -33,12 +33,16 @@ CONFIG = {
 }
 
 
+# A node with room for any class these tests make (`class add` compares the class with it).
+ROOMY_NODE = {"status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"}}}
+
+
 class FakeKube(Kube):
     """kubectl's answers from `objects` ((kind, namespace, name) -> object or an error)."""
 
     def __init__(self, objects: dict[tuple[str, str, str], Any] | None = None) -> None:
         super().__init__(context="kind-workerlab", namespace="default", kubectl="kubectl")
-        self.objects = dict(objects or {})
+        self.objects = {("nodes", "", "n1"): ROOMY_NODE, **(objects or {})}
         self.applied: list[dict] = []
         self.calls: list[tuple[str, ...]] = []
 
@@ -52,6 +56,9 @@ class FakeKube(Kube):
         self.calls.append(args)
         if args[:3] == ("config", "view", "--raw"):
             return json.dumps(CONFIG)
+        if args[0] == "get" and args[2].startswith("-"):  # a list: -l, -o, --all-namespaces
+            found = [o for (kind, _, _), o in self.objects.items() if kind == args[1]]
+            return json.dumps({"items": found})
         if args[0] == "get":
             kind, name = args[1], args[2]
             namespace = self.namespace if namespaced else ""
@@ -296,3 +303,23 @@ def test_invalid_merged_settings_create_nothing(monkeypatch):
     )
     assert "hint: values merge over each other" in output
     assert kube.applied == []
+
+
+@pytest.mark.usefixtures("isolated")
+def test_add_warns_when_the_class_cannot_fit_on_the_nodes(monkeypatch):
+    kube = FakeKube()
+    kube.objects[("nodes", "", "n1")] = {
+        "status": {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}
+    }
+    kube.objects[("pods", "kube-system", "etcd")] = {
+        "metadata": {"namespace": "kube-system"},
+        "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": {"cpu": "500m"}}}]},
+    }
+    monkeypatch.setattr(class_command, "instructor", lambda context: kube)
+    result, output = invoke("ada", "bob", "--out", "out")
+    assert result.exit_code == 0, output
+    assert (
+        "warning: the class may not fit: 2 learners x requests.cpu 1 = 2, but the nodes have "
+        "1500m cpu left of 2 allocatable; when all work at once, the last pods stay Pending"
+    ) in output
+    assert "added ada" in output and "added bob" in output  # a warning, not a refusal

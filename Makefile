@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
 	@echo "make test        the whole suite: lint, unit, integration, e2e (brings the cluster up)"
-	@echo "make typecheck   mypy and the import contracts between api/ operator/ worker/ cli/ labs/"
+	@echo "make typecheck   mypy and the import contracts between api/ operator/ worker/ common/ cli/ labs/"
 	@echo "make unit        unit tests only (no cluster, no servers)"
 	@echo "make integration real processes on loopback (no cluster; builds the control plane)"
 	@echo "make e2e         end-to-end on the kind cluster"

@@ -106,5 +106,8 @@ LABEL_LEARNER: Final = f"{GROUP}/learner"
 LEARNER_OBJECTS: Final = "workerlab-learner"
 # A passed `workerlab lab check N` records itself here, in the learner's namespace (key lab-N).
 PROGRESS_CONFIGMAP: Final = "workerlab-progress"
+# A pass the instructor re-ran (`workerlab class check NAME N`) and saw pass: written with the
+# instructor's rights beside the learner's record, where the learner's Role can only read it.
+VERIFIED_CONFIGMAP: Final = "workerlab-verified"
 # Context names that `workerlab class add` writes into a learner's kubeconfig: `workerlab-NAME`.
 CLASS_CONTEXT_PREFIX: Final = "workerlab-"

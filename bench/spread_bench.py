@@ -33,11 +33,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import log, median, ratio
 from servers import serving
 from wrk import wrk
 
-from workerlab.cli.loadstats import jain, spread
+from common import log, median, ratio
+from workerlab.common.loadstats import jain, spread
 
 CONTENDERS = {
     "worker/shared": ("worker", {"BALANCE": "shared"}),

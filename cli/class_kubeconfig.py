@@ -13,7 +13,7 @@ import yaml
 
 from workerlab.api.resource import LEARNER_NAMESPACE_PREFIX
 from workerlab.cli.class_names import context_of, namespace_of
-from workerlab.cli.errors import WorkerlabError
+from workerlab.common.errors import WorkerlabError
 
 CLUSTER_NAME = "workerlab-class"
 

@@ -13,6 +13,7 @@ from workerlab.api.resource import (
     LEARNER_OBJECTS,
     PLURAL,
     PROGRESS_CONFIGMAP,
+    VERIFIED_CONFIGMAP,
 )
 from workerlab.cli.class_names import namespace_of
 from workerlab.cli.class_settings import ClassSettings, built_in_layer, merge
@@ -43,6 +44,13 @@ ROLE_RULES: list[dict[str, Any]] = [
         "verbs": ["get", "list", "watch"],
     },
     {"apiGroups": [""], "resources": ["resourcequotas", "limitranges"], "verbs": ["get", "list"]},
+    # lab 11: an HPA on their own demo, fed by metrics-server (`kubectl top pods`)
+    {
+        "apiGroups": ["autoscaling"],
+        "resources": ["horizontalpodautoscalers"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
     # progress: only the one ConfigMap `class add` created (create cannot be limited by name)
     {
@@ -123,3 +131,13 @@ def learner_objects(name: str, settings: ClassSettings | None = None) -> list[di
             "data": {},
         },
     ]
+
+
+def verified_configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
+    """The instructor's verifications in the learner's namespace (their Role may only read it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(VERIFIED_CONFIGMAP, name, namespace_of(name)),
+        "data": data,
+    }

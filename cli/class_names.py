@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from workerlab.api.resource import CLASS_CONTEXT_PREFIX, LEARNER_NAMESPACE_PREFIX
-from workerlab.cli.errors import WorkerlabError
+from workerlab.common.errors import WorkerlabError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 63 - len(LEARNER_NAMESPACE_PREFIX)

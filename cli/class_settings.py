@@ -20,7 +20,7 @@ A profile (file or ConfigMap) is YAML::
 
 Every layer is checked on its own (names and quantities) and the merged result as a whole (the
 LimitRange's min <= defaultRequest <= default <= max), all before anything is created. Pure,
-except `cluster_layer`, which reads the ConfigMap through `workerlab.cli.kube`.
+except `cluster_layer`, which reads the ConfigMap through `workerlab.common.kube`.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from workerlab.cli.class_quantities import (
     quantity_problem,
     quota_key_problem,
 )
-from workerlab.cli.errors import KubeError, WorkerlabError
-from workerlab.cli.kube import Kube
+from workerlab.common.errors import KubeError, WorkerlabError
+from workerlab.common.kube import Kube
 
 # --- the built-in defaults --------------------------------------------------------------------
 # Sized for the namespaced labs: lab 5's 3 pods x 3 processes and lab 7's rollout surge fit;

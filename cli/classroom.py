@@ -5,7 +5,7 @@ grants exactly what the namespaced labs use, and a kubeconfig holding a time-bou
 learner's namespace (ConfigMap `workerlab-progress`); the instructor sees a learner x lab grid
 and can re-run any learner's check with their own rights.
 
-This module is the I/O through `workerlab.cli.kube` (kubectl), validating everything before it
+This module is the I/O through `workerlab.common.kube` (kubectl), validating everything before it
 acts and rolling back what it created when a step fails midway. The pure parts live beside it:
 
 - `class_names`: learner names, their namespace/context/file, token durations;
@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workerlab.api.resource import LABEL_LEARNER, LEARNER_OBJECTS, PROGRESS_CONFIGMAP
+from workerlab.api.resource import (
+    LABEL_LEARNER,
+    LEARNER_OBJECTS,
+    PROGRESS_CONFIGMAP,
+    VERIFIED_CONFIGMAP,
+)
 from workerlab.cli.class_fit import Shortfall, allocatable, requested, shortfalls
 from workerlab.cli.class_kubeconfig import (
     CLUSTER_NAME,
@@ -35,7 +40,12 @@ from workerlab.cli.class_kubeconfig import (
     render_kubeconfig,
     write_private,
 )
-from workerlab.cli.class_manifests import ROLE_RULES, learner_namespace, learner_objects
+from workerlab.cli.class_manifests import (
+    ROLE_RULES,
+    learner_namespace,
+    learner_objects,
+    verified_configmap,
+)
 from workerlab.cli.class_names import (
     DEFAULT_DURATION,
     DEFAULT_OUT,
@@ -50,16 +60,19 @@ from workerlab.cli.class_names import (
     validate_names,
 )
 from workerlab.cli.class_progress import (
+    LEGEND,
     MAX_RECORDED_RUNS,
     GridLab,
+    Standing,
     grid_rows,
     lab_key,
     progress_entry,
     progress_of,
+    verified_entry,
 )
 from workerlab.cli.class_settings import LIMIT_RANGE, QUOTA_HARD, ClassSettings, resolve
-from workerlab.cli.errors import KubeError, WorkerlabError
-from workerlab.cli.kube import Kube
+from workerlab.common.errors import KubeError, WorkerlabError
+from workerlab.common.kube import Kube
 
 __all__ = [
     "CLUSTER_NAME",
@@ -67,6 +80,7 @@ __all__ = [
     "DEFAULT_OUT",
     "DNS_LABEL",
     "DURATION",
+    "LEGEND",
     "LIMIT_RANGE",
     "MAX_NAME",
     "MAX_RECORDED_RUNS",
@@ -77,6 +91,7 @@ __all__ = [
     "ClassSettings",
     "GridLab",
     "Shortfall",
+    "Standing",
     "add",
     "class_progress",
     "cluster_of",
@@ -94,9 +109,11 @@ __all__ = [
     "progress_entry",
     "progress_of",
     "record_pass",
+    "record_verified",
     "remove",
     "render_kubeconfig",
     "require_learner",
+    "standing",
     "validate_names",
     "write_private",
 ]
@@ -267,13 +284,36 @@ def remove(kube: Kube, names: list[str], out_dir: Path) -> list[str]:
     return lines
 
 
+def _in_namespace_of(kube: Kube, name: str) -> Kube:
+    return Kube(context=kube.context, namespace=namespace_of(name), kubectl=kube.kubectl)
+
+
 def progress(kube: Kube, name: str) -> dict[int, dict]:
-    learner = Kube(context=kube.context, namespace=namespace_of(name), kubectl=kube.kubectl)
-    return progress_of(learner.get("configmap", PROGRESS_CONFIGMAP))
+    """The learner's recorded passes (their claims)."""
+    return progress_of(_in_namespace_of(kube, name).get("configmap", PROGRESS_CONFIGMAP))
 
 
-def class_progress(kube: Kube) -> dict[str, dict[int, dict]]:
-    return {name: progress(kube, name) for name in learners(kube)}
+def standing(kube: Kube, name: str) -> Standing:
+    learner = _in_namespace_of(kube, name)
+    return Standing(
+        claimed=progress_of(learner.get("configmap", PROGRESS_CONFIGMAP)),
+        verified=progress_of(learner.get("configmap", VERIFIED_CONFIGMAP)),
+    )
+
+
+def class_progress(kube: Kube) -> dict[str, Standing]:
+    return {name: standing(kube, name) for name in learners(kube)}
+
+
+def record_verified(kube: Kube, name: str, number: int, record: dict) -> None:
+    """Note, with the instructor's rights, that a re-run of the learner's recorded pass passed."""
+    learner = _in_namespace_of(kube, name)
+    data = {lab_key(number): verified_entry(record, time.time())}
+    if learner.get("configmap", VERIFIED_CONFIGMAP) is None:
+        learner.run("create", "-f", "-", stdin=json.dumps(verified_configmap(name, data)))
+    else:
+        patch = json.dumps({"data": data})
+        learner.run("patch", "configmap", VERIFIED_CONFIGMAP, "--type", "merge", "-p", patch)
 
 
 def require_learner(kube: Kube, name: str) -> Kube:
@@ -286,10 +326,12 @@ def require_learner(kube: Kube, name: str) -> Kube:
 
 
 # --- I/O: the learner's side ----------------------------------------------------------------
-def record_pass(kube: Kube, number: int, items: list[Any], runs: list[dict]) -> None:
+def record_pass(
+    kube: Kube, number: int, items: list[Any], runs: list[dict], started_at: float | None
+) -> None:
     """Record a passed check in the learner's own namespace (a claim the instructor can
-    re-check with `workerlab class check`)."""
-    entry = progress_entry(items, runs, time.time())
+    re-check with `workerlab class check`, from the same start)."""
+    entry = progress_entry(items, runs, time.time(), started_at)
     patch = {"data": {lab_key(number): entry}}
     try:
         kube.run(

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 
 from workerlab.api.objects import epoch, worker_port
 from workerlab.api.processes import ProcessesReport
-from workerlab.cli.errors import MissingPrerequisite, WorkerlabError
 from workerlab.cli.healing import PodSnapshot, Verdict, pod_heal, process_heal
-from workerlab.cli.kube import Kube
-from workerlab.cli.status_view import pod_row
+from workerlab.common.errors import MissingPrerequisite, WorkerlabError
+from workerlab.common.kube import Kube
+from workerlab.common.views import pod_row
 
 POLL_S = 0.5
 

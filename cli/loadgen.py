@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from workerlab.cli.loadstats import LoadSummary, Sample, summarize
+from workerlab.common.loadstats import LoadSummary, Sample, summarize
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from workerlab.cli.commands.dashboard import dashboard
 from workerlab.cli.commands.lab import lab_app
 from workerlab.cli.commands.load import load
 from workerlab.cli.commands.status import status
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.paths import repo_root
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.paths import repo_root
 
 app = typer.Typer(
     help="workerlab: the master-worker pattern, on Kubernetes, for real.",

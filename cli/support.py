@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.kube import Kube, resolve
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.kube import Kube, resolve
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -56,7 +56,7 @@ def friendly(command: F) -> F:
 
 
 def kube_for(namespace: str | None, context: str | None) -> Kube:
-    """kubectl pinned to one context and namespace (see `workerlab.cli.kube` for the rules)."""
+    """kubectl pinned to one context and namespace (see `workerlab.common.kube` for the rules)."""
     return resolve(context, namespace)
 
 

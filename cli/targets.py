@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from workerlab.cli.errors import MissingPrerequisite, WorkerlabError
-from workerlab.cli.kube import Kube
+from workerlab.common.errors import MissingPrerequisite, WorkerlabError
+from workerlab.common.kube import Kube
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

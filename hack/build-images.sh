@@ -22,7 +22,7 @@ fi
 
 # Everything that ends up in the images: the package sources, their metadata, the base.
 source_key=$( { echo "$BASE_IMAGE $(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")";
-  git ls-files -co --exclude-standard pyproject.toml api worker operator cli labs | sort | xargs sha256sum; } \
+  git ls-files -co --exclude-standard pyproject.toml api worker operator common cli labs | sort | xargs sha256sum; } \
   | sha256sum | cut -c1-12)
 up_to_date=true
 for component in worker operator; do

@@ -14,7 +14,7 @@ tree=$root/.build/typecheck
 rm -rf "$tree"
 mkdir -p "$tree/workerlab"
 : > "$tree/workerlab/__init__.py"  # a regular package, so grimp can scan it
-for folder in api operator worker cli labs; do
+for folder in api operator worker common cli labs; do
   (cd "$root" && find "$folder" -name '*.py' -not -path "*/__pycache__/*" -not -path "*/exercise/*" -print0 \
     | xargs -0 cp --parents -t "$tree/workerlab")
 done
@@ -22,10 +22,11 @@ to_checkout() { sed -e "s#$tree/workerlab/##g" -e "s#^workerlab/##"; }
 status=0
 # The controller's test double is checked against the KubeClient protocol it stands in for.
 cp "$root/tests/unit/operator/test_controller.py" "$tree/test_controller_double.py"
-echo "mypy: api, operator (strict), worker, cli, labs, the controller's test double"
+echo "mypy: api, operator (strict), worker, common, cli, labs, the controller's test double"
 (cd "$tree" && MYPYPATH="$root/tests" "$bin/mypy" --config-file "$root/pyproject.toml" \
   --cache-dir "${WORKERLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workerlab}/mypy" \
-  -p workerlab.api -p workerlab.operator -p workerlab.worker -p workerlab.cli -p workerlab.labs \
+  -p workerlab.api -p workerlab.operator -p workerlab.worker -p workerlab.common -p workerlab.cli \
+  -p workerlab.labs \
   -m test_controller_double) 2>&1 | to_checkout || status=1
 echo "import contracts (lint-imports)"
 (cd "$tree" && PYTHONPATH="$tree" "$bin/lint-imports" --no-cache "$root/pyproject.toml") \

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workerlab.cli import journal
-from workerlab.cli.kube import Kube
+from workerlab.common import journal
+from workerlab.common.kube import Kube
 
 
 @dataclass(frozen=True)

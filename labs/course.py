@@ -20,7 +20,8 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from workerlab.cli.errors import WorkerlabError
+from workerlab.api.resource import LAB_NAMESPACE
+from workerlab.common.errors import WorkerlabError
 from workerlab.labs.checking import Checker
 
 FOLDER = re.compile(r"^(?P<number>\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)$")
@@ -158,6 +159,22 @@ class Segment:
     is_code: bool
 
 
+# Where a lab's text names the solo lab's namespace: kubectl's flag, a raw API path, YAML. The
+# name must end there (`workerlab-metrics`, `workerlab.dev` are other things).
+NAMESPACE_MENTIONS = re.compile(
+    rf"(?P<lead>(?:\s-n|--namespace)[ =]|/namespaces/|\bnamespace: )"
+    rf"{re.escape(LAB_NAMESPACE)}(?![\w.-])"
+)
+
+
+def for_namespace(markdown: str, namespace: str | None) -> str:
+    """The text with every command aimed at `namespace` instead of the solo lab's `workerlab`:
+    what a learner in `learner-ada` pastes must work there, verbatim."""
+    if not namespace or namespace == LAB_NAMESPACE:
+        return markdown
+    return NAMESPACE_MENTIONS.sub(lambda m: f"{m['lead']}{namespace}", markdown)
+
+
 def segments(markdown: str) -> list[Segment]:
     """The text cut at its fenced code blocks, so a renderer can leave the code untouched."""
     found: list[Segment] = []
@@ -220,9 +237,10 @@ def _fenced_blocks(markdown: str, section: str, language: str) -> list[str]:
     return blocks
 
 
-def steps(lab: Lab) -> str:
-    """The lab's runnable steps: every ```sh block under `## Steps`, in order."""
-    return "".join(_fenced_blocks(text(lab), "Steps", "sh"))
+def steps(lab: Lab, namespace: str | None = None) -> str:
+    """The lab's runnable steps: every ```sh block under `## Steps`, in order, aimed at
+    `namespace` as `workerlab lab show` prints them there."""
+    return for_namespace("".join(_fenced_blocks(text(lab), "Steps", "sh")), namespace)
 
 
 def question_steps(lab: Lab) -> str:

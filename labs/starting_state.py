@@ -18,11 +18,11 @@ import yaml
 
 from workerlab.api.objects import hpa_targets
 from workerlab.api.resource import API_VERSION, HPA_RESOURCE, RESOURCE
-from workerlab.cli.errors import KubeError, MissingPrerequisite
-from workerlab.cli.kube import Kube, is_learner_namespace
-from workerlab.cli.paths import repo_root
-from workerlab.cli.status_view import list_hpas
-from workerlab.cli.wcstate import wait_converged
+from workerlab.common.errors import KubeError, MissingPrerequisite
+from workerlab.common.kube import Kube, is_learner_namespace
+from workerlab.common.paths import repo_root
+from workerlab.common.views import list_hpas
+from workerlab.common.wcstate import wait_converged
 
 DEMO = "demo"
 DEMO_NODE_PORT = 30080

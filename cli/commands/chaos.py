@@ -6,7 +6,6 @@ import typer
 from rich.table import Table
 
 from workerlab.cli import drills, targets
-from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
 from workerlab.cli.support import (
     ContextOption,
     NamespaceOption,
@@ -15,6 +14,7 @@ from workerlab.cli.support import (
     out,
     print_json,
 )
+from workerlab.common.errors import EXIT_FAILED, WorkerlabError
 
 chaos_app = typer.Typer(
     help="Failure drills: break a level, then see who healed it (arbiter, kubelet, operator).",

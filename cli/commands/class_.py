@@ -10,10 +10,10 @@ from rich.table import Table
 
 from workerlab.api.resource import CLASS_CONTEXT_PREFIX
 from workerlab.cli import class_settings, classroom
-from workerlab.cli.commands.lab import render_items
-from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
-from workerlab.cli.kube import Kube, choose_context, kubeconfig_view
+from workerlab.cli.commands.lab import aimed, render_items
 from workerlab.cli.support import ContextOption, friendly, out, print_json
+from workerlab.common.errors import EXIT_FAILED, WorkerlabError
+from workerlab.common.kube import Kube, choose_context, kubeconfig_view
 from workerlab.labs import course
 from workerlab.labs.checking import CheckContext
 
@@ -175,11 +175,7 @@ def list_learners(
 
 
 def _grid_labs() -> list[classroom.GridLab]:
-    return [
-        classroom.GridLab(lab.number, lab.needs_cluster_admin)
-        for lab in course.labs()
-        if lab.needs_cluster
-    ]
+    return [classroom.GridLab(lab.number, lab.needs_cluster_admin) for lab in course.labs()]
 
 
 @class_app.command()
@@ -188,27 +184,40 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
     context: str | None = ContextOption,
 ) -> None:
-    """The learner x lab grid of recorded passes (ok passed, . not yet, - instructor's lab).
+    """The learner x lab grid: verified passes (ok), claimed ones (c), not yet (.), and the
+    instructor's labs (-).
 
-    Only the cluster labs are shown: local labs (1, 2, 9) leave nothing in the cluster. A
-    recorded pass is the learner's claim; `workerlab class check NAME N` re-runs it.
+    A pass a learner's `workerlab lab check` recorded is their claim (it sits in their own
+    namespace); `workerlab class check NAME N` re-runs it with your rights and, when it passes,
+    marks it verified. Local labs (1, 2, 9) run on the learner's machine: their passes can only
+    be claimed.
 
     Example: workerlab class status
     """
-    progress = classroom.class_progress(instructor(context))
+    standings = classroom.class_progress(instructor(context))
+    labs = _grid_labs()
     if as_json:
-        print_json({name: sorted(done) for name, done in progress.items()})
+        print_json(
+            {
+                name: {
+                    "verified": [lab.number for lab in labs if s.is_verified(lab.number)],
+                    "claimed": [lab.number for lab in labs if s.only_claimed(lab.number)],
+                }
+                for name, s in standings.items()
+            }
+        )
         return
-    if not progress:
+    if not standings:
         out.print("no learners yet: workerlab class add NAME...")
         return
-    header, rows = classroom.grid_rows(progress, _grid_labs())
+    header, rows = classroom.grid_rows(standings, labs)
     table = Table(box=None)
     for column in header:
         table.add_column(column, justify="left" if column == "learner" else "center")
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     out.print(table)
+    out.print(f"[dim]{escape(classroom.LEGEND)}[/]", soft_wrap=True)
 
 
 @class_app.command()
@@ -233,18 +242,28 @@ def check(
             "to re-check",
             hint="workerlab class status shows their recorded pass",
         )
-    kube = classroom.require_learner(instructor(context), name)
-    record = classroom.progress(kube, name).get(number) or {}
-    ctx = CheckContext(kube, options={"runs": record.get("runs") or []})
+    admin = instructor(context)
+    kube = classroom.require_learner(admin, name)
+    record = classroom.progress(admin, name).get(number) or {}
+    # From the learner's own start: what happened since their `lab reset N`, with their runs.
+    started = record.get("started_at")
+    ctx = CheckContext(
+        kube,
+        started_at=started if isinstance(started, int | float) else None,
+        options={"runs": record.get("runs") or []},
+    )
     checker = course.checker(lab)
-    items = checker.evaluate(checker.gather(ctx))
+    items = aimed(checker.evaluate(checker.gather(ctx)), kube.namespace)
     passed = all(i.passed for i in items)
+    if passed and record:
+        classroom.record_verified(admin, name, number, record)
     if as_json:
         print_json(
             {
                 "learner": name,
                 "lab": number,
                 "recorded": bool(record),
+                "verified": passed and bool(record),
                 "passed": passed,
                 "items": [vars(i) for i in items],
             }
@@ -255,5 +274,7 @@ def check(
             soft_wrap=True,
         )
         render_items(number, items)
+        if passed and record:
+            out.print(f"[dim]verified: {name}'s lab {number} shows as ok in class status[/]")
     if not passed:
         raise typer.Exit(EXIT_FAILED)

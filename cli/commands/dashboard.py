@@ -10,8 +10,8 @@ import time
 
 import typer
 
-from workerlab.cli.errors import MissingPrerequisite, WorkerlabError
 from workerlab.cli.support import ContextOption, NamespaceOption, friendly, kube_for, out
+from workerlab.common.errors import MissingPrerequisite, WorkerlabError
 
 DEFAULT_PORT = 8080
 

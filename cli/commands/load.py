@@ -12,12 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from workerlab.api.processes import ProcessesReport
-from workerlab.cli import journal, targets
-from workerlab.cli.errors import EXIT_FAILED, WorkerlabError
-from workerlab.cli.kube import Kube
+from workerlab.cli import targets
 from workerlab.cli.loadgen import LoadPlan, journal_record, run_load
-from workerlab.cli.loadstats import LoadSummary
-from workerlab.cli.status_view import gather
 from workerlab.cli.support import (
     ContextOption,
     NamespaceOption,
@@ -27,6 +23,11 @@ from workerlab.cli.support import (
     out,
     print_json,
 )
+from workerlab.common import journal
+from workerlab.common.errors import EXIT_FAILED, WorkerlabError
+from workerlab.common.kube import Kube
+from workerlab.common.loadstats import LoadSummary
+from workerlab.common.views import gather
 
 MAX_REQUESTS = 1_000_000
 MAX_CONCURRENCY = 512

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.status_view import gather, render
+from workerlab.cli.status_view import render
 from workerlab.cli.support import (
     ContextOption,
     NamespaceOption,
@@ -14,7 +13,9 @@ from workerlab.cli.support import (
     out,
     print_json,
 )
-from workerlab.cli.wcstate import wait_converged
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.views import gather
+from workerlab.common.wcstate import wait_converged
 
 
 @friendly

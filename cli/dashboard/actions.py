@@ -19,12 +19,13 @@ import httpx
 
 from workerlab.api.objects import worker_port
 from workerlab.api.resource import RESOURCE
-from workerlab.cli import drills, journal, targets
-from workerlab.cli.errors import WorkerlabError
+from workerlab.cli import drills, targets
 from workerlab.cli.healing import PodSnapshot
-from workerlab.cli.kube import Kube
 from workerlab.cli.loadgen import LoadPlan, journal_record, run_load
-from workerlab.cli.loadstats import LoadSummary
+from workerlab.common import journal
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.kube import Kube
+from workerlab.common.loadstats import LoadSummary
 
 MAX_LOAD_REQUESTS = 5000
 MAX_LOAD_CONCURRENCY = 32

@@ -30,7 +30,6 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from workerlab.api.objects import pod_terminating
-from workerlab.cli import journal
 from workerlab.cli.dashboard.actions import Actions
 from workerlab.cli.dashboard.auth import (
     PUBLIC_PREFIXES,
@@ -42,7 +41,8 @@ from workerlab.cli.dashboard.auth import (
 )
 from workerlab.cli.dashboard.loading import LoadBody, start_load
 from workerlab.cli.dashboard.model import YOU, Model
-from workerlab.cli.errors import WorkerlabError
+from workerlab.common import journal
+from workerlab.common.errors import WorkerlabError
 
 KEEPALIVE_S = 15.0
 MIN_PUSH_INTERVAL_S = 0.25

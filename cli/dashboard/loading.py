@@ -24,7 +24,7 @@ from workerlab.cli.dashboard.actions import (
     Actions,
 )
 from workerlab.cli.dashboard.model import YOU
-from workerlab.cli.errors import WorkerlabError
+from workerlab.common.errors import WorkerlabError
 
 if TYPE_CHECKING:
     from workerlab.cli.dashboard.app import Hub

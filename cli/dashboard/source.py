@@ -33,7 +33,7 @@ import httpx
 from workerlab.api.objects import worker_port
 from workerlab.api.resource import GROUP, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, PLURAL, VERSION
 from workerlab.cli.dashboard.model import CLUSTER, Model
-from workerlab.cli.kube import Kube
+from workerlab.common.kube import Kube
 
 WATCH_S = 240  # a watch request's own timeoutSeconds; then it resumes from the last version
 POLL_S = 2.5  # /processes of each Ready pod

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from workerlab.api.objects import epoch, event_time, find_condition
 from workerlab.api.resource import LABEL_INSTANCE, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, RESOURCE
-from workerlab.cli.kube import Kube
-from workerlab.cli.wcstate import converged
+from workerlab.common.kube import Kube
+from workerlab.common.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, item
 from workerlab.labs.starting_state import delete_wc
 

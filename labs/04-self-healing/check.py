@@ -6,9 +6,9 @@ from __future__ import annotations
 from workerlab.api.objects import created_at, epoch, event_time, find_condition, worker_port
 from workerlab.api.processes import ProcessesReport
 from workerlab.api.resource import LABEL_INSTANCE, RESOURCE, ConditionType, Reason
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.status_view import pod_row
-from workerlab.cli.wcstate import converged
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.views import pod_row
+from workerlab.common.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, item
 from workerlab.labs.starting_state import DEMO, delete_wc, reset_demo
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from workerlab.api.objects import created_at, worker_port
 from workerlab.api.processes import alive_count
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.status_view import pod_row
-from workerlab.cli.wcstate import converged
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.views import pod_row
+from workerlab.common.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, counts, item
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 

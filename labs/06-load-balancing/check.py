@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from workerlab.cli.loadstats import spread
-from workerlab.cli.status_view import pod_row
+from workerlab.common.loadstats import spread
+from workerlab.common.views import pod_row
 from workerlab.labs.checking import CheckContext, Checker, Item, counts, item, run_port
 from workerlab.labs.starting_state import DEMO, DEMO_NODE_PORT, reset_demo
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from workerlab.api.objects import created_at, env_value
-from workerlab.cli.status_view import pod_row
-from workerlab.cli.wcstate import converged
+from workerlab.common.views import pod_row
+from workerlab.common.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, counts, item, listing
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 

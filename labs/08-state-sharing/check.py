@@ -4,9 +4,9 @@ increment is lost (the seed's "use external services or databases" advice, measu
 from __future__ import annotations
 
 from workerlab.api.objects import created_at, env_value, worker_port
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.status_view import pod_row
-from workerlab.cli.wcstate import converged
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.views import pod_row
+from workerlab.common.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, item, listing, run_matches
 from workerlab.labs.starting_state import DEMO, delete_addon, demo_runs, reset_demo
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from workerlab.cli.journal import lab_home
+from workerlab.common.journal import lab_home
 from workerlab.labs.checking import CheckContext, Checker, Item, item
 
 PYTEST_TIMEOUT_S = 120

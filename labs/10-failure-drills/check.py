@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from workerlab.api.objects import created_at, epoch
 from workerlab.api.resource import LABEL_NAME, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE
-from workerlab.cli.kube import Kube
-from workerlab.cli.wcstate import converged
+from workerlab.common.kube import Kube
+from workerlab.common.wcstate import converged
 from workerlab.labs.checking import CheckContext, Checker, Item, counts, item
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 

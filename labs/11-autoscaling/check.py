@@ -18,7 +18,7 @@ from workerlab.api.objects import (
     scaled_direction,
 )
 from workerlab.api.resource import HPA_KIND, HPA_RESCALE_REASON, KIND, Reason
-from workerlab.cli.status_view import list_hpas
+from workerlab.common.views import list_hpas
 from workerlab.labs.checking import CheckContext, Checker, Item, item, run_matches
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
@@ -99,7 +99,7 @@ def evaluate(facts: dict) -> list[Item]:
             "an HorizontalPodAutoscaler scales wc/demo",
             hpa is not None,
             f"hpa/{hpa['metadata']['name']}" if hpa else "none targets WorkerCluster demo",
-            f"kubectl apply -f {SAMPLE}",
+            f"kubectl -n workerlab apply -f {SAMPLE}",
         )
     ]
     active = find_condition(hpa, "ScalingActive") if hpa else None

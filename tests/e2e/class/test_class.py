@@ -24,6 +24,8 @@ import pytest
 from support.paths import CACHE, REPO
 from support.polling import wait_until
 
+from workerlab.labs import course
+
 pytestmark = pytest.mark.e2e
 
 LEARNERS = ("e2e-a", "e2e-b", "e2e-c")
@@ -206,15 +208,30 @@ def test_two_learners_do_lab_5_at_once_and_both_pass(classroom, operator):
 
 def test_instructor_sees_and_rechecks_the_passes(classroom, operator):
     grid = json.loads(ok(classroom.instructor, "workerlab", "class", "status", "--json"))
-    assert 5 in grid["e2e-a"] and 5 in grid["e2e-b"] and 5 not in grid["e2e-c"]
-    table = ok(classroom.instructor, "workerlab", "class", "status")
-    assert "e2e-a" in table and "ok" in table
+    assert 5 in grid["e2e-a"]["claimed"] and 5 in grid["e2e-b"]["claimed"], grid
+    assert 5 not in grid["e2e-c"]["claimed"] + grid["e2e-c"]["verified"], grid
     again = run(classroom.instructor, "workerlab", "class", "check", "e2e-a", "5", "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     verdict = json.loads(again.stdout)
-    assert verdict["recorded"] and verdict["passed"]
+    assert verdict["recorded"] and verdict["passed"] and verdict["verified"]
+    grid = json.loads(ok(classroom.instructor, "workerlab", "class", "status", "--json"))
+    assert 5 in grid["e2e-a"]["verified"] and 5 in grid["e2e-b"]["claimed"], grid
+    table = ok(classroom.instructor, "workerlab", "class", "status")
+    assert "e2e-a" in table and "ok" in table and "c claimed" in " ".join(table.split())
     # C did not do it: the re-run says so (exit 1), it does not invent a pass
     assert run(classroom.instructor, "workerlab", "class", "check", "e2e-c", "5").returncode != 0
+    # A pass C writes into their own progress ConfigMap by hand is a claim, never verified,
+    # and C cannot write the instructor's verifications.
+    forged = json.dumps({"passed_at": time.time(), "items": [], "runs": []})
+    patch = json.dumps({"data": {"lab-7": forged}})
+    env_c = classroom.learners["e2e-c"]
+    ok(env_c, "kubectl", "patch", "configmap", "workerlab-progress", "--type", "merge", "-p", patch)
+    grid = json.loads(ok(classroom.instructor, "workerlab", "class", "status", "--json"))
+    assert 7 in grid["e2e-c"]["claimed"] and 7 not in grid["e2e-c"]["verified"], grid
+    denied = run(
+        env_c, "kubectl", "create", "configmap", "workerlab-verified", "--from-literal=lab-7={}"
+    )
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
 
 
 def test_instructor_labs_say_ask_your_instructor(classroom):
@@ -278,6 +295,24 @@ def test_a_workercluster_over_the_quota_is_refused_visibly(classroom, operator):
         if p["status"].get("phase") == "Running"
     }
     assert before and before <= after, "learner B's pods changed while C was refused"
+
+
+def test_a_learner_runs_lab_11s_autoscaler_in_their_namespace(classroom, operator):
+    """Lab 11's steps up to the load, as `workerlab lab show 11` prints them for learner C: the
+    sample HPA lands in their namespace, reads their pods' CPU (pods.metrics.k8s.io), and the
+    next lab's reset removes it (a leftover HPA would scale demo back behind their back)."""
+    env = classroom.learners["e2e-c"]
+    steps = course.steps(course.get(11), "learner-e2e-c")
+    before_load = steps.split("workerlab load")[0]
+    assert "kubectl -n learner-e2e-c apply -f manifests/samples/hpa-demo.yaml" in before_load
+    done = run(env, "bash", "-euo", "pipefail", "-c", before_load, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "demo-" in done.stdout  # `kubectl top pods` listed demo's pods with their CPU
+    hpa = json.loads(ok(env, "kubectl", "get", "hpa", "demo", "-o", "json"))
+    assert hpa["metadata"]["namespace"] == "learner-e2e-c"
+    reset = ok(env, "workerlab", "lab", "reset", "5", timeout=400)
+    assert "deleted hpa/demo" in reset, reset
+    assert run(env, "kubectl", "get", "hpa", "demo").returncode != 0
 
 
 def test_bad_inputs_are_refused_and_nothing_is_half_done(classroom):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from support.paths import REPO
 
-from workerlab.cli.errors import MissingPrerequisite
-from workerlab.cli.kube import Kube
+from workerlab.common.errors import MissingPrerequisite
+from workerlab.common.kube import Kube
 from workerlab.labs.starting_state import reset_demo
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workerlab.cli.loadstats import jain
+from workerlab.common.loadstats import jain
 from workerlab.worker.config import DEFAULT_BALANCE
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,9 @@ import io
 from rich.console import Console
 
 from workerlab.api.objects import hpa_cpu_utilization, hpa_new_size, hpa_targets, scaled_direction
-from workerlab.cli.errors import KubeError
-from workerlab.cli.status_view import ClusterView, autoscaler_view, list_hpas, render
+from workerlab.cli.status_view import render
+from workerlab.common.errors import KubeError
+from workerlab.common.views import ClusterView, autoscaler_view, list_hpas
 
 
 def hpa(name="demo", target="demo", kind="WorkerCluster", api="workerlab.dev/v1alpha1", **extra):

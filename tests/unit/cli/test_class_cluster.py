@@ -16,9 +16,9 @@ from workerlab.api.resource import LABEL_LEARNER
 from workerlab.cli import class_settings as cs
 from workerlab.cli import classroom
 from workerlab.cli.commands import class_ as class_command
-from workerlab.cli.errors import KubeError, WorkerlabError
-from workerlab.cli.kube import KUBECTL_TIMEOUT_S, Kube
 from workerlab.cli.main import app
+from workerlab.common.errors import KubeError, WorkerlabError
+from workerlab.common.kube import KUBECTL_TIMEOUT_S, Kube
 
 runner = CliRunner()
 WHERE = "configmap workerlab-system/workerlab-class-defaults"

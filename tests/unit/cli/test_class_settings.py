@@ -11,7 +11,7 @@ import pytest
 from workerlab.cli import class_settings as cs
 from workerlab.cli.class_manifests import learner_objects
 from workerlab.cli.class_quantities import parse_quantity, quantity_problem, quota_key_problem
-from workerlab.cli.errors import WorkerlabError
+from workerlab.common.errors import WorkerlabError
 
 NOT_A_QUANTITY = "is not a Kubernetes quantity (like 12, 500m, 2Gi)"
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from workerlab.api.resource import LABEL_LEARNER, PROGRESS_CONFIGMAP
 from workerlab.cli import classroom, targets
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.kube import Kube, choose_context, choose_namespace, is_learner_namespace
 from workerlab.cli.main import app
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.kube import Kube, choose_context, choose_namespace, is_learner_namespace
 from workerlab.labs import course
 from workerlab.labs.checking import CheckContext, Item
 from workerlab.labs.starting_state import demo_manifest
@@ -189,11 +189,29 @@ def test_progress_round_trip_and_malformed_entries_skipped():
     assert classroom.progress_of(None) == {}
 
 
-def test_grid_marks_passed_pending_and_instructor_labs():
-    labs = [classroom.GridLab(3, True), classroom.GridLab(4, False), classroom.GridLab(5, False)]
-    header, rows = classroom.grid_rows({"bob": {}, "ada": {5: {}}}, labs)
-    assert header == ["learner", "3", "4", "5", "passed"]
-    assert rows == [["ada", "-", ".", "ok", "1/2"], ["bob", "-", ".", ".", "0/2"]]
+def test_grid_tells_verified_from_claimed_passes():
+    labs = [classroom.GridLab(n, n == 3) for n in (1, 3, 4, 5)]
+    ada = classroom.Standing(
+        claimed={1: {"passed_at": 7}, 4: {"passed_at": 9}, 5: {"passed_at": 20}},
+        verified={4: {"passed_at": 9}, 5: {"passed_at": 10}},  # 5 passed again since: a claim
+    )
+    bob = classroom.Standing(claimed={}, verified={})
+    header, rows = classroom.grid_rows({"bob": bob, "ada": ada}, labs)
+    assert header == ["learner", "1", "3", "4", "5", "verified", "claimed"]
+    assert rows == [
+        ["ada", "c", "-", "ok", "c", "1/3", "2"],
+        ["bob", ".", "-", ".", ".", "0/3", "0"],
+    ]
+
+
+def test_a_hand_written_verification_without_a_record_verifies_nothing():
+    forged = classroom.Standing(claimed={}, verified={5: {"passed_at": None}})
+    assert not forged.is_verified(5) and not forged.only_claimed(5)
+
+
+def test_the_record_carries_the_labs_start_for_the_instructors_rerun():
+    entry = json.loads(classroom.progress_entry([Item("a", True)], [], at=50.0, started_at=40.0))
+    assert entry["started_at"] == 40.0 and entry["passed_at"] == 50.0
 
 
 def test_recorded_runs_stand_in_for_the_journal():

@@ -3,10 +3,11 @@
 import pytest
 from typer.testing import CliRunner
 
-from workerlab.cli import journal, targets
+from workerlab.cli import targets
 from workerlab.cli.commands import lab as lab_commands
-from workerlab.cli.errors import WorkerlabError
 from workerlab.cli.main import app
+from workerlab.common import journal
+from workerlab.common.errors import WorkerlabError
 
 runner = CliRunner()
 

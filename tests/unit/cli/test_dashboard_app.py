@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from workerlab.cli.dashboard.app import Hub, create_app
 from workerlab.cli.dashboard.model import Model
-from workerlab.cli.errors import WorkerlabError
+from workerlab.common.errors import WorkerlabError
 
 PORT = 8080
 BASE = f"http://127.0.0.1:{PORT}"

@@ -1,6 +1,6 @@
 """The learner's notebook: load runs and lab start times, bounded."""
 
-from workerlab.cli import journal
+from workerlab.common import journal
 
 
 def test_runs_are_recorded_filtered_and_bounded(tmp_path, monkeypatch):

@@ -138,3 +138,49 @@ def test_lab_check_says_each_piece_of_evidence_once():
     assert text.count("ROLLOUT=v2") == 1, text
     assert text.count("/x/autoscaler.py") == 1, text
     assert "(observedGeneration 3 of 3)" in text, text
+
+
+LEARNER_LABS = [
+    lab.number for lab in course.labs() if lab.needs_cluster and not lab.needs_cluster_admin
+]
+
+
+@pytest.mark.parametrize("number", LEARNER_LABS)
+def test_a_learners_lab_text_names_their_namespace_only(number):
+    """Every command a learner pastes must work in `learner-NAME`: no `-n workerlab`, no raw
+    API path into `workerlab`, in the steps, the questions or the solution."""
+    result = CliRunner().invoke(
+        app, ["lab", "show", str(number), "--solution", "--namespace", "learner-ada"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "for namespace learner-ada" in result.output
+    for stale in (" -n workerlab ", "--namespace workerlab", "/namespaces/workerlab/"):
+        assert stale not in result.output, f"lab {number}: {stale!r} left in its text"
+    assert "-n learner-ada" in result.output
+
+
+def test_the_solo_lab_keeps_its_namespace_and_raw_keeps_the_source():
+    solo = CliRunner().invoke(app, ["lab", "show", "5", "--namespace", "workerlab"])
+    assert "kubectl -n workerlab scale wc/demo --replicas=3" in solo.output
+    assert "for namespace" not in solo.output
+    raw = CliRunner().invoke(app, ["lab", "show", "5", "--raw", "--namespace", "learner-ada"])
+    assert raw.output == course.text(course.get(5))
+
+
+@pytest.mark.parametrize(
+    ("text", "aimed"),
+    [
+        ("kubectl -n workerlab get wc", "kubectl -n learner-ada get wc"),
+        ("kubectl top pods -n workerlab -l x=y", "kubectl top pods -n learner-ada -l x=y"),
+        ("--namespace=workerlab", "--namespace=learner-ada"),
+        ("/apis/g/v1/namespaces/workerlab/x", "/apis/g/v1/namespaces/learner-ada/x"),
+        ("  namespace: workerlab\n", "  namespace: learner-ada\n"),
+        # other namespaces and the API group are left alone
+        ("kubectl -n workerlab-metrics logs x", "kubectl -n workerlab-metrics logs x"),
+        ("apiVersion: workerlab.dev/v1alpha1", "apiVersion: workerlab.dev/v1alpha1"),
+        ("workerlab lab check 5", "workerlab lab check 5"),
+    ],
+)
+def test_for_namespace_rewrites_the_namespace_and_nothing_else(text, aimed):
+    assert course.for_namespace(text, "learner-ada") == aimed
+    assert course.for_namespace(text, "workerlab") == text

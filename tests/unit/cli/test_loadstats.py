@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from workerlab.cli.commands.load import whole_percents
 from workerlab.cli.loadgen import LoadPlan, classify_error, sample_from_response
-from workerlab.cli.loadstats import Sample, jain, percentile, spread, summarize
+from workerlab.common.loadstats import Sample, jain, percentile, spread, summarize
 
 
 def test_percentile_nearest_rank_returns_observed_values():

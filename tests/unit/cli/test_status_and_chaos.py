@@ -9,7 +9,8 @@ from rich.console import Console
 
 from workerlab.api import exits
 from workerlab.cli import drills as chaos
-from workerlab.cli.status_view import ClusterView, cluster_view, process_rows, render
+from workerlab.cli.status_view import render
+from workerlab.common.views import ClusterView, cluster_view, process_rows
 
 WC = {
     "metadata": {"name": "demo", "namespace": "workerlab", "generation": 1},

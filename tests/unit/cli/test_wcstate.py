@@ -3,8 +3,8 @@
 import pytest
 
 from workerlab.api.objects import env_value
-from workerlab.cli.errors import MissingPrerequisite, WorkerlabError
-from workerlab.cli.wcstate import converged, wait_converged
+from workerlab.common.errors import MissingPrerequisite, WorkerlabError
+from workerlab.common.wcstate import converged, wait_converged
 
 
 def wc(gen=2, observed=2, replicas=2, ready=2, updated=2, total=2, ready_cond="True"):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workerlab.cli.errors import KubeError
+from workerlab.common.errors import KubeError
 from workerlab.labs import starting_state
 
 CONFLICT = (

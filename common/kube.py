@@ -31,7 +31,7 @@ from workerlab.api.resource import (
     LEARNER_NAMESPACE_PREFIX,
     RESOURCE,
 )
-from workerlab.cli.errors import KubeError, MissingPrerequisite, WorkerlabError
+from workerlab.common.errors import KubeError, MissingPrerequisite, WorkerlabError
 
 DEFAULT_CONTEXT = "kind-workerlab"
 DEFAULT_NAMESPACE = LAB_NAMESPACE

@@ -6,8 +6,8 @@ import time
 
 from workerlab.api.objects import condition_is_true
 from workerlab.api.resource import ConditionType
-from workerlab.cli.errors import WorkerlabError
-from workerlab.cli.kube import Kube
+from workerlab.common.errors import WorkerlabError
+from workerlab.common.kube import Kube
 
 
 def converged(wc: dict) -> tuple[bool, str]:

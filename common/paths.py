@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workerlab.cli.errors import MissingPrerequisite
+from workerlab.common.errors import MissingPrerequisite
 
 
 def repo_root() -> Path:

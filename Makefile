@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-scale clean
 
 help:
-	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample"
+	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample (NODES=3: 1 control plane + 2 workers)"
 	@echo "make test        the whole suite: lint, unit, integration, e2e (brings the cluster up)"
 	@echo "make typecheck   mypy and the import contracts between api/ operator/ worker/ common/ cli/ labs/"
 	@echo "make unit        unit tests only (no cluster, no servers)"
@@ -63,7 +63,7 @@ format: venv
 	$(BIN)/ruff format .
 
 up: venv
-	$(BIN)/workerlab up
+	$(BIN)/workerlab up $(if $(NODES),--nodes $(NODES))
 
 down:
 	bash hack/down.sh

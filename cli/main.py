@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import typer
@@ -52,25 +53,43 @@ def operator(ctx: typer.Context) -> None:
     raise typer.Exit(operator_main(ctx.args))
 
 
-def _run_script(name: str) -> int:
+def _run_script(name: str, env: dict[str, str] | None = None) -> int:
     try:
         root = repo_root()
     except WorkerlabError as error:
         typer.secho(f"error: {error}; {error.hint}", fg="red", err=True)
         raise typer.Exit(2) from None
-    return subprocess.call(["bash", str(root / "hack" / name)], cwd=root)
+    return subprocess.call(
+        ["bash", str(root / "hack" / name)], cwd=root, env={**os.environ, **(env or {})}
+    )
+
+
+MAX_NODES = 5  # kind nodes are containers sharing the machine's cores
 
 
 @app.command()
-def up() -> None:
+def up(
+    nodes: int | None = typer.Option(
+        None,
+        "--nodes",
+        min=1,
+        max=MAX_NODES,
+        help="nodes of a new cluster: 1 control plane + N-1 workers (default 1, or what the "
+        "running cluster has)",
+        show_default=False,
+    ),
+) -> None:
     """Bring up the lab: docker, kind cluster `workerlab`, images, CRD, operator, sample.
 
     Idempotent: a second run only checks each step. Every long step shows progress and
-    whether it was a cache hit.
+    whether it was a cache hit. `--nodes 3` makes a cluster of one control plane and two
+    workers (pods spread over them; a machine can be lost); a running cluster with another
+    node count is kept, with a message: `workerlab down` first to change it.
 
-    Example: workerlab up
+    Example: workerlab up --nodes 3
     """
-    raise typer.Exit(_run_script("up.sh"))
+    env = {"WORKERLAB_NODES": str(nodes)} if nodes else None
+    raise typer.Exit(_run_script("up.sh", env))
 
 
 @app.command()

@@ -91,9 +91,8 @@ build_traefik() {
 }
 
 # metrics-server: the resource metrics API (kubectl top, the HPA's CPU utilisation, lab 11).
-# Normal route: re-label the published image. Offline: its go.mod has no replace directive, so
-# `go install sigs.k8s.io/metrics-server/cmd/metrics-server@VERSION` builds it straight from the
-# proxy (go.sum verifies every module). The registry is probed only while neither the published
+# Normal route: re-label the published image. Offline: built in hack/toolchain beside Kubernetes
+# (go.sum verifies every module). The registry is probed only while neither the published
 # image nor a built binary is here, so a warm offline run never waits on a registry.
 build_metrics_server() {
   local bin=$CACHE/addons/metrics-server-$METRICS_SERVER_VERSION image=workerlab/metrics-server:dev

@@ -65,6 +65,19 @@ stop_background_builds() {
 }
 trap stop_background_builds EXIT
 
+# WORKERLAB_NODES (`make up NODES=3`, `workerlab up --nodes 3`): a new cluster's nodes, one control
+# plane and the rest workers. Unset: whatever the running cluster has, else 1.
+nodes=${WORKERLAB_NODES:-}
+[ -z "$nodes" ] || [[ $nodes =~ ^[1-5]$ ]] \
+  || die "NODES=$nodes: give a node count from 1 to 5 (one control plane, the rest workers)"
+# kind_config: the base config (kind-config.yaml, or $KIND_CONFIG) with its worker nodes added.
+kind_config() {
+  local base=${KIND_CONFIG:-$here/kind-config.yaml} out=$CACHE/kind-config-${nodes:-1}-nodes.yaml i
+  mkdir -p "$CACHE"
+  { cat "$base"; for ((i = 1; i < ${nodes:-1}; i++)); do echo "  - role: worker"; done; } >"$out"
+  echo "$out"
+}
+
 bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
 # Installed once here, so that no two debootstraps race for apt's lock.
@@ -73,6 +86,10 @@ build_in_background "app images" "$here/build-images.sh"
 build_in_background "add-on images" "$here/build-addon-images.sh" redis nginx
 bash "$here/registry.sh" start
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  have=$(kind get nodes --name "$CLUSTER_NAME" 2>/dev/null | wc -l)
+  if [ -n "$nodes" ] && [ "$have" -ne "$nodes" ]; then
+    die "cluster $CLUSTER_NAME has $have node(s), you asked for $nodes: it is kept as it is (recreating it would delete every WorkerCluster in it). To change it: make down, then make up NODES=$nodes"
+  fi
   bash "$here/build-k8s.sh"   # kubectl matching the server
   if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz --request-timeout=5s >/dev/null 2>&1; then
     step_cached "kind cluster $CLUSTER_NAME" "already running"
@@ -97,9 +114,9 @@ fi
 bash "$here/build-addon-images.sh" metrics-server traefik
 bash "$here/build-helm.sh"
 if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
-  step_miss "kind cluster $CLUSTER_NAME" "creating from $node_image (~25 s)"
+  step_miss "kind cluster $CLUSTER_NAME" "creating ${nodes:-1} node(s) from $node_image (~25 s, more with workers)"
   kind create cluster --name "$CLUSTER_NAME" --image "$node_image" \
-    --config "${KIND_CONFIG:-$here/kind-config.yaml}" --wait 180s
+    --config "$(kind_config)" --wait 180s
   bash "$here/build-k8s.sh"   # kubectl matching the server, even when the node image was pulled
 fi
 kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null

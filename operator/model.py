@@ -98,7 +98,8 @@ class PodTemplateExtras:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     affinity: dict[str, Any] | None = None
-    topology_spread_constraints: list[dict[str, Any]] = field(default_factory=list)
+    # None: not in the spec, so the operator's default spread applies; [] turns it off.
+    topology_spread_constraints: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,11 @@ class WorkerClusterSpec:
                 node_selector=dict(extras.get("nodeSelector") or {}),
                 tolerations=list(extras.get("tolerations") or []),
                 affinity=extras.get("affinity"),
-                topology_spread_constraints=list(extras.get("topologySpreadConstraints") or []),
+                topology_spread_constraints=(
+                    list(extras["topologySpreadConstraints"] or [])
+                    if "topologySpreadConstraints" in extras
+                    else None
+                ),
             ),
             paused=bool(spec.get("paused", False)),
         )

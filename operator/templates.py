@@ -45,6 +45,23 @@ def owned_labels(cluster: WorkerCluster) -> dict[str, str]:
     }
 
 
+def default_spread(name: str) -> list[dict[str, Any]]:
+    """One node's loss should cost as few of a WorkerCluster's pods as possible: spread them over
+    nodes, at most one apart, each template revision on its own (matchLabelKeys: a rollout's new
+    pods spread among themselves). ScheduleAnyway: on one node, or with a node full, pods still
+    run, where DoNotSchedule would leave them Pending."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "nodeTaintsPolicy": "Honor",  # a node the pods cannot go to is no domain to fill
+            "labelSelector": {"matchLabels": {LABEL_INSTANCE: name}},
+            "matchLabelKeys": [LABEL_TEMPLATE_HASH],
+        }
+    ]
+
+
 def default_resources(spec: WorkerClusterSpec) -> dict[str, Any]:
     """Sized by process count: every uvicorn process is a full Python interpreter.
 
@@ -154,8 +171,11 @@ def pod_template(cluster: WorkerCluster) -> dict[str, Any]:
         pod_spec["tolerations"] = copy.deepcopy(extras.tolerations)
     if extras.affinity:
         pod_spec["affinity"] = copy.deepcopy(extras.affinity)
-    if extras.topology_spread_constraints:
-        pod_spec["topologySpreadConstraints"] = copy.deepcopy(extras.topology_spread_constraints)
+    spread = extras.topology_spread_constraints
+    if spread is None:
+        pod_spec["topologySpreadConstraints"] = default_spread(cluster.name)
+    elif spread:
+        pod_spec["topologySpreadConstraints"] = copy.deepcopy(spread)
     labels = {**extras.labels, **owned_labels(cluster)}
     metadata: dict[str, Any] = {"labels": labels}
     if extras.annotations:

@@ -152,3 +152,24 @@ def test_pods_spread_across_both_workers_and_talk_across_nodes(
     )
     assert direct == pod_ips, f"pod-to-pod (direct) failed: {direct}"
     assert set(service_nodes) == set(WORKERS), f"Service answered only from {dict(service_nodes)}"
+
+
+def test_a_workerclusters_pods_spread_over_the_nodes_by_default(own_cluster: OwnCluster) -> None:
+    """No podTemplate at all, as the sample demo: the operator's default spread (by hostname,
+    ScheduleAnyway) puts its 2 pods on the 2 workers, never both on one."""
+    multi = own_cluster
+    wc = {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": "pair", "namespace": NS},
+        "spec": {"replicas": 2, "processesPerPod": 1},
+    }
+    multi.kubectl("apply", "-f", "-", stdin=json.dumps(wc))
+    multi.kubectl("-n", NS, "wait", "--for=condition=Ready", "wc/pair", "--timeout=180s")
+    pods = multi.get("pods", "-n", NS, "-l", "app.kubernetes.io/instance=pair")["items"]
+    pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    (spread,) = pods[0]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname", spread
+    assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(WORKERS), [
+        (p["metadata"]["name"], p["spec"]["nodeName"]) for p in pods
+    ]

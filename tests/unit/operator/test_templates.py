@@ -91,6 +91,33 @@ def test_pod_template_extras_are_copied():
     assert pod["spec"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
 
 
+def test_pods_spread_over_nodes_by_default_each_revision_on_its_own():
+    (spread,) = build_pod(make_cluster())["spec"]["topologySpreadConstraints"]
+    assert spread == {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "nodeTaintsPolicy": "Honor",
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "demo"}},
+        "matchLabelKeys": ["workerlab.dev/template-hash"],
+    }
+
+
+def test_the_specs_spread_replaces_the_default_and_an_empty_one_turns_it_off():
+    zones = [{"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone"}]
+    given = build_pod(make_cluster(podTemplate={"topologySpreadConstraints": zones}))
+    assert given["spec"]["topologySpreadConstraints"] == zones
+    off = build_pod(make_cluster(podTemplate={"topologySpreadConstraints": []}))
+    assert "topologySpreadConstraints" not in off["spec"]
+    # other extras leave the default in place
+    assert (
+        build_pod(make_cluster(podTemplate={"labels": {"a": "b"}}))["spec"][
+            "topologySpreadConstraints"
+        ][0]["topologyKey"]
+        == "kubernetes.io/hostname"
+    )
+
+
 def test_service_selects_instance_and_name_only():
     wc = make_cluster(service={"type": "NodePort", "nodePort": 30080})
     svc = build_service(wc)

@@ -80,16 +80,16 @@ kind_config() {
 
 bash "$here/ensure-docker.sh"
 bash "$here/get-kind.sh"
+if [ -n "$nodes" ] && kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  have=$(kind get nodes --name "$CLUSTER_NAME" 2>/dev/null | wc -l)
+  [ "$have" -eq "$nodes" ] || die "cluster $CLUSTER_NAME has $have node(s), you asked for $nodes: it is kept as it is (recreating it would delete every WorkerCluster in it). To change it: make down, then make up NODES=$nodes"
+fi
 # Installed once here, so that no two debootstraps race for apt's lock.
 command -v debootstrap >/dev/null || bash "$here/host-deps.sh" debootstrap
 build_in_background "app images" "$here/build-images.sh"
 build_in_background "add-on images" "$here/build-addon-images.sh" redis nginx
 bash "$here/registry.sh" start
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
-  have=$(kind get nodes --name "$CLUSTER_NAME" 2>/dev/null | wc -l)
-  if [ -n "$nodes" ] && [ "$have" -ne "$nodes" ]; then
-    die "cluster $CLUSTER_NAME has $have node(s), you asked for $nodes: it is kept as it is (recreating it would delete every WorkerCluster in it). To change it: make down, then make up NODES=$nodes"
-  fi
   bash "$here/build-k8s.sh"   # kubectl matching the server
   if kubectl --context "kind-$CLUSTER_NAME" get --raw=/readyz --request-timeout=5s >/dev/null 2>&1; then
     step_cached "kind cluster $CLUSTER_NAME" "already running"

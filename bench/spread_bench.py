@@ -33,10 +33,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from common import log, median, ratio
 from servers import serving
 from wrk import wrk
 
-from common import log, median, ratio
 from workerlab.common.loadstats import jain, spread
 
 CONTENDERS = {

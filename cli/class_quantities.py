@@ -13,41 +13,30 @@ LIMIT_SECTIONS = ("min", "defaultRequest", "default", "max")  # each at most the
 LIMIT_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 
 # What the API server takes in a ResourceQuota's spec.hard without a '/' (its standard quota
-# resources); names with one ('count/deployments.apps', 'requests.nvidia.com/gpu') are open.
-STANDARD_QUOTA = (
-    "pods",
-    "cpu",
-    "memory",
-    "ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.storage",
-    "requests.ephemeral-storage",
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "services",
-    "services.nodeports",
-    "services.loadbalancers",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
-    "replicationcontrollers",
-    "resourcequotas",
-)
-HUGEPAGES_PREFIXES = ("hugepages-", "requests.hugepages-")
-# Object counts: the API server wants whole numbers for these.
-COUNTED = {
-    "pods",
-    "services",
-    "services.nodeports",
-    "services.loadbalancers",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
-    "replicationcontrollers",
-    "resourcequotas",
+# resources), each with whether it counts objects (then only whole numbers are valid); names
+# with a '/' ('count/deployments.apps', 'requests.nvidia.com/gpu') are open.
+STANDARD_QUOTA: dict[str, bool] = {
+    "pods": True,
+    "cpu": False,
+    "memory": False,
+    "ephemeral-storage": False,
+    "requests.cpu": False,
+    "requests.memory": False,
+    "requests.storage": False,
+    "requests.ephemeral-storage": False,
+    "limits.cpu": False,
+    "limits.memory": False,
+    "limits.ephemeral-storage": False,
+    "services": True,
+    "services.nodeports": True,
+    "services.loadbalancers": True,
+    "secrets": True,
+    "configmaps": True,
+    "persistentvolumeclaims": True,
+    "replicationcontrollers": True,
+    "resourcequotas": True,
 }
+HUGEPAGES_PREFIXES = ("hugepages-", "requests.hugepages-")
 RESOURCE_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$")
 
 # --- quantities -----------------------------------------------------------------------------
@@ -118,7 +107,7 @@ def quota_key_problem(key: str) -> str | None:
 
 def is_counted(key: str) -> bool:
     """A quota on a number of objects (whole numbers only)."""
-    return key in COUNTED or key.startswith("count/")
+    return STANDARD_QUOTA.get(key, False) or key.startswith("count/")
 
 
 def limit_key_problem(section: str, resource: str) -> str | None:

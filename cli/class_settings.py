@@ -25,7 +25,7 @@ except `cluster_layer`, which reads the ConfigMap through `workerlab.common.kube
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,54 +116,54 @@ def _pair(option: str, item: str, example: str) -> tuple[str, str] | str:
     return key.strip(), value.strip()
 
 
-def quota_layer(values: Iterable[str]) -> Layer | None:
-    """`--quota pods=12,requests.cpu=2` (repeatable); None when not given."""
+def _checked_pairs(
+    option: str, values: Iterable[str], example: str, check: Callable[[str, str], str | None]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """(the option's items as typed, their KEY=VALUE pairs); one error naming every item that
+    is no pair or that `check` refuses."""
     items = _split(values)
-    if not items:
-        return None
-    quota: dict[str, str] = {}
-    problems = []
+    pairs, problems = [], []
     for item in items:
-        pair = _pair("--quota", item, "pods=12")
+        pair = _pair(option, item, example)
         if isinstance(pair, str):
             problems.append(pair)
-            continue
-        key, value = pair
-        problem = quota_key_problem(key) or quantity_problem(value, is_counted(key))
-        if problem:
-            problems.append(f"--quota {item}: {problem}")
+        elif problem := check(*pair):
+            problems.append(f"{option} {item}: {problem}")
         else:
-            quota[key] = value
+            pairs.append(pair)
     _raise(problems)
-    return Layer(f"--quota {','.join(items)}", quota=quota)
+    return items, pairs
+
+
+def _quota_pair_problem(key: str, value: str) -> str | None:
+    return quota_key_problem(key) or quantity_problem(value, is_counted(key))
+
+
+def _limit_pair_problem(key: str, value: str) -> str | None:
+    section, dot, resource = key.partition(".")
+    if not dot:
+        return (
+            f"{key!r} is not SECTION.RESOURCE, like default.cpu or max.memory "
+            f"(sections: {', '.join(LIMIT_SECTIONS)})"
+        )
+    return limit_key_problem(section, resource) or quantity_problem(value)
+
+
+def quota_layer(values: Iterable[str]) -> Layer | None:
+    """`--quota pods=12,requests.cpu=2` (repeatable); None when not given."""
+    items, pairs = _checked_pairs("--quota", values, "pods=12", _quota_pair_problem)
+    return Layer(f"--quota {','.join(items)}", quota=dict(pairs)) if items else None
 
 
 def limit_range_layer(values: Iterable[str]) -> Layer | None:
     """`--limit-range default.cpu=500m,max.memory=2Gi` (repeatable); None when not given."""
-    items = _split(values)
+    items, pairs = _checked_pairs("--limit-range", values, "max.cpu=2", _limit_pair_problem)
     if not items:
         return None
     limits: dict[str, dict[str, str]] = {}
-    problems = []
-    for item in items:
-        pair = _pair("--limit-range", item, "max.cpu=2")
-        if isinstance(pair, str):
-            problems.append(pair)
-            continue
-        key, value = pair
-        section, dot, resource = key.partition(".")
-        if not dot:
-            problems.append(
-                f"--limit-range {item}: {key!r} is not SECTION.RESOURCE, like default.cpu or "
-                f"max.memory (sections: {', '.join(LIMIT_SECTIONS)})"
-            )
-            continue
-        problem = limit_key_problem(section, resource) or quantity_problem(value)
-        if problem:
-            problems.append(f"--limit-range {item}: {problem}")
-        else:
-            limits.setdefault(section, {})[resource] = value
-    _raise(problems)
+    for key, value in pairs:
+        section, _, resource = key.partition(".")
+        limits.setdefault(section, {})[resource] = value
     return Layer(f"--limit-range {','.join(items)}", limit_range=limits)
 
 

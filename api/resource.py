@@ -34,6 +34,8 @@ ENV_WORKER_IMAGE_PULL_SECRETS: Final = "WORKERLAB_WORKER_IMAGE_PULL_SECRETS"
 
 # Where `make up` installs the operator.
 OPERATOR_NAMESPACE: Final = "workerlab-system"
+# The Lease the operator replicas campaign for (`--leader-elect`): its holder is the active master.
+OPERATOR_LEASE: Final = "workerlab-operator"
 OPERATOR_DEPLOYMENT: Final = "workerlab-operator"
 # The class defaults `workerlab class add` reads (the Helm chart's class.* values), in
 # OPERATOR_NAMESPACE: a ConfigMap with one key, a profile as `class add --profile` takes it.

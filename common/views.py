@@ -21,7 +21,7 @@ from workerlab.api.objects import (
     worker_port,
 )
 from workerlab.api.processes import ProcessesReport
-from workerlab.api.resource import HPA_RESOURCE
+from workerlab.api.resource import HPA_RESOURCE, OPERATOR_LEASE, OPERATOR_NAMESPACE
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.kube import Kube
 
@@ -206,3 +206,15 @@ def gather(kube: Kube, name: str | None = None, processes: bool = True) -> list[
             attach_processes(kube, view, worker_port(wc))
         views.append(view)
     return views
+
+
+def active_master(kube: Kube) -> str | None:
+    """The pod holding the operator's Lease (`--leader-elect`), or None: no Lease (a single
+    operator, kopf's peering), or not readable with these rights (a learner's)."""
+    operators = Kube(context=kube.context, namespace=OPERATOR_NAMESPACE, kubectl=kube.kubectl)
+    try:
+        lease = operators.get("lease", OPERATOR_LEASE)
+    except WorkerlabError:
+        return None
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+    return str(holder) if holder else None

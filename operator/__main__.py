@@ -11,8 +11,11 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 import sys
+import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from workerlab.api.resource import (
     ENV_WORKER_IMAGE,
@@ -28,7 +31,11 @@ from workerlab.operator.images import (
     default_worker_image,
 )
 
+if TYPE_CHECKING:
+    from workerlab.operator.leadership import Elector
+
 DEFAULT_PEERING = "workerlab"
+DEFAULT_LEASE_NAMESPACE = "workerlab-system"
 # Each default-image setting: its flag and the env var the Helm chart sets instead.
 WORKER_IMAGE_SETTINGS = {
     "reference": ("--worker-image", ENV_WORKER_IMAGE),
@@ -85,6 +92,7 @@ def worker_image(args: argparse.Namespace) -> tuple[WorkerImage, str | None]:
 
 
 def parse_args(argv: list[str], env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    env = os.environ if env is None else env
     parser = argparse.ArgumentParser(
         prog="workerlab operator",
         description="Run the WorkerCluster operator (the cluster-level master) with kopf.",
@@ -107,6 +115,18 @@ def parse_args(argv: list[str], env: Mapping[str, str] | None = None) -> argpars
         "--standalone",
         action="store_true",
         help="no peering: do not pause when another operator instance is running",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="one active instance among several by a Lease (a standby takes over when the "
+        "active one dies or stops), instead of kopf's peering",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default=env.get("POD_NAMESPACE") or DEFAULT_LEASE_NAMESPACE,
+        help="where the Lease workerlab-operator lives (env POD_NAMESPACE; default "
+        f"{DEFAULT_LEASE_NAMESPACE})",
     )
     parser.add_argument(
         "--priority",
@@ -135,7 +155,6 @@ def parse_args(argv: list[str], env: Mapping[str, str] | None = None) -> argpars
         "--log-format", choices=["plain", "full", "json"], default="full", help="log line format"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    env = os.environ if env is None else env
     _add_worker_image_args(parser, env)
     args = parser.parse_args(argv)
     if args.worker_image_pull_secrets is None:  # no flag: the env's comma-separated list
@@ -168,7 +187,7 @@ def preflight(args: argparse.Namespace) -> str | None:
         if error.status == 404:
             return "the WorkerCluster CRD is not installed: run `kubectl apply -k manifests/`"
         return f"cannot list WorkerClusters: {error}"
-    if not args.standalone:
+    if not args.standalone and not args.leader_elect:
         try:
             if kube.ensure_cluster_peering(args.peering_name) == "no-crd":
                 return (
@@ -221,22 +240,60 @@ def main(argv: list[str] | None = None) -> int:
     handlers.OPTIONS.namespaces = None if args.all_namespaces else list(args.namespace)
     handlers.OPTIONS.default_image = image
 
+    elector = lead(args, log) if args.leader_elect else None
     log.info(
         "serving %s; default worker image %s (%s)",
         "all namespaces" if args.all_namespaces else ", ".join(args.namespace),
         image.reference,
         image.pull_policy,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        kopf.run(
-            clusterwide=args.all_namespaces,
-            namespaces=args.namespace,
-            standalone=args.standalone,
-            priority=args.priority,
-            peering_name=None if args.standalone else args.peering_name,
-            liveness_endpoint=args.liveness or None,
-        )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            # With the Lease this is the only active instance: kopf's peering would only add a
+            # second, slower lock (its records are trusted for their whole lifetime).
+            standalone = args.standalone or args.leader_elect
+            kopf.run(
+                clusterwide=args.all_namespaces,
+                namespaces=args.namespace,
+                standalone=standalone,
+                priority=args.priority,
+                peering_name=None if standalone else args.peering_name,
+                liveness_endpoint=args.liveness or None,
+            )
+    finally:
+        if elector is not None:
+            elector.release()  # a graceful stop hands over at once
     return 0
+
+
+def identity() -> str:
+    """This instance in the Lease: the pod's name (the chart sets POD_ID; a container restarted
+    in the same pod is the same instance, its predecessor is gone), else host and process."""
+    return os.environ.get("POD_ID") or f"{socket.gethostname()}_{os.getpid()}"
+
+
+def lead(args: argparse.Namespace, log: logging.Logger) -> Elector:
+    """Campaign for the Lease (a standby answers its liveness URL meanwhile), then keep it in a
+    thread and fence every write of this process on it."""
+    from workerlab.operator import kube as kube_module
+    from workerlab.operator import leadership
+    from workerlab.operator.kube import Kube
+
+    elector = leadership.Elector(
+        Kube.connect(retries=False), args.leader_election_namespace, identity()
+    )
+    with leadership.standby_health(args.liveness):
+        if not elector.campaign():
+            raise SystemExit(0)
+
+    def fence() -> None:
+        if not elector.write_allowed():
+            leadership.exit_after_losing("a write after the renew deadline")
+
+    kube_module.write_fence = fence
+    threading.Thread(target=elector.keep, name="lease-keeper", daemon=True).start()
+    log.info("active master: lease %s/%s", args.leader_election_namespace, leadership.LEASE_NAME)
+    return elector
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +35,10 @@ MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 60.0
 PROXY_TIMEOUT = 3.0
 COMPONENT = "workerlab-operator"
+# Leader election's fence (operator/leadership.py), set by __main__ when it campaigns: called
+# before every write, it returns while this process may still write and never returns (the
+# process exits) once it may not. None: a single instance, no Lease, nothing to fence.
+write_fence: Callable[[], None] | None = None
 
 
 class ApiError(Exception):
@@ -90,7 +94,12 @@ class Kube:
         content_type: str = JSON,
         timeout: float = REQUEST_TIMEOUT,
         raw: bool = False,
+        guarded: bool = True,
     ) -> Any:
+        """One request. A write (anything but GET) passes the fence first, unless `guarded` is
+        False: the Lease's own reads and writes, which decide the fence."""
+        if guarded and method != "GET" and write_fence is not None:
+            write_fence()
         headers = {"Accept": JSON, "Content-Type": content_type}
         method, url, headers, body, _ = self.api.param_serialize(
             method=method,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
+from workerlab.api.resource import OPERATOR_LEASE, OPERATOR_NAMESPACE
 from workerlab.cli.status_view import render
 from workerlab.cli.support import (
     ContextOption,
@@ -14,7 +16,7 @@ from workerlab.cli.support import (
     print_json,
 )
 from workerlab.common.errors import WorkerlabError
-from workerlab.common.views import gather
+from workerlab.common.views import active_master, gather
 from workerlab.common.wcstate import wait_converged
 
 
@@ -51,5 +53,12 @@ def status(
     views = gather(kube, name, processes=processes)
     if as_json:
         print_json([v.to_dict() for v in views])
-    else:
-        render(views, out)
+        return
+    master = active_master(kube)
+    if master:
+        out.print(
+            f"cluster-level master: {escape(master)} (holds Lease "
+            f"{OPERATOR_NAMESPACE}/{OPERATOR_LEASE}; the other replicas stand by)",
+            soft_wrap=True,
+        )
+    render(views, out)

@@ -330,3 +330,40 @@ def test_operator_pod_keeps_its_security_settings(helm):
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_leader_election_gives_a_standby_its_lease_rights_and_a_rolling_hand_over(helm):
+    docs = render(helm, "--set", "operator.leaderElection=true", "--set", "operator.replicas=2")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    spread = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = spread["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    operator = container(docs)
+    assert "--leader-elect" in operator["args"]
+    env = {e["name"]: e for e in operator["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert {"leases"} == {r for rule in role["rules"] for r in rule["resources"]}
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # off by default: one replica, Recreate, no Lease
+    default = render(helm)
+    (deployment,) = [d for d in default if d["kind"] == "Deployment"]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in container(default)["args"]
+
+
+def test_two_replicas_without_leader_election_are_refused_saying_why(helm):
+    result = run(
+        helm, "template", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE,
+        "--set", "operator.replicas=2",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "operator.replicas > 1 needs operator.leaderElection=true" in result.stderr

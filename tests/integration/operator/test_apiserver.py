@@ -10,87 +10,18 @@ operator creates, RBAC of the operator's service account, garbage collection.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support.operator_process import OperatorProcess
 from support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
 
 NS = "workerlab"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Operator:
-    """The operator as a real process, run with the service account's RBAC, not as admin."""
-
-    def __init__(self, plane, workdir: Path) -> None:
-        self.plane = plane
-        self.dir = workdir
-        self.proc: subprocess.Popen | None = None
-        self.metrics_port = _free_port()
-        self.starts = 0
-
-    def start(self) -> None:
-        token = self.plane.ok(
-            "create", "token", "workerlab-operator", "-n", "workerlab-system", "--duration=2h"
-        ).strip()
-        kubeconfig = self.dir / "operator-kubeconfig"
-        self.plane.write_kubeconfig(kubeconfig, token)
-        self.starts += 1
-        log = open(self.dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workerlab.operator",
-                "--all-namespaces",
-                f"--metrics-port={self.metrics_port}",
-                f"--liveness=http://127.0.0.1:{_free_port()}/healthz",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-            cwd=self.dir,  # never the repo root: operator/ would shadow the stdlib module
-        )
-        self.plane.wait(self.metrics, 30, "operator metrics endpoint")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def metrics(self) -> dict[str, float]:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            text = response.read().decode()
-        values = {}
-        for line in text.splitlines():
-            if line.startswith("workerlab_") and " " in line:
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values
-
-    def log(self) -> str:
-        return (self.dir / f"operator-{self.starts}.log").read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +36,8 @@ def plane(control_plane):
 
 
 @pytest.fixture(scope="module")
-def operator(plane, tmp_path_factory) -> Iterator[Operator]:
-    op = Operator(plane, tmp_path_factory.mktemp("operator"))
+def operator(plane, tmp_path_factory) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(plane, tmp_path_factory.mktemp("operator"))
     op.start()
     yield op
     op.stop()

@@ -13,17 +13,13 @@ as a process, with its service account's RBAC.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.control_plane import BASE_CONTROLLERS, ControlPlane, free_port
+from support.control_plane import BASE_CONTROLLERS, ControlPlane
+from support.operator_process import OperatorProcess
 from support.paths import REPO
 
 pytestmark = pytest.mark.integration
@@ -32,60 +28,6 @@ SVC_NS, PODS_NS = "quota-nodeports", "quota-pods"
 QUOTA = "learner-quota"
 WINDOW_S = 60.0
 FIGURES = Path("/tmp/workerlab-integration-figures")
-
-
-class Operator:
-    """`python -m workerlab.operator -A` with the service account's token, never as admin."""
-
-    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
-        self.plane, self.dir = plane, workdir
-        self.metrics_port = free_port()
-        self.log_path = workdir / "operator.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        token = self.plane.ok(
-            "create", "token", "workerlab-operator", "-n", "workerlab-system", "--duration=2h"
-        ).strip()
-        kubeconfig = self.dir / "operator-kubeconfig"
-        self.plane.write_kubeconfig(kubeconfig, token)
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workerlab.operator",
-                "--all-namespaces",
-                "--log-format=plain",
-                f"--metrics-port={self.metrics_port}",
-                f"--liveness=http://127.0.0.1:{free_port()}/healthz",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-            cwd=self.dir,  # never the repo root: operator/ would shadow the stdlib module
-        )
-        self.plane.wait(self._serving, 30, "operator metrics endpoint")
-
-    def _serving(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def lines(self) -> list[str]:
-        return self.log_path.read_text(errors="replace").splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +66,8 @@ def plane(tmp_path_factory) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture(scope="module")
-def operator(plane, tmp_path_factory) -> Iterator[Operator]:
-    op = Operator(plane, tmp_path_factory.mktemp("operator"))
+def operator(plane, tmp_path_factory) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(plane, tmp_path_factory.mktemp("operator"), "--log-format=plain")
     op.start()
     yield op
     op.stop()

@@ -120,10 +120,12 @@ def test_scale_subresource_is_valid_for_an_hpa(cluster, namespace, wait_for):
         conditions = {c["type"]: c for c in status.get("conditions") or []}
         return conditions.get("AbleToScale", {}).get("status") == "True" and conditions
 
-    # The HPA controller syncs every 15 s; metrics-server is absent, so it cannot scale, but
-    # reading the scale subresource (AbleToScale) must work.
+    # The HPA controller syncs every 15 s. Reading the scale subresource must work: AbleToScale
+    # says SucceededGetScale, or ReadyForNewScale once metrics-server (an add-on of the lab)
+    # has the new pods' CPU and the controller computed a recommendation: a matter of timing.
     conditions = wait_for(able_to_scale, 60, "HPA condition AbleToScale=True")
-    assert conditions["AbleToScale"]["reason"] == "SucceededGetScale", conditions
+    reason = conditions["AbleToScale"]["reason"]
+    assert reason in ("SucceededGetScale", "ReadyForNewScale"), conditions
     assert "WorkerCluster/auto" in cluster.ok("get", "hpa", "auto", "-n", ns)
 
 

@@ -4,6 +4,8 @@ cluster `helm install` alone set up (conftest.py):
 - `helm upgrade` to a new operator image rolls the operator while a WorkerCluster serves a
   bounded load through its Service (fresh connections, from the host to a node's NodePort):
   0 failed requests, and the new operator acts (a deleted pod is replaced);
+- `helm upgrade` to a standby master (leaderElection, 2 replicas): the replicas on both
+  workers; the active one killed, the standby holds the Lease and heals within ~15 s;
 - the CRD upgrade step Helm does not do,
   `kubectl apply --server-side --force-conflicts -f charts/workerlab/crds/`, restores a CRD an
   older chart left behind;
@@ -138,6 +140,65 @@ def test_helm_upgrade_rolls_the_operator_with_no_failed_request(own_cluster, fig
             break
         time.sleep(1)
     own_cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "wc/served", "--timeout=120s")
+
+
+def lease_holder(own_cluster: OwnCluster) -> str:
+    lease = own_cluster.get("lease", "workerlab-operator", "-n", "workerlab-system")
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def test_a_standby_master_takes_over_when_the_active_one_dies(own_cluster, figures):
+    """`helm upgrade --set operator.leaderElection=true,operator.replicas=2`: two operator pods
+    on the two workers, one holding the Lease; the active one killed (its pod force-deleted: no
+    graceful release), the standby replaces a deleted worker pod within the Lease's 10 s + 5."""
+    own_cluster.helm(
+        "upgrade", "workerlab", str(REPO / "charts" / "workerlab"), "-n", "workerlab-system",
+        "--reuse-values", "--set", "operator.leaderElection=true", "--set", "operator.replicas=2",
+        "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = {p["metadata"]["name"]: p for p in operator_pods(own_cluster)}
+        holder = own_cluster.kubectl_run(
+            "get", "lease", "workerlab-operator", "-n", "workerlab-system",
+            "-o", "jsonpath={.spec.holderIdentity}",
+        ).stdout.strip()  # fmt: skip
+        if len(pods) == 2 and holder in pods:
+            break
+        time.sleep(1)
+    assert len(pods) == 2 and holder in pods, (sorted(pods), holder)
+    nodes = sorted(p["spec"]["nodeName"] for p in pods.values())
+    assert len(set(nodes)) == 2, f"both operator replicas on {nodes}"
+    (standby,) = set(pods) - {holder}
+    victim = sorted(p["metadata"]["name"] for p in own_cluster.get("pods", "-n", NS)["items"])[0]
+    own_cluster.kubectl(
+        "-n", "workerlab-system", "delete", "pod", holder, "--grace-period=0", "--force"
+    )
+    killed = time.monotonic()
+    time.sleep(3)  # the kubelet kills the old master's container: it heals nothing any more
+    own_cluster.kubectl("-n", NS, "delete", "pod", victim, "--wait=false")
+    healed_s = None
+    while time.monotonic() < killed + 60:
+        names = {
+            p["metadata"]["name"]
+            for p in own_cluster.get("pods", "-n", NS)["items"]
+            if not p["metadata"].get("deletionTimestamp")
+        }
+        if victim not in names and len(names) == 2:
+            healed_s = time.monotonic() - killed
+            break
+        time.sleep(0.5)
+    figures(
+        "standby-master-takeover",
+        operator_nodes=nodes,
+        killed=holder,
+        standby=standby,
+        new_holder=lease_holder(own_cluster),
+        healed_after_kill_s=None if healed_s is None else round(healed_s, 1),
+    )
+    assert healed_s is not None, f"{victim} was not replaced within 60 s of killing {holder}"
+    assert lease_holder(own_cluster) == standby
+    assert healed_s <= 10 + 5 + 5, f"the standby healed after {healed_s:.1f} s"
 
 
 def test_the_crd_upgrade_step_restores_an_older_crd(own_cluster):

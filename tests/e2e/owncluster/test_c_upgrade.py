@@ -5,7 +5,8 @@ cluster `helm install` alone set up (conftest.py):
   bounded load through its Service (fresh connections, from the host to a node's NodePort):
   0 failed requests, and the new operator acts (a deleted pod is replaced);
 - `helm upgrade` to a standby master (leaderElection, 2 replicas): the replicas on both
-  workers; the active one killed, the standby holds the Lease and heals within ~15 s;
+  workers; the active one's node frozen, the standby holds the Lease and heals within ~15 s,
+  and the old one, woken, exits without writing;
 - the CRD upgrade step Helm does not do,
   `kubectl apply --server-side --force-conflicts -f charts/workerlab/crds/`, restores a CRD an
   older chart left behind;
@@ -147,10 +148,12 @@ def lease_holder(own_cluster: OwnCluster) -> str:
     return str(lease["spec"].get("holderIdentity") or "")
 
 
-def test_a_standby_master_takes_over_when_the_active_one_dies(own_cluster, figures):
+def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster, figures):
     """`helm upgrade --set operator.leaderElection=true,operator.replicas=2`: two operator pods
-    on the two workers, one holding the Lease; the active one killed (its pod force-deleted: no
-    graceful release), the standby replaces a deleted worker pod within the Lease's 10 s + 5."""
+    on the two workers, one holding the Lease. The active one's node frozen (`docker pause` of
+    its kind node: a machine that stopped answering): the standby replaces a deleted worker pod
+    within the Lease's 10 s + 5; the old master, woken, exits without writing (fencing) and its
+    container comes back as a standby."""
     own_cluster.helm(
         "upgrade", "workerlab", str(REPO / "charts" / "workerlab"), "-n", "workerlab-system",
         "--reuse-values", "--set", "operator.leaderElection=true", "--set", "operator.replicas=2",
@@ -170,35 +173,49 @@ def test_a_standby_master_takes_over_when_the_active_one_dies(own_cluster, figur
     nodes = sorted(p["spec"]["nodeName"] for p in pods.values())
     assert len(set(nodes)) == 2, f"both operator replicas on {nodes}"
     (standby,) = set(pods) - {holder}
+    lost_node = pods[holder]["spec"]["nodeName"]
     victim = sorted(p["metadata"]["name"] for p in own_cluster.get("pods", "-n", NS)["items"])[0]
-    own_cluster.kubectl(
-        "-n", "workerlab-system", "delete", "pod", holder, "--grace-period=0", "--force"
-    )
-    killed = time.monotonic()
-    time.sleep(3)  # the kubelet kills the old master's container: it heals nothing any more
-    own_cluster.kubectl("-n", NS, "delete", "pod", victim, "--wait=false")
     healed_s = None
-    while time.monotonic() < killed + 60:
-        names = {
-            p["metadata"]["name"]
-            for p in own_cluster.get("pods", "-n", NS)["items"]
-            if not p["metadata"].get("deletionTimestamp")
-        }
-        if victim not in names and len(names) == 2:
-            healed_s = time.monotonic() - killed
-            break
-        time.sleep(0.5)
+    run("docker", "pause", lost_node)
+    try:
+        stopped = time.monotonic()
+        own_cluster.kubectl("-n", NS, "delete", "pod", victim, "--wait=false")
+        while time.monotonic() < stopped + 60:
+            names = {
+                p["metadata"]["name"]
+                for p in own_cluster.get("pods", "-n", NS)["items"]
+                if not p["metadata"].get("deletionTimestamp")
+            }
+            if victim not in names and len(names) == 2:
+                healed_s = time.monotonic() - stopped
+                break
+            time.sleep(0.5)
+        new_holder = lease_holder(own_cluster)
+    finally:
+        run("docker", "unpause", lost_node)
+    # Woken past its Lease, the old master exits (status 3) and restarts as a standby.
+    deadline = time.monotonic() + 90
+    exit_code = None
+    while time.monotonic() < deadline and exit_code is None:
+        status = own_cluster.get("pod", holder, "-n", "workerlab-system")["status"]
+        last = (status.get("containerStatuses") or [{}])[0].get("lastState", {})
+        exit_code = (last.get("terminated") or {}).get("exitCode")
+        time.sleep(1)
     figures(
         "standby-master-takeover",
         operator_nodes=nodes,
-        killed=holder,
+        paused_node=lost_node,
+        old_master=holder,
         standby=standby,
-        new_holder=lease_holder(own_cluster),
-        healed_after_kill_s=None if healed_s is None else round(healed_s, 1),
+        new_holder=new_holder,
+        healed_after_node_stop_s=None if healed_s is None else round(healed_s, 1),
+        old_master_exit_code=exit_code,
     )
-    assert healed_s is not None, f"{victim} was not replaced within 60 s of killing {holder}"
-    assert lease_holder(own_cluster) == standby
+    assert healed_s is not None, f"{victim} was not replaced within 60 s of {lost_node} stopping"
+    assert new_holder == standby
     assert healed_s <= 10 + 5 + 5, f"the standby healed after {healed_s:.1f} s"
+    assert exit_code == 3, f"the old master's container: last exit {exit_code} (3: lost the Lease)"
+    assert lease_holder(own_cluster) == standby  # the woken one did not take it back
 
 
 def test_the_crd_upgrade_step_restores_an_older_crd(own_cluster):

@@ -85,10 +85,12 @@ def observe(previous: Observed | None, lease: dict[str, Any] | None, now: float)
 
 
 def may_take(observed: Observed, me: str, now: float, lease_duration: float) -> bool:
-    """Whether `me` may write itself into the Lease now."""
+    """Whether `me` may write itself into the Lease now: by the duration its holder wrote
+    into it (`lease_duration`, ours, when it says none)."""
     if observed.lease is None or observed.holder in ("", me):
         return True
-    return now >= observed.changed_at + lease_duration
+    duration = float(observed.spec.get("leaseDurationSeconds") or lease_duration)
+    return now >= observed.changed_at + duration
 
 
 def claimed(

@@ -148,6 +148,9 @@ def test_pure_rules():
     assert may_take(held, "b", 100.0, 15)
     released = Observed({"spec": {"holderIdentity": ""}}, 100.0)
     assert may_take(released, "a", 100.0, 15)
+    # the holder's own duration counts, not the candidate's
+    short = Observed({"spec": {"holderIdentity": "b", "leaseDurationSeconds": 5}}, 100.0)
+    assert not may_take(short, "a", 104.0, 15) and may_take(short, "a", 105.0, 15)
 
 
 def test_a_standby_answers_its_liveness_url_until_it_leads():

@@ -105,7 +105,7 @@ def show(
         )
     if working_in != LAB_NAMESPACE:
         out.print(
-            f"[dim]The commands below are for namespace {escape(working_in)} (your context's).[/]",
+            f"[dim]The commands below are for namespace {escape(working_in)}.[/]",
             soft_wrap=True,
         )
     print_lab_text(text)

@@ -21,6 +21,7 @@ from workerlab.api.resource import (
     ENV_WORKER_IMAGE,
     ENV_WORKER_IMAGE_PULL_POLICY,
     ENV_WORKER_IMAGE_PULL_SECRETS,
+    OPERATOR_NAMESPACE,
 )
 from workerlab.operator.images import (
     DEFAULT_PULL_POLICY,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from workerlab.operator.leadership import Elector
 
 DEFAULT_PEERING = "workerlab"
-DEFAULT_LEASE_NAMESPACE = "workerlab-system"
 # Each default-image setting: its flag and the env var the Helm chart sets instead.
 WORKER_IMAGE_SETTINGS = {
     "reference": ("--worker-image", ENV_WORKER_IMAGE),
@@ -124,9 +124,9 @@ def parse_args(argv: list[str], env: Mapping[str, str] | None = None) -> argpars
     )
     parser.add_argument(
         "--leader-election-namespace",
-        default=env.get("POD_NAMESPACE") or DEFAULT_LEASE_NAMESPACE,
+        default=env.get("POD_NAMESPACE") or OPERATOR_NAMESPACE,
         help="where the Lease workerlab-operator lives (env POD_NAMESPACE; default "
-        f"{DEFAULT_LEASE_NAMESPACE})",
+        f"{OPERATOR_NAMESPACE})",
     )
     parser.add_argument(
         "--priority",

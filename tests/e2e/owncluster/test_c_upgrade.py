@@ -25,6 +25,8 @@ import pytest
 from support.own_cluster import NAME, OwnCluster, run
 from support.paths import REPO
 
+from workerlab.api.resource import OPERATOR_LEASE
+
 pytestmark = pytest.mark.e2e
 
 NS = "upgrade-e2e"
@@ -144,7 +146,7 @@ def test_helm_upgrade_rolls_the_operator_with_no_failed_request(own_cluster, fig
 
 
 def lease_holder(own_cluster: OwnCluster) -> str:
-    lease = own_cluster.get("lease", "workerlab-operator", "-n", "workerlab-system")
+    lease = own_cluster.get("lease", OPERATOR_LEASE, "-n", "workerlab-system")
     return str(lease["spec"].get("holderIdentity") or "")
 
 
@@ -163,7 +165,7 @@ def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster
     while time.monotonic() < deadline:
         pods = {p["metadata"]["name"]: p for p in operator_pods(own_cluster)}
         holder = own_cluster.kubectl_run(
-            "get", "lease", "workerlab-operator", "-n", "workerlab-system",
+            "get", "lease", OPERATOR_LEASE, "-n", "workerlab-system",
             "-o", "jsonpath={.spec.holderIdentity}",
         ).stdout.strip()  # fmt: skip
         if len(pods) == 2 and holder in pods:

@@ -25,12 +25,13 @@ from support.operator_process import OperatorProcess
 from support.paths import REPO
 from support.tools import tool
 
+from workerlab.api.resource import OPERATOR_LEASE, OPERATOR_NAMESPACE
 from workerlab.operator.leadership import EXIT_LOST, LEASE_DURATION_S
 
 pytestmark = pytest.mark.integration
 
 NS = "standby"
-LEASE_NS = "workerlab-system"
+LEASE_NS = OPERATOR_NAMESPACE
 ELECT = ("--leader-elect", f"--leader-election-namespace={LEASE_NS}", "--log-format=plain")
 REPLICAS = 3
 
@@ -68,11 +69,11 @@ def pair(plane, tmp_path) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
         if op.proc and op.proc.poll() is None:
             op.proc.send_signal(signal.SIGCONT)
         op.stop()
-    plane.kubectl("delete", "lease", "workerlab-operator", "-n", LEASE_NS, "--ignore-not-found")
+    plane.kubectl("delete", "lease", OPERATOR_LEASE, "-n", LEASE_NS, "--ignore-not-found")
 
 
 def holder(plane) -> str:
-    return plane.json("get", "lease", "workerlab-operator", "-n", LEASE_NS)["spec"].get(
+    return plane.json("get", "lease", OPERATOR_LEASE, "-n", LEASE_NS)["spec"].get(
         "holderIdentity", ""
     )
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 NS = "spread-e2e"
 
 PROBE = r"""
-import json, sys, urllib.request
+import json, sys, time, urllib.request
 targets = json.loads(sys.argv[1])
 def get(url):
     try:
@@ -30,9 +30,27 @@ def get(url):
     except Exception as e:
         return "error: %s" % e
 direct = {ip: get("http://%s:8000/" % ip) for ip in targets["pod_ips"]}
-service = [get(targets["service"]) for _ in range(targets["requests"])]
+# Fresh connections until every pod has answered (at most targets["requests"] of them, for 30 s):
+# each node's kube-proxy programs the Service in its own time, so a fixed count can be too early.
+service, stop = [], time.monotonic() + 30
+while len(service) < targets["requests"] and time.monotonic() < stop:
+    if set(targets["pods"]) <= set(service):
+        break
+    service.append(get(targets["service"]))
 print(json.dumps({"direct": direct, "service": service}))
 """
+
+
+def endpoints_ready(multi: OwnCluster, service: str) -> set[str]:
+    """The pods the Service's EndpointSlices list as ready."""
+    selector = f"kubernetes.io/service-name={service}"
+    slices = multi.get("endpointslices", "-n", NS, "-l", selector)["items"]
+    return {
+        endpoint["targetRef"]["name"]
+        for eps in slices
+        for endpoint in eps.get("endpoints") or []
+        if endpoint.get("conditions", {}).get("ready") and endpoint.get("targetRef")
+    }
 
 
 def test_pods_spread_across_both_workers_and_talk_across_nodes(
@@ -89,6 +107,11 @@ def test_pods_spread_across_both_workers_and_talk_across_nodes(
     pod_ips = {p["status"]["podIP"]: p["metadata"]["name"] for p in pods}
     assert dict(by_node) == {WORKERS[0]: 2, WORKERS[1]: 2}, dict(by_node)
 
+    deadline = time.monotonic() + 60
+    while endpoints_ready(multi, "spread") != set(node_of) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert endpoints_ready(multi, "spread") == set(node_of), "the Service never listed every pod"
+
     # A probe on the first worker: the second worker's pods are a node hop away.
     probe = {
         "apiVersion": "v1",
@@ -113,7 +136,8 @@ def test_pods_spread_across_both_workers_and_talk_across_nodes(
                             {
                                 "pod_ips": sorted(pod_ips),
                                 "service": f"http://spread.{NS}.svc.cluster.local/",
-                                "requests": 40,
+                                "pods": sorted(node_of),
+                                "requests": 400,
                             }
                         )
                     ],

@@ -95,6 +95,8 @@ class Reason(StrEnum):
     NETWORK_POLICY_CONFLICT = "NetworkPolicyConflict"
     NETWORK_POLICY_REFUSED = "NetworkPolicyRefused"
     IGNORED_PODS = "IgnoredPods"
+    NODE_LOST = "NodeLost"  # a node stopped renewing its heartbeat: its pods are replaced
+    NODE_RECOVERED = "NodeRecovered"
     RECOVERED = "Recovered"
     READY = "Ready"
     PAUSED = "Paused"

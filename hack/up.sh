@@ -158,10 +158,17 @@ progress "installing the operator: helm upgrade --install workerlab charts/worke
 kubectl apply -f "$root/manifests/operator/namespaces.yaml" >/dev/null
 kubectl apply --server-side --force-conflicts -f "$root/charts/workerlab/crds/" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/workerclusters.workerlab.dev >/dev/null
+# With two workers or more, the master gets a standby on another node (issue 23): two replicas,
+# one active by a Lease. One node: one replica, as on a laptop.
+standby=()
+if [ "$(kind get nodes --name "$CLUSTER_NAME" 2>/dev/null | wc -l)" -ge 3 ]; then
+  standby=(--set operator.leaderElection=true --set operator.replicas=2)
+  progress "two workers or more: the operator runs 2 replicas, one active, one standby (leaderElection)"
+fi
 helm upgrade --install workerlab "$root/charts/workerlab" --namespace workerlab-system \
   --take-ownership --force-conflicts -f "$root/charts/workerlab/ci/lab-values.yaml" \
   --set "operator.image.tag=${refs[0]##*:}" --set "worker.image.tag=${refs[1]##*:}" \
-  --wait --timeout 180s >/dev/null \
+  "${standby[@]}" --wait --timeout 180s >/dev/null \
   || die "helm could not install the operator: helm -n workerlab-system status workerlab; kubectl -n workerlab-system describe deploy/workerlab-operator"
 
 # The add-ons' manifests name the moving version tag (what `kubectl apply -k manifests/addons/X`

@@ -136,6 +136,13 @@ def parse_args(argv: list[str], env: Mapping[str, str] | None = None) -> argpars
     )
     parser.add_argument("--peering-name", default=DEFAULT_PEERING, help="ClusterKopfPeering to use")
     parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=None,
+        help="seconds a peer's keep-alive is trusted (default 15; kopf's own default: 60); a "
+        "killed active instance leaves the others paused this long",
+    )
+    parser.add_argument(
         "--liveness",
         default="http://127.0.0.1:8080/healthz",
         help="liveness endpoint URL ('' to disable); in-cluster: http://0.0.0.0:8080/healthz",
@@ -239,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers.OPTIONS.resync_seconds = args.resync_seconds
     handlers.OPTIONS.namespaces = None if args.all_namespaces else list(args.namespace)
     handlers.OPTIONS.default_image = image
+    if args.peering_lifetime is not None:
+        handlers.OPTIONS.peering_lifetime = args.peering_lifetime
 
     elector = lead(args, log) if args.leader_elect else None
     log.info(

@@ -462,8 +462,10 @@ class CachedKube:
         self.caches.pods.put(created)
         return created
 
-    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
-        deleted = await self.kube.delete_pod(namespace, name, uid)
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str, grace_seconds: int | None = None
+    ) -> bool:
+        deleted = await self.kube.delete_pod(namespace, name, uid, grace_seconds)
         self.caches.pods.mark_terminating(namespace, name, uid, datetime.now(UTC))
         return deleted
 

@@ -22,6 +22,7 @@ from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
+from workerlab.operator.nodeloss import NodeHealth
 from workerlab.operator.owned import Owned, OwnedClient
 from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.reconcile import CreatePod, DeletePod, HeldWrite, Plan, plan
@@ -43,7 +44,9 @@ class KubeClient(OwnedClient, Protocol):
     async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool: ...
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool: ...
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str, grace_seconds: int | None = None
+    ) -> bool: ...
     async def patch_cluster_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> Any: ...
@@ -75,6 +78,8 @@ class Controller:
     # The operator's default worker image (--worker-image), for WorkerClusters without spec.image.
     default_image: WorkerImage = FALLBACK_WORKER_IMAGE
     events_in_background: bool = False  # the operator: True (tests read Events at once)
+    # The nodes' last heartbeats (heartbeats.Heartbeats.health); none known: no node is lost.
+    node_health: Callable[[], NodeHealth] = NodeHealth
     recorder: Recorder = field(init=False)
     # Per WorkerCluster, the writes the API server refused, by kind (writes.Writes).
     _held: dict[Key, dict[str, HeldWrite]] = field(default_factory=dict)
@@ -120,7 +125,8 @@ class Controller:
         # then read the processes (their proxy GETs would otherwise queue ahead of the deletes
         # and creates in the client's thread pool), and only then compute the status.
         observed = [ObservedPod.from_pod(p) for p in raw_pods]
-        result = plan(cluster, observed, now)
+        nodes = self.node_health()
+        result = plan(cluster, observed, now, nodes)
         if result.creates and not await self.kube.cluster_exists(namespace, name, cluster.uid):
             # A cached WorkerCluster may outlive its deletion (a DELETED event missed while the
             # operator was paused): creating pods for it would fight garbage collection forever.
@@ -130,7 +136,7 @@ class Controller:
         live = sum(1 for p in observed if p.owned_by(cluster) and not p.terminating)
         await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)
-        result = replace(result, status=plan(cluster, pods, now).status)
+        result = replace(result, status=plan(cluster, pods, now, nodes).status)
         await Owned(self.kube, self.recorder, writes, cluster, body, now).ensure_all()
         retry_in = writes.finish()
         # A refused write is said in status (Degraded, the API server's message; its transition
@@ -245,7 +251,8 @@ class Controller:
     async def _delete_pod(
         self, cluster: WorkerCluster, body: dict[str, Any], action: DeletePod, now: datetime
     ) -> None:
-        if await self.kube.delete_pod(cluster.namespace, action.name, action.uid):
+        grace = 0 if action.force else None
+        if await self.kube.delete_pod(cluster.namespace, action.name, action.uid, grace):
             self.metrics.pods_deleted.labels(reason=action.reason).inc()
             await self.recorder.post(body, events.pod_deleted(action), now)
 
@@ -257,7 +264,8 @@ class Controller:
         replacing: bool,
         now: datetime,
     ) -> None:
-        created = await self.kube.create_pod(cluster.namespace, build_pod(cluster))
+        pod = build_pod(cluster, action.avoid_nodes)
+        created = await self.kube.create_pod(cluster.namespace, pod)
         self.metrics.pods_created.labels(reason=action.reason).inc()
         event = events.pod_created(action, created["metadata"]["name"], replacing)
         if event.reason == Reason.REPLACED_POD:

@@ -20,6 +20,7 @@ DELETE_WHY = {
     "ScaleDown": "scale down",
     "RollingUpdate": "rolling update, outdated pod template",
     "ReplaceFailed": "pod failed, replacing it",
+    "NodeLost": "its node is lost",
 }
 
 
@@ -36,6 +37,13 @@ def replacing_failed(result: Plan) -> bool:
 
 def pod_created(action: CreatePod, pod_name: str, replacing: bool) -> Event:
     """`replacing`: the same plan deleted a failed pod, so this creation replaces it."""
+    if action.replaces is not None:
+        lost = action.replaces
+        return Event(
+            "Normal",
+            Reason.REPLACED_POD,
+            f"Created pod {pod_name}: replacing pod {lost.name} of lost node {lost.node}",
+        )
     if action.reason == "Replace" or replacing:
         return Event(
             "Normal",
@@ -47,9 +55,10 @@ def pod_created(action: CreatePod, pod_name: str, replacing: bool) -> Event:
 
 
 def pod_deleted(action: DeletePod) -> Event:
-    return Event(
-        "Normal", Reason.DELETED_POD, f"Deleted pod {action.name}: {DELETE_WHY[action.reason]}"
-    )
+    why = DELETE_WHY[action.reason]
+    if action.reason == "NodeLost":
+        why = f"its node {action.node} is lost (deleted without grace: no kubelet to honour it)"
+    return Event("Normal", Reason.DELETED_POD, f"Deleted pod {action.name}: {why}")
 
 
 def scaled(result: Plan, replicas: int, created: int) -> Event | None:
@@ -89,8 +98,35 @@ def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
         and before.get(ConditionType.READY, {}).get("status") != "True"
     ):
         events.append(Event("Normal", Reason.READY, str(ready.get("message", ""))))
+    events += node_transitions(old, new)
     progressing = after.get(ConditionType.PROGRESSING, {})
     was_paused = before.get(ConditionType.PROGRESSING, {}).get("reason") == Reason.PAUSED
     if progressing.get("reason") == Reason.PAUSED and not was_paused:
         events.append(Event("Normal", Reason.PAUSED, "Pod management paused (spec.paused)"))
+    return events
+
+
+def node_transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
+    """A Warning when a node with this cluster's pods is found lost, a Normal one once back."""
+    before = {e.get("name"): e for e in old.get("lostNodes") or []}
+    after = {e.get("name"): e for e in new.get("lostNodes") or []}
+    events = [
+        Event(
+            "Warning",
+            Reason.NODE_LOST,
+            f"Node {name} is lost: no heartbeat since {entry.get('lastHeartbeatTime')} "
+            "(spec.nodeLossTolerationSeconds); its pods are replaced on the other nodes",
+        )
+        for name, entry in sorted(after.items())
+        if name not in before
+    ]
+    events += [
+        Event(
+            "Normal",
+            Reason.NODE_RECOVERED,
+            f"Node {name} answers again; its kubelet stops the pods that were replaced meanwhile",
+        )
+        for name in sorted(before)
+        if name not in after
+    ]
     return events

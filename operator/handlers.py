@@ -39,6 +39,7 @@ from workerlab.api.resource import (
 )
 from workerlab.operator.cache import CachedKube, Caches
 from workerlab.operator.controller import Controller, Key
+from workerlab.operator.heartbeats import Heartbeats
 from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
 from workerlab.operator.kube import Kube
 from workerlab.operator.metrics import Metrics
@@ -61,6 +62,7 @@ class Options:
     workers: int = 16
     namespaces: list[str] | None = None  # None: every namespace
     default_image: WorkerImage = FALLBACK_WORKER_IMAGE  # for WorkerClusters without spec.image
+    peering_lifetime: int = PEERING_LIFETIME_SECONDS
 
 
 OPTIONS = Options()
@@ -83,7 +85,7 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.peering.stealth = True
     # A killed instance cannot remove its keep-alive; its successor pauses until that record
     # expires, so keep the record short-lived (kopf's default is 60 s).
-    settings.peering.lifetime = PEERING_LIFETIME_SECONDS
+    settings.peering.lifetime = OPTIONS.peering_lifetime
     # kopf turns its handler log lines into Events; ours are explicit, keep only its problems.
     settings.posting.level = logging.WARNING
 
@@ -116,6 +118,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
 
     caches = Caches()
     caches.start(lambda: Kube.connect(), OPTIONS.namespaces, owned_changed)
+    heartbeats = Heartbeats()
+    heartbeats.start(Kube.connect())
+
+    def nodes_changed(nodes: set[str]) -> None:
+        # A node went quiet or answers again: reconcile the WorkerClusters with pods there, and
+        # those whose status still names it lost (their pods there are gone).
+        for pod in caches.pods.items():
+            if (pod.get("spec") or {}).get("nodeName") in nodes:
+                owned_changed("MODIFIED", pod)
+        for cluster in caches.clusters.items():
+            lost = (cluster.get("status") or {}).get("lostNodes") or []
+            if any(entry.get("name") in nodes for entry in lost):
+                meta = cluster.get("metadata") or {}
+                enqueue(str(meta.get("namespace")), str(meta.get("name")))
+
+    memo.silences = asyncio.create_task(heartbeats.watch_silences(nodes_changed))
     # Process reads get a client of their own: a slow pod proxy never holds a connection the
     # reconcilers need, and a timed-out read is not retried (the probe backs off instead).
     probe_kube = Kube.connect(pool=PROBE_CONCURRENCY, retries=False)
@@ -135,12 +153,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, *
         resync_seconds=OPTIONS.resync_seconds,
         default_image=OPTIONS.default_image,
         events_in_background=True,
+        node_health=heartbeats.health,
     )
     queue = WorkQueue(controller.reconcile, workers=OPTIONS.workers)
     queue.start()
     metrics.workqueue_depth.set_function(queue.pending)
     memo.controller, memo.queue, memo.metrics = controller, queue, metrics
-    memo.caches, memo.probe = caches, probe
+    memo.caches, memo.probe, memo.heartbeats = caches, probe, heartbeats
     logger.info("workerlab operator started (metrics port %s)", OPTIONS.metrics_port or "off")
 
 
@@ -154,6 +173,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
             await asyncio.wait_for(memo.controller.drain_events(), timeout=5)
     if hasattr(memo, "caches"):
         memo.caches.stop()
+    if hasattr(memo, "heartbeats"):
+        memo.silences.cancel()
+        memo.heartbeats.stop()
     if hasattr(memo, "probe"):
         await memo.probe.stop()
 

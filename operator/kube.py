@@ -198,11 +198,16 @@ class Kube:
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call("POST", f"/api/v1/namespaces/{namespace}/pods", body)
 
-    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
-        """Delete exactly this pod (uid precondition); False if it is already gone."""
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str, grace_seconds: int | None = None
+    ) -> bool:
+        """Delete exactly this pod (uid precondition); False if it is already gone.
+        `grace_seconds` 0 removes it at once (its node is lost: no kubelet to confirm it)."""
         options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if uid:
             options["preconditions"] = {"uid": uid}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
         try:
             await self.call("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", options)
         except ApiError as error:

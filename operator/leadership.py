@@ -195,7 +195,7 @@ class Elector:
                 if self.try_once():
                     log.info("holding lease %s/%s as %s", self.namespace, LEASE_NAME, self.identity)
                     return True
-            except (ApiError, OSError) as error:
+            except Exception as error:  # a standby keeps campaigning, whatever failed
                 log.warning("cannot reach lease %s: %s", LEASE_NAME, error)
             if not announced and self.observed is not None:
                 log.info("standby: lease %s is held by %s", LEASE_NAME, self.observed.holder)
@@ -212,7 +212,9 @@ class Elector:
                     continue
                 holder = self.observed.holder if self.observed else "?"
                 reason = f"lease {LEASE_NAME} taken by {holder}"
-            except (ApiError, OSError) as error:
+            except Exception as error:
+                # Any failed renewal counts as one: HTTP, TLS, a connection reset after a freeze
+                # (urllib3's errors are no OSError; one left uncaught ended this thread unfenced).
                 if self.write_allowed():
                     log.warning("renewing lease %s failed, retrying: %s", LEASE_NAME, error)
                     continue

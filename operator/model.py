@@ -115,6 +115,8 @@ class WorkerClusterSpec:
     lab_mode: bool = False
     graceful_timeout_seconds: int = 20
     pre_stop_sleep_seconds: int = 5
+    # How long a node may stay silent before its pods are replaced elsewhere (nodeloss.py).
+    node_loss_toleration_seconds: int = 30
     service: ServiceSpec = field(default_factory=ServiceSpec)
     ingress: IngressSpec = field(default_factory=IngressSpec)
     network_policy: NetworkPolicySpec = field(default_factory=NetworkPolicySpec)
@@ -142,6 +144,7 @@ class WorkerClusterSpec:
             lab_mode=bool(spec.get("labMode", False)),
             graceful_timeout_seconds=int(spec.get("gracefulTimeoutSeconds", 20)),
             pre_stop_sleep_seconds=int(spec.get("preStopSleepSeconds", 5)),
+            node_loss_toleration_seconds=int(spec.get("nodeLossTolerationSeconds", 30)),
             service=ServiceSpec(
                 type=service.get("type", "ClusterIP"),
                 port=int(service.get("port", 80)),
@@ -277,6 +280,7 @@ class ObservedPod:
 
     name: str
     uid: str = ""
+    node: str | None = None  # spec.nodeName, None while unscheduled
     template_hash: str | None = None
     controller_uid: str | None = None
     created: datetime | None = None
@@ -326,6 +330,7 @@ class ObservedPod:
         return cls(
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
+            node=(pod.get("spec") or {}).get("nodeName") or None,
             template_hash=pod_template_hash(pod),
             controller_uid=controller_uid(pod),
             created=parse_time(meta.get("creationTimestamp")),

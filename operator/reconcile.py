@@ -12,6 +12,10 @@ on ReplicaSets:
 5. Outdated Ready pods go only while Ready pods stay >= replicas - maxUnavailable.
 6. Missing current pods are created while pods stay <= replicas + maxSurge.
 
+Pods on a lost node (silent past `spec.nodeLossTolerationSeconds`, nodeloss.py) are deleted at
+once with no grace period (that kubelet cannot confirm a graceful one) and are not counted, so
+rule 6 replaces them; new pods keep off lost nodes, which the scheduler still thinks healthy.
+
 Containers that crash-loop are restarted by the kubelet (with its own backoff); the operator
 does not delete those pods, it reports them in the Degraded condition.
 """
@@ -22,8 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from workerlab.api.objects import format_time
 from workerlab.api.resource import Reason
 from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
+from workerlab.operator.nodeloss import NodeHealth
 from workerlab.operator.status import Counts, Refusal, build_status
 from workerlab.operator.templates import template_hash
 
@@ -35,6 +41,8 @@ BACKOFF_CAP_SECONDS = 300.0
 class CreatePod:
     template_hash: str
     reason: str  # ScaleUp | Replace | RollingUpdate
+    avoid_nodes: tuple[str, ...] = ()  # lost nodes, still schedulable as far as the scheduler knows
+    replaces: DeletePod | None = None  # the pod of a lost node this one stands in for
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,9 @@ class DeletePod:
     name: str
     uid: str
     ready: bool
-    reason: str  # ScaleDown | RollingUpdate | ReplaceFailed
+    reason: str  # ScaleDown | RollingUpdate | ReplaceFailed | NodeLost
+    node: str | None = None
+    force: bool = False  # no grace period: the pod's kubelet is not there to honour one
 
 
 Action = CreatePod | DeletePod
@@ -117,13 +127,33 @@ def _scale_down_order(pods: list[ObservedPod]) -> list[ObservedPod]:
     return [p for p in newest if not p.ready] + [p for p in newest if p.ready]
 
 
-def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan:
+def lost_nodes_status(
+    cluster: WorkerCluster, stranded: list[ObservedPod], lost: dict[str, datetime]
+) -> list[dict[str, str]]:
+    """status.lostNodes: the lost nodes this cluster had pods on, for as long as they stay lost
+    (the pods are gone after the first reconcile; the previous status remembers the node)."""
+    before = {str(entry.get("name")) for entry in cluster.status.get("lostNodes") or []}
+    names = {p.node for p in stranded if p.node} | (before & set(lost))
+    return [{"name": n, "lastHeartbeatTime": format_time(lost[n])} for n in sorted(names)]
+
+
+def plan(
+    cluster: WorkerCluster,
+    pods: list[ObservedPod],
+    now: datetime,
+    nodes: NodeHealth | None = None,
+) -> Plan:
     spec = cluster.spec
     desired = spec.replicas
     current_hash = template_hash(cluster)
     surge, unavailable = spec.update_strategy.bounds(desired)
+    nodes = nodes or NodeHealth()
+    tolerance = float(spec.node_loss_toleration_seconds)
+    lost = nodes.lost(tolerance, now)
 
-    owned = [p for p in pods if p.owned_by(cluster)]
+    mine = [p for p in pods if p.owned_by(cluster)]
+    stranded = [p for p in mine if p.node in lost]
+    owned = [p for p in mine if p.node not in lost]
     foreign = [p for p in pods if not p.owned_by(cluster) and not p.terminating]
     live = [p for p in owned if not p.terminating]
     finished = [p for p in live if p.finished]
@@ -139,13 +169,20 @@ def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan
             (Reason.IGNORED_PODS, f"pods with this cluster's labels but another owner: {names}")
         )
 
+    lost_status = lost_nodes_status(cluster, stranded, lost)
     if spec.paused:
         counts = Counts.of(active, current, desired, pods_waiting_backoff=0)
-        status = build_status(cluster, owned, counts, now, backoff, current_hash, paused=True)
+        status = build_status(
+            cluster, owned, counts, now, backoff, current_hash, paused=True, lost_nodes=lost_status
+        )
         return Plan(actions=[], status=status, warnings=warnings)
 
-    actions: list[Action] = []
-    requeue_after: float | None = None
+    # 0. Pods on lost nodes: gone for good, also those already terminating (they never finish).
+    lost_deletes = [
+        DeletePod(p.name, p.uid, p.ready, "NodeLost", node=p.node, force=True) for p in stranded
+    ]
+    actions: list[Action] = list(lost_deletes)
+    requeue_after = nodes.seconds_until_lost({p.node for p in live if p.node}, tolerance, now)
 
     # 2. Failed pods: replace once the backoff allows it; until then they hold their slot.
     waiting_failed = 0
@@ -158,7 +195,8 @@ def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan
             backoff = FailureBackoff(backoff.consecutive_failures + 1, now)
         else:
             waiting_failed = len(finished)
-            requeue_after = (ready_at - now).total_seconds()
+            wait = (ready_at - now).total_seconds()
+            requeue_after = wait if requeue_after is None else min(requeue_after, wait)
 
     # 3. Outdated pods that serve nobody.
     actions += [DeletePod(p.name, p.uid, False, "RollingUpdate") for p in outdated if not p.ready]
@@ -185,13 +223,21 @@ def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan
     room = desired + surge - len(kept_current) - kept_outdated - waiting_failed
     to_create = max(0, min(missing, room))
     if to_create:
+        # The creates stand in for the lost node's serving pods first (for the Events).
+        stand_ins: list[DeletePod | None] = [
+            d for d, p in zip(lost_deletes, stranded, strict=True) if not p.terminating
+        ]
         if outdated:
             reason = "RollingUpdate"
+        elif stand_ins:
+            reason = "Replace"
         elif cluster.generation != cluster.status.get("observedGeneration") or not current:
             reason = "ScaleUp"
         else:
             reason = "Replace"
-        actions += [CreatePod(current_hash, reason) for _ in range(to_create)]
+        stand_ins += [None] * to_create
+        avoid = tuple(sorted(lost))
+        actions += [CreatePod(current_hash, reason, avoid, stand_ins[i]) for i in range(to_create)]
 
     counts = Counts.of(active, current, desired, pods_waiting_backoff=waiting_failed)
     converged = counts.converged and not finished
@@ -207,5 +253,6 @@ def plan(cluster: WorkerCluster, pods: list[ObservedPod], now: datetime) -> Plan
         paused=False,
         pending_actions=len(actions),
         waiting_failed=waiting_failed,
+        lost_nodes=lost_status,
     )
     return Plan(actions=actions, status=status, requeue_after=requeue_after, warnings=warnings)

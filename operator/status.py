@@ -117,6 +117,8 @@ def pod_summary(pods: list[ObservedPod], current_hash: str) -> list[dict[str, An
             "restarts": pod.restarts,
             "updated": pod.template_hash == current_hash,
         }
+        if pod.node:
+            entry["node"] = pod.node
         if pod.processes_alive is not None:
             entry["processes"] = pod.processes_alive
         reason = pod.waiting_reason or pod.status_reason
@@ -137,6 +139,7 @@ def build_status(
     paused: bool,
     pending_actions: int = 0,
     waiting_failed: int = 0,
+    lost_nodes: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     prior = conditions_by_type({"status": cluster.status})
     gen = cluster.generation
@@ -192,6 +195,7 @@ def build_status(
         "conditions": [ready, progressing, degraded],
         "pods": pod_summary(owned, current_hash),
         "failureBackoff": backoff.to_status(),
+        "lostNodes": lost_nodes or [],
     }
 
 

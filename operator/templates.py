@@ -188,9 +188,27 @@ def template_hash(cluster: WorkerCluster) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-def build_pod(cluster: WorkerCluster) -> dict[str, Any]:
+def keep_off(pod_spec: dict[str, Any], nodes: tuple[str, ...]) -> None:
+    """Require a node other than `nodes` (lost ones), within each of the spec's own required
+    node terms (the terms are ORed, so each one gets the condition)."""
+    if not nodes:
+        return
+    rule = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": list(nodes)}
+    affinity = pod_spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+    required = affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.setdefault("nodeSelectorTerms", [])
+    if not terms:
+        terms.append({})
+    for term in terms:
+        term.setdefault("matchExpressions", []).append(rule)
+
+
+def build_pod(cluster: WorkerCluster, avoid_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pod to create; `avoid_nodes` (lost nodes) is a constraint of this pod alone, not of
+    the template: the template hash, and so the pods' generation, stay as they are."""
     template = pod_template(cluster)
     digest = template_hash(cluster)
+    keep_off(template["spec"], avoid_nodes)
     metadata = template["metadata"]
     metadata["labels"][LABEL_TEMPLATE_HASH] = digest
     # The API server appends 5 random characters; the hash in the name shows the generation.

@@ -9,8 +9,9 @@ by veth pairs, so they reach the cluster exactly as a classroom's laptops reach 
 cluster, at a non-loopback address with the kubeconfig they were handed. All of it stays on this
 machine, and the suite removes it all at the end, also when a step fails.
 
-The modules run in name order on the one cluster: spread (a), learners (b), upgrade and
-uninstall (c). Nothing here skips: a missing tool, network or cluster fails with the reason.
+The modules run in name order on the one cluster: spread (a), learners (b), upgrades and the
+standby master (c), a lost machine (d), CRD upgrade and uninstall (e). Nothing here skips: a
+missing tool, network or cluster fails with the reason.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Upgrade and uninstall as a user of an existing cluster would (issue 22, item 6), on the
+"""Upgrades as a user of an existing cluster does them (issue 22, item 6; issue 23), on the
 cluster `helm install` alone set up (conftest.py):
 
 - `helm upgrade` to a new operator image rolls the operator while a WorkerCluster serves a
@@ -6,11 +6,8 @@ cluster `helm install` alone set up (conftest.py):
   0 failed requests, and the new operator acts (a deleted pod is replaced);
 - `helm upgrade` to a standby master (leaderElection, 2 replicas): the replicas on both
   workers; the active one's node frozen, the standby holds the Lease and heals within ~15 s,
-  and the old one, woken, exits without writing;
-- the CRD upgrade step Helm does not do,
-  `kubectl apply --server-side --force-conflicts -f charts/workerlab/crds/`, restores a CRD an
-  older chart left behind;
-- `helm uninstall` leaves no operator object behind; the CRDs stay, as Helm keeps them.
+  and the old one, woken, exits without writing.
+(CRD upgrades and `helm uninstall`: test_e_uninstall.py, after the node loss of test_d.)
 """
 
 from __future__ import annotations
@@ -224,34 +221,3 @@ def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster
     assert healed_s <= 10 + 5 + 5, f"the standby healed after {healed_s:.1f} s"
     assert exit_code == 3, f"the old master's container: last exit {exit_code} (3: lost the Lease)"
     assert lease_holder(own_cluster) == standby  # the woken one did not take it back
-
-
-def test_the_crd_upgrade_step_restores_an_older_crd(own_cluster):
-    crd = "crd/workerclusters.workerlab.dev"
-    columns = own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"]
-    # An older chart's CRD: one printer column fewer. `helm upgrade` would not touch it.
-    own_cluster.kubectl(
-        "patch", crd, "--type", "json",
-        "-p", '[{"op": "remove", "path": "/spec/versions/0/additionalPrinterColumns/0"}]',
-    )  # fmt: skip
-    assert (
-        len(own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"])
-        == len(columns) - 1
-    )
-    # --force-conflicts: the fields are another manager's (helm's install, or here the patch).
-    crds = str(REPO / "charts" / "workerlab" / "crds")
-    own_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
-    assert own_cluster.get(crd)["spec"]["versions"][0]["additionalPrinterColumns"] == columns
-
-
-def test_helm_uninstall_leaves_no_operator_object_but_keeps_the_crds(own_cluster):
-    own_cluster.helm("uninstall", "workerlab", "-n", "workerlab-system", "--wait")
-    kinds = (
-        "deployments,services,serviceaccounts,configmaps,networkpolicies,roles,rolebindings,pods"
-    )
-    left = own_cluster.get(kinds, "-A", "-l", INSTANCE)["items"]
-    left += own_cluster.get("clusterroles,clusterrolebindings", "-l", INSTANCE)["items"]
-    left = [o for o in left if not o["metadata"].get("deletionTimestamp")]
-    assert not left, [f"{o['kind']}/{o['metadata']['name']}" for o in left]
-    for name in ("workerclusters.workerlab.dev", "clusterkopfpeerings.kopf.dev"):
-        own_cluster.kubectl("get", "crd", name)

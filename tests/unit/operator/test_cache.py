@@ -156,7 +156,9 @@ class RecordingWrites:
     async def create_pod(self, namespace: str, body: dict) -> dict:
         return pod("new", 20)
 
-    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str, grace_seconds: int | None = None
+    ) -> bool:
         return True
 
     async def patch_cluster_status(self, namespace: str, name: str, patch: dict) -> dict:

@@ -18,6 +18,7 @@ from workerlab.operator.controller import Controller
 from workerlab.operator.images import WorkerImage
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
+from workerlab.operator.nodeloss import NodeHealth
 from workerlab.operator.processes import ProcessProbe
 
 NS, NAME = "workerlab", "demo"
@@ -60,8 +61,10 @@ class RecordingKube:
         self.writes.append(("create", name))
         return pod
 
-    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
-        self.writes.append(("delete", name))
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str, grace_seconds: int | None = None
+    ) -> bool:
+        self.writes.append(("delete", name) if grace_seconds is None else ("delete-now", name))
         return self.pods.pop(name, None) is not None
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -471,7 +474,9 @@ def test_scale_down_deletes_concurrently_with_one_event_each():
     class SlowDeleteKube(RecordingKube):
         in_flight = peak = 0
 
-        async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
+        async def delete_pod(
+            self, namespace: str, name: str, uid: str, grace_seconds: int | None = None
+        ) -> bool:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             await asyncio.sleep(0.01)  # a round trip: the others start meanwhile
@@ -588,5 +593,35 @@ def test_creates_go_in_slow_start_batches_and_events_in_the_background():
         kube.posting.set()
         await ctl.drain_events()
         assert [r for r, _ in kube.events].count("CreatedPod") == 7
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_nodes_pod_is_deleted_now_and_replaced_off_that_node():
+    async def scenario():
+        kube = RecordingKube({"replicas": 2, "processesPerPod": 1})
+        now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+        heartbeats = {"w1": now, "w2": now - timedelta(seconds=45)}
+        ctl = controller_for(kube)
+        ctl.clock = lambda: now
+        ctl.node_health = lambda: NodeHealth(heartbeats)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        first, second = sorted(kube.pods)
+        kube.pods[first]["spec"]["nodeName"] = "w1"
+        kube.pods[second]["spec"]["nodeName"] = "w2"
+        kube.writes.clear()
+        await ctl.reconcile((NS, NAME))
+        assert ("delete-now", second) in kube.writes
+        (created,) = [name for kind, name in kube.writes if kind == "create"]
+        terms = kube.pods[created]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
+        assert terms[0]["matchExpressions"][0]["values"] == ["w2"]
+        assert kube.cluster["status"]["lostNodes"] == [
+            {"name": "w2", "lastHeartbeatTime": "2025-01-01T11:59:15Z"}
+        ]
+        reasons = [reason for reason, _ in kube.events]
+        assert {"NodeLost", "DeletedPod", "ReplacedPod"} <= set(reasons), kube.events
 
     asyncio.run(scenario())

@@ -140,6 +140,27 @@ def test_losing_the_lease_while_keeping_it_calls_on_lost_once():
     assert not a.write_allowed()
 
 
+def test_a_renewal_failing_with_any_error_past_the_deadline_is_a_lost_lease():
+    """After a freeze the first request may die of a reset connection, which urllib3 raises as
+    its own ProtocolError (no OSError): the holder must still give up, not die silently."""
+
+    class ResetAfterFreeze(LeaseServer):
+        def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+            if frozen:
+                raise RuntimeError("('Connection aborted.', ConnectionResetError(104))")
+            return super()._call(method, path, body, **kwargs)
+
+    server, clock, lost = ResetAfterFreeze(), Clock(), []
+    frozen = False
+    a = elector(server, clock, "a", lost)
+    a.retry_period = 0.0
+    a.try_once()
+    frozen = True
+    clock.now += 11
+    a.keep()
+    assert lost == ["could not renew lease workerlab-operator within 7 s"]
+
+
 def test_pure_rules():
     empty = Observed(None, 0.0)
     assert may_take(empty, "a", 0.0, 15)

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-scale clean
+.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-scale bench-failover bench-nodeloss clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample (NODES=3: 1 control plane + 2 workers)"
@@ -17,6 +17,8 @@ help:
 	@echo "make images      build the worker and operator images"
 	@echo "make bench       the side-by-side benchmarks (after make up)"
 	@echo "make bench-scale the operator vs the Deployment controller at 10-1,000 workloads (kwok, no cluster)"
+	@echo "make bench-failover  the standby master vs kopf peering's default (a control plane on loopback)"
+	@echo "make bench-nodeloss  a stopped machine: WorkerCluster vs Deployment (after make up NODES=3)"
 	@echo "make down        remove the cluster (caches stay)"
 
 $(BIN)/.installed: pyproject.toml
@@ -106,6 +108,18 @@ $(VENV)/.bench: $(BIN)/.installed
 
 bench-scale: $(VENV)/.bench toolchain kwok
 	source hack/lib.sh && $(BIN)/python bench/scale/run.py $(BENCH_SCALE_ARGS)
+
+# The standby master (issue 23): SIGKILL, SIGSTOP and SIGTERM of the active operator, 10 trials
+# each, against two kopf peers with kopf's default peering; ~20 min. bench/results/failover.md.
+BENCH_FAILOVER_ARGS ?=
+bench-failover: venv toolchain
+	source hack/lib.sh && $(BIN)/python bench/failover/run.py $(BENCH_FAILOVER_ARGS)
+
+# A stopped machine (issue 23): WorkerCluster vs Deployment, 3 trials of up to 7 min, on the lab
+# cluster with two workers (make up NODES=3). bench/results/nodeloss.md.
+BENCH_NODELOSS_ARGS ?=
+bench-nodeloss: venv
+	source hack/lib.sh && $(BIN)/python bench/nodeloss/run.py $(BENCH_NODELOSS_ARGS)
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .ruff_cache

@@ -38,6 +38,11 @@ def render(views: list[ClusterView], console: Console) -> None:
         )
         if view.autoscaler:
             tree.add(f"[cyan]{view.autoscaler.describe()}[/]")
+        for node, heartbeat in view.lost_nodes.items():
+            tree.add(
+                f"[red]node {node} lost[/]: no heartbeat since {heartbeat}; its pods were "
+                "replaced on the other nodes"
+            )
         for pod in view.pods:
             state = "[green]Ready[/]" if pod.ready else f"[yellow]{pod.phase}[/]"
             if pod.terminating:

@@ -92,6 +92,8 @@ class ClusterView:
     conditions: dict[str, str]  # type -> "True (Reason)"
     pods: list[PodRow] = field(default_factory=list)
     autoscaler: AutoscalerView | None = None
+    # status.lostNodes: nodes silent past spec.nodeLossTolerationSeconds -> their last heartbeat
+    lost_nodes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,6 +179,10 @@ def cluster_view(wc: dict, pods: list[dict]) -> ClusterView:
         phase=status.get("phase"),
         conditions=conditions_of(wc),
         pods=[pod_row(p) for p in pods],
+        lost_nodes={
+            str(n.get("name")): str(n.get("lastHeartbeatTime", "?"))
+            for n in status.get("lostNodes") or []
+        },
     )
 
 

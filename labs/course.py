@@ -1,8 +1,9 @@
 """The course, discovered from its folders: one folder per lab, `NN-slug/` holding
 
-- `lab.md`: the text, opened by a small front matter (`summary:`, `needs: kind|local` and, for
-  labs whose steps reach beyond one namespace, `rights: cluster-admin`) and a `# Lab N — Title`
-  heading;
+- `lab.md`: the text, opened by a small front matter (`summary:`, `needs: kind|local`, for
+  labs whose steps reach beyond one namespace `rights: cluster-admin`, and for labs that need
+  several machines `workers: N`, the worker nodes they stop or spread over) and a
+  `# Lab N — Title` heading;
 - `check.py`: the checker, a module-level `CHECKER` (see `workerlab.labs.checking`);
 - optionally `exercise/`: files the learner works on (lab 9).
 
@@ -39,6 +40,7 @@ class Lab:
     needs_cluster: bool
     folder: Path
     rights: str = "namespace"
+    workers: int = 0  # worker nodes the lab needs besides the control plane (0: any cluster)
 
     @property
     def needs_cluster_admin(self) -> bool:
@@ -85,10 +87,18 @@ def load_lab(folder: Path) -> Lab:
     heading = HEADING.search(body)
     needs = meta.get("needs", "")
     rights = meta.get("rights", "namespace")
-    if heading is None or not meta.get("summary") or needs not in NEEDS or rights not in RIGHTS:
+    workers = meta.get("workers", "0")
+    if (
+        heading is None
+        or not meta.get("summary")
+        or needs not in NEEDS
+        or rights not in RIGHTS
+        or not workers.isdigit()
+    ):
         raise WorkerlabError(
             f"{folder / 'lab.md'} must open with front matter (summary:, needs: kind|local, "
-            "optional rights: namespace|cluster-admin) and a '# Lab N — Title' heading"
+            "optional rights: namespace|cluster-admin, optional workers: N) and a "
+            "'# Lab N — Title' heading"
         )
     return Lab(
         number=int(match["number"]),
@@ -98,6 +108,7 @@ def load_lab(folder: Path) -> Lab:
         needs_cluster=needs == "kind",
         folder=folder,
         rights=rights,
+        workers=int(workers),
     )
 
 

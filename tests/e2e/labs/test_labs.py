@@ -16,7 +16,10 @@ from workerlab.labs import course
 pytestmark = pytest.mark.e2e
 
 
-CLUSTER_LABS = [lab.number for lab in course.labs() if lab.needs_cluster]
+# On the lab's one-node cluster; a lab that stops machines (workers: N) runs on the own-cluster
+# suite's multi-node cluster (tests/e2e/owncluster/test_d_machine_loss.py).
+CLUSTER_LABS = [lab.number for lab in course.labs() if lab.needs_cluster and not lab.workers]
+MULTI_NODE_LABS = [lab.number for lab in course.labs() if lab.workers]
 STEPS_TIMEOUT_S = 1200  # the steps and the questions' commands of one lab
 
 # What `workerlab lab check N` says once the questions' commands ran, per cluster lab:
@@ -80,6 +83,14 @@ def bash(script: str, env: dict, timeout: float = STEPS_TIMEOUT_S) -> subprocess
 
 def test_every_cluster_lab_declares_its_outcome_after_the_questions():
     assert sorted(AFTER_QUESTIONS) == CLUSTER_LABS
+
+
+@pytest.mark.parametrize("number", MULTI_NODE_LABS)
+def test_a_multi_node_lab_on_one_node_says_what_it_needs(number, env):
+    fresh = bash(f"workerlab lab reset {number}", env)
+    assert fresh.returncode != 0
+    said = fresh.stdout + fresh.stderr
+    assert "make up NODES=3" in said and "Traceback" not in said, said
 
 
 def stops_the_api_server(number: int) -> bool:

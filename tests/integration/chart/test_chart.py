@@ -277,7 +277,12 @@ def test_watch_namespaces_confines_rbac_and_flags(helm):
     docs = render(helm, "--set", "operator.watchNamespaces={a,b}")
     roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
     bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
-    assert sorted(roles) == sorted(bindings) == ["a", "b"]
+    # and the nodes' heartbeats, read-only, wherever the operator serves
+    assert sorted(roles) == sorted(bindings) == ["a", "b", "kube-node-lease"]
+    heartbeats = roles["kube-node-lease"]["rules"]
+    assert heartbeats == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list", "watch"]}
+    ]
     for namespace in ("a", "b"):
         granted = {res for r in roles[namespace]["rules"] for res in r["resources"]}
         assert {"workerclusters", "pods", "pods/proxy", "services", "events"} <= granted
@@ -300,7 +305,9 @@ def test_watch_namespaces_confines_rbac_and_flags(helm):
 
 def test_every_namespace_by_default_with_one_cluster_role(helm):
     docs = render(helm)
-    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    namespaced = [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    # one Role only: the nodes' heartbeats, where the kubelets keep them
+    assert {d["metadata"]["namespace"] for d in namespaced} == {"kube-node-lease"}
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     assert "pods" in {res for r in role["rules"] for res in r["resources"]}
     assert "--all-namespaces" in container(docs)["args"]
@@ -348,10 +355,15 @@ def test_leader_election_gives_a_standby_its_lease_rights_and_a_rolling_hand_ove
     assert "--leader-elect" in operator["args"]
     env = {e["name"]: e for e in operator["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    (role,) = [d for d in docs if d["kind"] == "Role"]
-    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    (role,) = [
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == RELEASE_NAMESPACE
+    ]
     assert {"leases"} == {r for rule in role["rules"] for r in rule["resources"]}
-    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+    (binding,) = [
+        d
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == RELEASE_NAMESPACE
+    ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     # off by default: one replica, Recreate, no Lease
     default = render(helm)

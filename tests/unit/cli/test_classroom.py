@@ -256,7 +256,7 @@ def test_service_proxy_target_keeps_its_path_prefix():
 
 def test_cluster_admin_labs_say_so():
     admin = {lab.number for lab in course.labs() if lab.needs_cluster_admin}
-    assert admin == {3, 6, 8, 10}
+    assert admin == {3, 6, 8, 10, 12}
     for lab in course.labs():
         if lab.needs_cluster_admin:
             assert "**Rights:** cluster-admin" in course.text(lab)

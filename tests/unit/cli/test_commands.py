@@ -66,7 +66,7 @@ def test_missing_kubectl_is_one_line_and_exit_2():
 @pytest.mark.parametrize(
     "args",
     [
-        ["lab", "show", "12"],
+        ["lab", "show", "13"],
         ["lab", "check", "0"],
         ["load", "http://10.0.0.1/"],
         ["load", "ftp://127.0.0.1/"],

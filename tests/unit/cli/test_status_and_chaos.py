@@ -131,3 +131,14 @@ def test_process_table_tells_removed_from_timed_out_from_exited():
         if line.split() and line.split()[0] in {"11", "12", "13"}
     }
     assert states == {"11": "exited", "12": "removed (TTOU or reload)", "13": "timed out"}
+
+
+def test_a_lost_node_is_said_under_its_workercluster():
+    lost = {"lostNodes": [{"name": "w2", "lastHeartbeatTime": "2026-12-04T20:00:00Z"}]}
+    wc = {**WC, "status": {**WC.get("status", {}), **lost}}
+    view = cluster_view(wc, [pod()])
+    assert view.lost_nodes == {"w2": "2026-12-04T20:00:00Z"}
+    buffer = io.StringIO()
+    render([view], Console(file=buffer, width=160))
+    assert "node w2 lost: no heartbeat since 2026-12-04T20:00:00Z" in buffer.getvalue()
+    assert cluster_view(WC, [pod()]).lost_nodes == {}

@@ -351,6 +351,46 @@ def test_lab10():
     assert not verdict(10, dict(solved, demo=wc(replicas=2)))[0]
 
 
+def event(reason, message, at):
+    return {"reason": reason, "message": message, "lastTimestamp": iso(at)}
+
+
+def test_lab12():
+    lost = "Node w2 is lost: no heartbeat since 2027-01-15T08:00:30Z (...)"
+    solved = {
+        "started_at": T0,
+        "demo": wc(),
+        "pods": [pod("demo-a"), pod("demo-c", created=T0 + 45)],
+        "events": [
+            event("NodeLost", lost, T0 + 45),
+            event(
+                "ReplacedPod", "Created pod demo-c: replacing pod demo-b of lost node w2", T0 + 45
+            ),
+        ],
+        "operator_created": [T0 - 500, T0 + 110],
+        "stood_down": [T0 + 80],
+        "lease_acquired": T0 + 110,
+        "lease_holder": "workerlab-operator-x",
+    }
+    assert verdict(12, solved)[0]
+    assert not verdict(12, dict(solved, started_at=None))[0]
+    # A node loss before the reset is not this drill's.
+    passed, items = verdict(12, dict(solved, events=[event("NodeLost", lost, T0 - 5)]))
+    assert not passed and "docker pause" in items[0].hint
+    # The old master never stood down: its node is still paused.
+    passed, items = verdict(12, dict(solved, stood_down=[T0 - 100]))
+    assert not passed and "unpause" in items[2].hint
+    # The active master was not deleted: the Lease changed hands only when the node stopped.
+    passed, items = verdict(12, dict(solved, operator_created=[T0 - 500], lease_acquired=T0 + 12))
+    assert not passed and "delete the pod the Lease names" in items[3].hint
+    # Still a node lost, or a pod too many: not whole again.
+    status = dict(wc()["status"], lostNodes=[{"name": "w2"}])
+    passed, items = verdict(12, dict(solved, demo=dict(wc(), status=status)))
+    assert not passed and "w2" in items[4].detail
+    three = [*solved["pods"], pod("demo-b", created=T0 - 100)]
+    assert not verdict(12, dict(solved, pods=three))[0]
+
+
 @pytest.mark.parametrize("number", sorted(CHECKERS))
 def test_every_lab_has_a_checker_with_reset(number):
     checker = CHECKERS[number]

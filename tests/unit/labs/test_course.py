@@ -23,8 +23,8 @@ LABS = [lab.number for lab in course.labs()]
 lab09 = course.check_module(course.get(9))
 
 
-def test_eleven_labs_in_order_each_a_folder_with_text_and_checker():
-    assert list(range(1, 12)) == LABS
+def test_twelve_labs_in_order_each_a_folder_with_text_and_checker():
+    assert list(range(1, 13)) == LABS
     for lab in course.labs():
         assert lab.folder.name == f"{lab.number:02d}-{lab.slug}"
         assert lab.path.is_file(), lab.path
@@ -85,14 +85,14 @@ def test_question_steps_are_the_sh_blocks_under_questions_only():
     assert course._fenced_blocks(markdown, "Questions", "sh") == ["echo one\n", "echo two\n"]
 
 
-@pytest.mark.parametrize("number", [4, 10])
+@pytest.mark.parametrize("number", [4, 10, 12])
 def test_fault_drills_name_who_healed_it(number):
     assert "## Who healed it?" in course.text(course.get(number))
 
 
 def test_unknown_lab_is_a_usage_error():
-    with pytest.raises(Exception, match="there is no lab 12"):
-        course.get(12)
+    with pytest.raises(Exception, match="there is no lab 13"):
+        course.get(13)
 
 
 @pytest.fixture
@@ -194,14 +194,14 @@ def test_lab9_reset_keeps_the_learners_work(workspace):
     assert any(str(backups[0]) in line for line in said)
 
 
-def test_a_twelfth_lab_is_one_new_folder(tmp_path, monkeypatch):
+def test_a_thirteenth_lab_is_one_new_folder(tmp_path, monkeypatch):
     shutil.copytree(
         course.course_dir(), tmp_path / "course", ignore=shutil.ignore_patterns("__pycache__")
     )
-    extra = tmp_path / "course" / "12-custom-metrics"
+    extra = tmp_path / "course" / "13-custom-metrics"
     extra.mkdir()
     (extra / "lab.md").write_text(
-        "---\nsummary: scale on request rate\nneeds: kind\n---\n\n# Lab 12 — Custom metrics\n"
+        "---\nsummary: scale on request rate\nneeds: kind\n---\n\n# Lab 13 — Custom metrics\n"
     )
     (extra / "check.py").write_text(
         "from workerlab.labs.checking import Checker, item\n"
@@ -210,7 +210,7 @@ def test_a_twelfth_lab_is_one_new_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(course, "course_dir", lambda: tmp_path / "course")
     course.labs.cache_clear()
     try:
-        lab = course.get(12)
+        lab = course.get(13)
         assert (lab.title, lab.summary, lab.needs_cluster) == (
             "Custom metrics",
             "scale on request rate",

@@ -22,6 +22,7 @@ from workerlab.cli.support import (
 from workerlab.common import journal
 from workerlab.common.errors import EXIT_FAILED, EXIT_USAGE, WorkerlabError
 from workerlab.common.kube import Kube, is_learner_namespace
+from workerlab.common.nodes import pod_nodes
 from workerlab.labs import course
 from workerlab.labs.checking import CheckContext, Item
 
@@ -243,14 +244,23 @@ def reset(
     cluster_problem: str | None = None
     if any(lab.needs_cluster for lab in course.labs()):
         cluster_problem = why_unreachable(kube)
-    done, skipped, failed, instructors = [], [], [], []
+    done, skipped, failed, instructors, machines = [], [], [], [], []
     learner = is_learner_namespace(kube.namespace)
+    workers = 0
+    if not cluster_problem and not learner and any(lab.workers for lab in course.labs()):
+        try:
+            workers = len(pod_nodes(kube)[0])
+        except WorkerlabError:
+            workers = 0  # nodes unreadable: the labs that stop machines are skipped, said below
     for lab in course.labs():
         if lab.needs_cluster and cluster_problem:
             skipped.append(lab.number)
             continue
         if lab.needs_cluster_admin and learner:
             instructors.append(lab.number)
+            continue
+        if lab.workers > workers:
+            machines.append(lab.number)
             continue
         out.print(f"lab {lab.number} ({lab.title}):")
         try:
@@ -271,6 +281,13 @@ def reset(
         out.print(
             f"[yellow]skipped labs {numbers(instructors)}[/]: they need cluster-admin rights; "
             "ask your instructor",
+            soft_wrap=True,
+        )
+    if machines:
+        out.print(
+            f"[yellow]skipped labs {numbers(machines)}[/]: they stop machines and need "
+            f"{max(course.get(n).workers for n in machines)} worker "
+            "nodes or more (make down, then make up NODES=3)",
             soft_wrap=True,
         )
     if failed:

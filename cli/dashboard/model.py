@@ -34,13 +34,12 @@ from workerlab.api.objects import (
     pod_waiting_reason,
 )
 from workerlab.api.processes import ProcessesReport
-from workerlab.api.resource import KIND, LABEL_INSTANCE, Reason
+from workerlab.api.resource import KIND, LABEL_INSTANCE
 
 OPERATOR, KUBELET, ARBITER, YOU, CLUSTER = "operator", "kubelet", "arbiter", "you", "cluster"
 TIMELINE_MAX = 300
 SAMPLES_MAX = 120  # per process: request-count samples kept for the "recent requests" window
 DEFAULT_WINDOW_S = 30.0
-OPERATOR_REASONS = {r.value for r in Reason}
 EVENT_HISTORY_S = 900.0  # Events older than this, found by a (re)list, stay off the timeline
 
 
@@ -306,8 +305,8 @@ class Model:
             return
         involved = obj.get("involvedObject") or {}
         reason = str(obj.get("reason") or "")
-        if involved.get("kind") != KIND or reason not in OPERATOR_REASONS:
-            return
+        if involved.get("kind") != KIND:
+            return  # only the master (the operator, kopf) posts on WorkerClusters: all of it
         uid = (obj.get("metadata") or {}).get("uid") or obj["metadata"].get("name", "")
         key = (obj.get("count"), event_time(obj))
         if self._seen_events.get(uid) == key:

@@ -20,6 +20,7 @@ from workerlab.api.resource import (
 )
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.kube import Kube
+from workerlab.common.nodes import pod_nodes
 from workerlab.common.wcstate import converged, wait_converged
 from workerlab.labs.checking import CheckContext, Checker, Item, item, listing
 from workerlab.labs.starting_state import CONVERGE_TIMEOUT_S, DEMO, reset_demo
@@ -27,32 +28,10 @@ from workerlab.labs.starting_state import CONVERGE_TIMEOUT_S, DEMO, reset_demo
 MIN_WORKERS = 2
 EXIT_LOST_LEASE = 3  # workerlab.operator.leadership.EXIT_LOST: the operator's fencing exit
 LEASES = "leases.coordination.k8s.io"
-CONDITION_TAINTS = "node.kubernetes.io/"
 
 
 def _system(kube: Kube) -> Kube:
     return Kube(kube.context, OPERATOR_NAMESPACE, kube.kubectl)
-
-
-def _runs_pods(node: dict) -> bool:
-    """Not tainted NoSchedule by its role (a kind control plane is); the node controller's own
-    taints (node.kubernetes.io/unreachable, ...) say how the node is now, not what it is for."""
-    return not any(
-        t.get("effect") == "NoSchedule" and not str(t.get("key", "")).startswith(CONDITION_TAINTS)
-        for t in (node.get("spec") or {}).get("taints") or []
-    )
-
-
-def _ready(node: dict) -> bool:
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def workers(kube: Kube) -> tuple[list[str], list[str]]:
-    """(the nodes that run pods, those of them not Ready now)."""
-    nodes = [n for n in kube.list("nodes", namespaced=False) if _runs_pods(n)]
-    names = sorted(n["metadata"]["name"] for n in nodes)
-    return names, sorted(n["metadata"]["name"] for n in nodes if not _ready(n))
 
 
 def _stood_down(pod: dict) -> list[float]:
@@ -168,7 +147,7 @@ def evaluate(facts: dict) -> list[Item]:
 
 def reset(ctx: CheckContext) -> list[str]:
     kube = ctx.kube
-    found, unready = workers(kube)
+    found, unready = pod_nodes(kube)
     if len(found) < MIN_WORKERS:
         raise WorkerlabError(
             f"lab 12 stops a machine: it needs {MIN_WORKERS} nodes or more that run pods, this "

@@ -133,7 +133,8 @@ def test_lab_reset_all_goes_on_past_a_lab_that_cannot_be_reset(monkeypatch):
     result = invoke("lab", "reset", "all")
     assert result.exit_code == 2, result.output
     assert "reset labs: 1, 2, 9" in result.output
-    assert "could not reset labs 3, 4, 5, 6, 7, 8, 10" in result.output
+    assert "could not reset labs 3, 4, 5, 6, 7, 8, 10, 11\n" in result.output
+    assert "skipped labs 12: they stop machines and need 2 worker nodes" in result.output
     assert "Traceback" not in result.output
 
 

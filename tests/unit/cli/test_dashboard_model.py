@@ -188,12 +188,32 @@ def test_operator_events_enter_the_timeline_once_even_after_a_relist():
     }
     m.event("ADDED", event, 1011)
     m.resync("event", [event], 1012)
-    noise = dict(event, reason="Pulled", metadata={"uid": "e2"})
-    m.event("ADDED", noise, 1012)
+    noise = dict(event, reason="Pulled", metadata={"uid": "e2"}, involvedObject={"kind": "Pod"})
+    m.event("ADDED", noise, 1012)  # the kubelet's, on a pod: not the master's word
     (entry,) = list(m.timeline)
     assert entry.level == OPERATOR and entry.reason == "ReplacedPod" and entry.at == 1010
     m.event("MODIFIED", dict(event, count=2, lastTimestamp="1970-01-01T00:16:55Z"), 1016)
     assert len(m.timeline) == 2
+
+
+def test_every_event_on_a_workercluster_is_the_masters_word_whatever_its_reason():
+    """A crash loop's Warning carries the Degraded reason (CrashLoopBackOff) and the worker's own
+    error; a node's loss and return have reasons of their own: none may be dropped."""
+    m = base()
+    for uid, reason in (("e1", "CrashLoopBackOff"), ("e2", "NodeLost"), ("e3", "NodeRecovered")):
+        m.event(
+            "ADDED",
+            {
+                "metadata": {"uid": uid},
+                "involvedObject": {"kind": "WorkerCluster", "name": "demo"},
+                "reason": reason,
+                "type": "Warning",
+                "message": f"{reason} said",
+                "lastTimestamp": "1970-01-01T00:16:50Z",
+            },
+            1011,
+        )
+    assert [e.reason for e in m.timeline] == ["CrashLoopBackOff", "NodeLost", "NodeRecovered"]
 
 
 def test_old_events_from_the_first_list_stay_off_the_timeline():

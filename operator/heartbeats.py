@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workerlab.operator.cache import Informer, Store, Streamer
+from workerlab.operator.informer import Informer, Store, Streamer
 from workerlab.operator.nodeloss import SUSPECT_SECONDS, NodeHealth
 
 logger = logging.getLogger(__name__)

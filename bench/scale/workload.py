@@ -23,7 +23,7 @@ from rig import NAMESPACE, NODE_LABEL, TOLERATION, log
 
 from workerlab.api.objects import pod_ready
 from workerlab.api.resource import API_VERSION, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, PLURAL
-from workerlab.operator.cache import Informer, Store
+from workerlab.operator.informer import Informer, Store
 from workerlab.operator.kube import MERGE_PATCH, ApiError, Kube
 from workerlab.operator.model import WorkerCluster
 from workerlab.operator.templates import pod_template

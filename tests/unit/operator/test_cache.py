@@ -7,15 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from workerlab.operator.cache import (
-    CachedKube,
-    Caches,
-    Gone,
-    Informer,
-    Store,
-    parse_selector,
-    trim,
-)
+from workerlab.operator.cache import CachedKube, Caches
+from workerlab.operator.informer import Gone, Informer, Store, parse_selector, trim
 
 NS = "ns"
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from workerlab.cli.dashboard.model import (
-    ARBITER,
-    KUBELET,
-    OPERATOR,
-    Model,
-    window_delta,
-)
+from workerlab.cli.dashboard.model import ARBITER, KUBELET, OPERATOR, Model
+from workerlab.cli.dashboard.view import window_delta
 
 NS = "lab"
 

@@ -112,6 +112,9 @@ class Model:
         self._known_uids: set[str] = set()
         self.version = 0  # bumps on every change the page should see
         self.health: dict[str, Any] = {"cluster": None, "cluster_error": None, "operator": None}
+        # The cluster-level master: who holds the operator's Lease, and the standbys (with a
+        # standby, `make up NODES=3`); None while unknown or unreadable (a learner's rights).
+        self.health["master"] = None
 
     # --- helpers -----------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -386,6 +389,31 @@ class Model:
         elif kind == "event":
             for item in sorted(items, key=event_time):
                 self.event("ADDED", item, now)
+
+    # --- the cluster-level master -----------------------------------------------------------
+    def master(
+        self, holder: str, acquired: float | None, operators: dict[str, str | None], now: float
+    ) -> None:
+        """The Lease's holder and the operator pods (name -> node). A new holder after a known
+        one is a hand-over: the standby took the Lease (the active one died, froze or stopped)."""
+        before = (self.health.get("master") or {}).get("active")
+        standbys = [
+            {"name": name, "node": node}
+            for name, node in sorted(operators.items())
+            if name != holder
+        ]
+        master = {"active": holder or None, "node": operators.get(holder), "standbys": standbys}
+        if master != self.health.get("master"):
+            self.health["master"] = master
+            self._changed()
+        if before and holder and holder != before:
+            where = f" on {operators[holder]}" if operators.get(holder) else ""
+            self.add(
+                OPERATOR,
+                f"master hand-over: {holder}{where} took the Lease from {before}",
+                acquired or now,
+                reason="HandOver",
+            )
 
     # --- the view ---------------------------------------------------------------------------
     def view(self, now: float) -> dict[str, Any]:

@@ -30,14 +30,25 @@ from typing import Any
 
 import httpx
 
-from workerlab.api.objects import worker_port
-from workerlab.api.resource import GROUP, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, PLURAL, VERSION
+from workerlab.api.objects import epoch, worker_port
+from workerlab.api.resource import (
+    GROUP,
+    LABEL_NAME,
+    OPERATOR_DEPLOYMENT,
+    OPERATOR_LEASE,
+    OPERATOR_NAMESPACE,
+    PLURAL,
+    VERSION,
+)
 from workerlab.cli.dashboard.model import CLUSTER, Model
 from workerlab.common.kube import Kube
 
 WATCH_S = 240  # a watch request's own timeoutSeconds; then it resumes from the last version
 POLL_S = 2.5  # /processes of each Ready pod
 OPERATOR_PROBE_S = 10
+MASTER_LEASE_PATH = (
+    f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NAMESPACE}/leases/{OPERATOR_LEASE}"
+)
 REQUEST_TIMEOUT_S = 10
 BACKOFF_MAX_S = 15
 AUTH_PROBE_S = 2.0
@@ -350,7 +361,28 @@ class Source:
                         "not installed" if response.status_code == 404 else None,
                         time.time(),
                     )
+                await self._probe_master(base)
                 self.notify()
             except (Unreachable, httpx.HTTPError, ValueError):
                 pass
             await self._sleep(OPERATOR_PROBE_S)
+
+    async def _probe_master(self, base: str) -> None:
+        """The Lease's holder and the operator pods, when the operator runs with a standby
+        (no Lease: one replica, nothing to show; 403: a learner's rights)."""
+        lease = await self.client.get(base + MASTER_LEASE_PATH)
+        if lease.status_code != 200:
+            return
+        spec = lease.json().get("spec") or {}
+        pods = await self.client.get(
+            base + f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods",
+            params={"labelSelector": f"{LABEL_NAME}={OPERATOR_DEPLOYMENT}"},
+        )
+        operators = {}
+        if pods.status_code == 200:
+            for pod in pods.json().get("items") or []:
+                if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    node = (pod.get("spec") or {}).get("nodeName")
+                    operators[str(pod["metadata"]["name"])] = node
+        acquired = epoch(spec.get("acquireTime"))
+        self.model.master(str(spec.get("holderIdentity") or ""), acquired, operators, time.time())

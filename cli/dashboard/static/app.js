@@ -146,7 +146,31 @@ function wcBox(wc) {
       " processes/pod ", procs, el("button", { onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/processes`, { processes_per_pod: Number(procs.value) }) }, "set"),
       " load ", loadN, loadPath, el("button", { "data-act": "load", title: wc.node_port ? `through NodePort ${wc.node_port}` : "through the API server's service proxy (as workerlab load wc/NAME)",
         onclick: () => post(`/api/wc/${encodeURIComponent(wc.name)}/load`, { requests: Number(loadN.value), path: loadPath.value, concurrency: 8, duration_s: 30 }) }, "start")),
-    el("div", { class: "pods" }, wc.pods.map((p) => podBox(wc, p, maxRecent))));
+    el("div", { class: "pods" }, nodeLanes(wc, maxRecent)));
+}
+
+// One lane per node, each pod inside its node: a stopped machine takes a whole lane with it.
+function nodeLanes(wc, maxRecent) {
+  const byNode = new Map();
+  for (const p of wc.pods) {
+    const node = p.node || "(not scheduled)";
+    if (!byNode.has(node)) byNode.set(node, []);
+    byNode.get(node).push(p);
+  }
+  const master = view.health.master;
+  return [...byNode.keys()].sort().map((node) => el("div", { class: "lane", "data-node": node },
+    el("div", { class: "lane-head" }, `node ${node}`,
+      master && master.node === node ? el("span", { class: "role" }, "active master") : null,
+      master && master.standbys.some((s) => s.node === node) ? el("span", { class: "role dim" }, "standby") : null),
+    el("div", { class: "lane-pods" }, byNode.get(node).map((p) => podBox(wc, p, maxRecent)))));
+}
+
+function renderMaster(master) {
+  const span = document.getElementById("master");
+  if (!master || !master.active) { span.textContent = ""; return; }
+  const standbys = master.standbys.map((s) => `${s.name}${s.node ? ` on ${s.node}` : ""}`).join(", ");
+  span.textContent = `master: ${master.active}${master.node ? ` on ${master.node}` : ""}` +
+    (standbys ? ` · standby: ${standbys}` : " · no standby");
 }
 
 function renderTimeline(entries) {
@@ -160,6 +184,7 @@ function renderTimeline(entries) {
 function render() {
   if (!view || refused) return;
   renderBanner(view.health);
+  renderMaster(view.health.master);
   const box = document.getElementById("clusters");
   if (view.health.auth === false) {
     box.replaceChildren(el("p", { class: "bad", id: "not-authorised" }, "not authorised: the API server refused this kubeconfig's credentials"));

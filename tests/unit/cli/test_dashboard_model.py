@@ -267,7 +267,7 @@ def test_unreachable_then_back_is_on_the_timeline_and_in_health():
     m.set_health("cluster", True, 1000)
     m.set_health("cluster", False, 1001, "connection refused")
     assert m.view(1002)["health"] == {
-        "cluster": False, "cluster_error": "connection refused", "operator": None
+        "cluster": False, "cluster_error": "connection refused", "operator": None, "master": None
     }  # fmt: skip
     m.set_health("cluster", True, 1005)
     assert [e.message for e in m.timeline] == [
@@ -288,3 +288,24 @@ def test_timeline_is_bounded():
     for i in range(1000):
         m.add(OPERATOR, f"e{i}", i)
     assert len(m.timeline) == 300 and m.view(0)["timeline"][0]["message"] == "e999"
+
+
+def test_the_master_and_its_standby_and_a_hand_over_on_the_timeline():
+    m = base()
+    operators = {"op-a": "w1", "op-b": "w2"}
+    m.master("op-a", 900.0, operators, 1000)
+    assert m.health["master"] == {
+        "active": "op-a",
+        "node": "w1",
+        "standbys": [{"name": "op-b", "node": "w2"}],
+    }
+    assert list(m.timeline) == []  # the first holder seen is no hand-over
+    version = m.version
+    m.master("op-a", 900.0, operators, 1010)
+    assert m.version == version  # nothing changed, nothing to redraw
+    m.master("op-b", 1012.0, {"op-b": "w2"}, 1020)
+    (entry,) = list(m.timeline)
+    assert entry.level == OPERATOR and entry.reason == "HandOver" and entry.at == 1012.0
+    assert entry.message == "master hand-over: op-b on w2 took the Lease from op-a"
+    assert m.health["master"]["standbys"] == []
+    assert m.view(1020)["health"]["master"]["active"] == "op-b"

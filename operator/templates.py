@@ -190,17 +190,18 @@ def template_hash(cluster: WorkerCluster) -> str:
 
 def keep_off(pod_spec: dict[str, Any], nodes: tuple[str, ...]) -> None:
     """Require a node other than `nodes` (lost ones), within each of the spec's own required
-    node terms (the terms are ORed, so each one gets the condition)."""
+    node terms (the terms are ORed, so each one gets the condition). By the Node's name
+    (`matchFields`), not its hostname label, which need not equal it outside kind."""
     if not nodes:
         return
-    rule = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": list(nodes)}
+    rule = {"key": "metadata.name", "operator": "NotIn", "values": list(nodes)}
     affinity = pod_spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
     required = affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
     terms = required.setdefault("nodeSelectorTerms", [])
     if not terms:
         terms.append({})
     for term in terms:
-        term.setdefault("matchExpressions", []).append(rule)
+        term.setdefault("matchFields", []).append(rule)
 
 
 def build_pod(cluster: WorkerCluster, avoid_nodes: tuple[str, ...] = ()) -> dict[str, Any]:

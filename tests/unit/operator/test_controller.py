@@ -617,7 +617,11 @@ def test_a_lost_nodes_pod_is_deleted_now_and_replaced_off_that_node():
         terms = kube.pods[created]["spec"]["affinity"]["nodeAffinity"][
             "requiredDuringSchedulingIgnoredDuringExecution"
         ]["nodeSelectorTerms"]
-        assert terms[0]["matchExpressions"][0]["values"] == ["w2"]
+        assert terms[0]["matchFields"][0] == {
+            "key": "metadata.name",
+            "operator": "NotIn",
+            "values": ["w2"],
+        }
         assert kube.cluster["status"]["lostNodes"] == [
             {"name": "w2", "lastHeartbeatTime": "2025-01-01T11:59:15Z"}
         ]

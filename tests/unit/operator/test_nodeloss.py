@@ -115,7 +115,7 @@ def test_a_replacement_keeps_off_lost_nodes_within_the_specs_own_node_terms():
             "affinity": {
                 "nodeAffinity": {
                     "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [term, {"matchFields": []}]
+                        "nodeSelectorTerms": [term, {"matchExpressions": []}]
                     }
                 }
             }
@@ -125,14 +125,14 @@ def test_a_replacement_keeps_off_lost_nodes_within_the_specs_own_node_terms():
     terms = pod["spec"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]
-    keep_off = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["w2", "w3"]}
-    assert all(keep_off in t["matchExpressions"] for t in terms["nodeSelectorTerms"])
+    keep_off = {"key": "metadata.name", "operator": "NotIn", "values": ["w2", "w3"]}
+    assert all(keep_off in t["matchFields"] for t in terms["nodeSelectorTerms"])
     assert term["matchExpressions"][0] in terms["nodeSelectorTerms"][0]["matchExpressions"]
     # Not part of the template: the pods' generation (hash) is the same as without it.
     assert pod["metadata"]["labels"]["workerlab.dev/template-hash"] == template_hash(wc)
     plain = build_pod(make_cluster(), ("w2",))["spec"]["affinity"]["nodeAffinity"]
     assert plain["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
-        {"matchExpressions": [keep_off | {"values": ["w2"]}]}
+        {"matchFields": [keep_off | {"values": ["w2"]}]}
     ]
     assert "affinity" not in build_pod(make_cluster())["spec"]
 

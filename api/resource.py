@@ -36,6 +36,8 @@ ENV_WORKER_IMAGE_PULL_SECRETS: Final = "WORKERLAB_WORKER_IMAGE_PULL_SECRETS"
 OPERATOR_NAMESPACE: Final = "workerlab-system"
 # The Lease the operator replicas campaign for (`--leader-elect`): its holder is the active master.
 OPERATOR_LEASE: Final = "workerlab-operator"
+# The operator's exit status after losing the Lease (fencing); the kubelet restarts it a standby.
+OPERATOR_EXIT_LOST_LEASE: Final = 3
 OPERATOR_DEPLOYMENT: Final = "workerlab-operator"
 # The class defaults `workerlab class add` reads (the Helm chart's class.* values), in
 # OPERATOR_NAMESPACE: a ConfigMap with one key, a profile as `class add --profile` takes it.

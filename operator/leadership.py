@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from workerlab.api.resource import OPERATOR_LEASE
+from workerlab.api.resource import OPERATOR_EXIT_LOST_LEASE, OPERATOR_LEASE
 from workerlab.operator.kube import ApiError, Kube
 
 log = logging.getLogger("workerlab.operator.leadership")
@@ -48,7 +48,7 @@ RENEW_DEADLINE_S = 7.0
 RETRY_PERIOD_S = 2.0
 # A standby polls more often than the leader renews: a released Lease is taken within ~1 s.
 STANDBY_POLL_S = 0.5
-EXIT_LOST = 3  # the process's exit status after losing the Lease (the kubelet restarts it)
+EXIT_LOST = OPERATOR_EXIT_LOST_LEASE  # after losing the Lease (the kubelet restarts it)
 
 
 def micro_time(epoch: float) -> str:

@@ -39,6 +39,7 @@ from support.node_loss import (  # noqa: E402
 )
 
 from workerlab.api.resource import OPERATOR_LEASE, OPERATOR_NAMESPACE  # noqa: E402
+from workerlab.common.nodes import runs_pods  # noqa: E402
 
 CONTEXT = "kind-" + os.environ.get("CLUSTER_NAME", "workerlab")
 TOLERANCE_S = 30  # spec.nodeLossTolerationSeconds' default
@@ -67,17 +68,7 @@ class LabCluster:
 
 
 def workers(cluster: LabCluster) -> list[str]:
-    nodes = cluster.get("nodes")["items"]
-    return sorted(
-        n["metadata"]["name"]
-        for n in nodes
-        # a control plane's role taint; not the node controller's node.kubernetes.io/ ones
-        if not any(
-            t.get("effect") == "NoSchedule"
-            and not t.get("key", "").startswith("node.kubernetes.io/")
-            for t in n["spec"].get("taints") or []
-        )
-    )
+    return sorted(n["metadata"]["name"] for n in cluster.get("nodes")["items"] if runs_pods(n))
 
 
 def master_node(cluster: LabCluster) -> str:

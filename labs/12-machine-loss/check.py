@@ -14,6 +14,7 @@ from workerlab.api.objects import created_at, epoch, event_time
 from workerlab.api.resource import (
     LABEL_NAME,
     OPERATOR_DEPLOYMENT,
+    OPERATOR_EXIT_LOST_LEASE,
     OPERATOR_LEASE,
     OPERATOR_NAMESPACE,
     Reason,
@@ -26,7 +27,6 @@ from workerlab.labs.checking import CheckContext, Checker, Item, item, listing
 from workerlab.labs.starting_state import CONVERGE_TIMEOUT_S, DEMO, reset_demo
 
 MIN_WORKERS = 2
-EXIT_LOST_LEASE = 3  # workerlab.operator.leadership.EXIT_LOST: the operator's fencing exit
 LEASES = "leases.coordination.k8s.io"
 
 
@@ -40,7 +40,7 @@ def _stood_down(pod: dict) -> list[float]:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         ended = ((status.get("lastState") or {}).get("terminated")) or {}
         finished = epoch(ended.get("finishedAt"))
-        if ended.get("exitCode") == EXIT_LOST_LEASE and finished is not None:
+        if ended.get("exitCode") == OPERATOR_EXIT_LOST_LEASE and finished is not None:
             times.append(finished)
     return times
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,12 @@ from typing import Any
 import pytest
 
 from support.paths import REPO
+from workerlab.api.resource import (
+    LABEL_NAME,
+    OPERATOR_DEPLOYMENT,
+    OPERATOR_LEASE,
+    OPERATOR_NAMESPACE,
+)
 
 NAME = "workerlab-multi"
 WORKERS = (f"{NAME}-worker", f"{NAME}-worker2")
@@ -141,3 +148,28 @@ def kind_config(directory: Path) -> Path:
     path = directory / "kind-config.yaml"
     path.write_text(base.replace("  apiServerAddress: 127.0.0.1\n", published))
     return path
+
+
+def with_standby(cluster: OwnCluster) -> tuple[str, dict[str, str]]:
+    """`helm upgrade` to a standby master (leaderElection, 2 replicas), then wait until one
+    replica runs on each worker and one of them holds the Lease: (the holder, {pod: node})."""
+    cluster.helm(
+        "upgrade", "workerlab", str(REPO / "charts" / "workerlab"), "-n", OPERATOR_NAMESPACE,
+        "--reuse-values", "--set", "operator.leaderElection=true", "--set", "operator.replicas=2",
+        "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    selector = f"{LABEL_NAME}={OPERATOR_DEPLOYMENT}"
+    deadline = time.monotonic() + 90
+    while True:
+        items = cluster.get("pods", "-n", OPERATOR_NAMESPACE, "-l", selector)["items"]
+        pods = {
+            p["metadata"]["name"]: str(p["spec"].get("nodeName"))
+            for p in items
+            if not p["metadata"].get("deletionTimestamp")
+        }
+        lease = cluster.get("lease", OPERATOR_LEASE, "-n", OPERATOR_NAMESPACE)
+        holder = str(lease["spec"].get("holderIdentity") or "")
+        if holder in pods and sorted(pods.values()) == sorted(WORKERS):
+            return holder, pods
+        assert time.monotonic() < deadline, f"no active master with a standby: {pods}, {holder}"
+        time.sleep(1)

@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 import pytest
-from support.own_cluster import NAME, OwnCluster, run
+from support.own_cluster import NAME, OwnCluster, run, with_standby
 from support.paths import REPO
 
 from workerlab.api.resource import OPERATOR_LEASE
@@ -153,26 +153,10 @@ def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster
     its kind node: a machine that stopped answering): the standby replaces a deleted worker pod
     within the Lease's 10 s + 5; the old master, woken, exits without writing (fencing) and its
     container comes back as a standby."""
-    own_cluster.helm(
-        "upgrade", "workerlab", str(REPO / "charts" / "workerlab"), "-n", "workerlab-system",
-        "--reuse-values", "--set", "operator.leaderElection=true", "--set", "operator.replicas=2",
-        "--wait", "--timeout", "300s",
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pods = {p["metadata"]["name"]: p for p in operator_pods(own_cluster)}
-        holder = own_cluster.kubectl_run(
-            "get", "lease", OPERATOR_LEASE, "-n", "workerlab-system",
-            "-o", "jsonpath={.spec.holderIdentity}",
-        ).stdout.strip()  # fmt: skip
-        if len(pods) == 2 and holder in pods:
-            break
-        time.sleep(1)
-    assert len(pods) == 2 and holder in pods, (sorted(pods), holder)
-    nodes = sorted(p["spec"]["nodeName"] for p in pods.values())
-    assert len(set(nodes)) == 2, f"both operator replicas on {nodes}"
+    holder, pods = with_standby(own_cluster)
+    nodes = sorted(pods.values())
     (standby,) = set(pods) - {holder}
-    lost_node = pods[holder]["spec"]["nodeName"]
+    lost_node = pods[holder]
     own_cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "wc/served", "--timeout=120s")
     # A live pod: one still terminating from the test before would count as healed at once.
     victim = sorted(

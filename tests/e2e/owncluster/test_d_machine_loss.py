@@ -34,10 +34,9 @@ from support.node_loss import (
     side_by_side,
     stop_a_machine,
 )
-from support.own_cluster import NAME, WORKERS, OwnCluster, run
+from support.own_cluster import NAME, WORKERS, OwnCluster, run, with_standby
 from support.paths import CACHE, REPO
 
-from workerlab.api.resource import OPERATOR_LEASE
 from workerlab.labs import course
 
 pytestmark = pytest.mark.e2e
@@ -49,25 +48,8 @@ WINDOW_S = 90  # load and watch this long after the stop: past the node controll
 
 def active_master(own_cluster: OwnCluster) -> tuple[str, str]:
     """(the operator pod holding the Lease, its node), with a standby on the other worker."""
-    own_cluster.helm(
-        "upgrade", "workerlab", str(REPO / "charts" / "workerlab"), "-n", "workerlab-system",
-        "--reuse-values", "--set", "operator.leaderElection=true", "--set", "operator.replicas=2",
-        "--wait", "--timeout", "300s",
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        pods = {
-            p["metadata"]["name"]: p["spec"].get("nodeName")
-            for p in own_cluster.get("pods", "-n", "workerlab-system")["items"]
-            if not p["metadata"].get("deletionTimestamp")
-            and p["metadata"]["name"].startswith("workerlab-operator")
-        }
-        lease = own_cluster.get("lease", OPERATOR_LEASE, "-n", "workerlab-system")
-        holder = str(lease["spec"].get("holderIdentity") or "")
-        if holder in pods and sorted(pods.values()) == sorted(WORKERS):
-            return holder, str(pods[holder])
-        assert time.monotonic() < deadline, f"no active master with a standby: {pods}, {holder}"
-        time.sleep(1)
+    holder, pods = with_standby(own_cluster)
+    return holder, pods[holder]
 
 
 def test_a_lost_machine_is_healed_within_the_tolerance_and_nothing_runs_twice(

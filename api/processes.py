@@ -81,6 +81,40 @@ class ProcessesReport:
         return len(self.alive)
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """A dead process and the live one its arbiter forked into the same slot after it."""
+
+    dead: ProcessRecord
+    successor: ProcessRecord
+
+
+@dataclass(frozen=True)
+class PodReplacement:
+    """A replacement seen in one pod's record, with the arbiter that made it."""
+
+    pod: str
+    arbiter_pid: int | None
+    replacement: Replacement
+
+
+def replacements(report: ProcessesReport) -> list[Replacement]:
+    """The dead processes the arbiter has already replaced (a dead one without a successor yet,
+    or retired by a scale-down, is not listed): the arbiter's heals, as the record shows them."""
+    found = []
+    for dead in report.processes:
+        if dead.alive or dead.index is None:
+            continue
+        after = [
+            p
+            for p in report.alive
+            if p.index == dead.index and (p.generation or 0) > (dead.generation or 0)
+        ]
+        if after:
+            found.append(Replacement(dead, min(after, key=lambda p: p.generation or 0)))
+    return found
+
+
 def alive_count(raw: dict[str, Any]) -> int:
     """Processes alive in a raw `/processes` answer."""
     return ProcessesReport.from_dict(raw).alive_count

@@ -99,6 +99,8 @@ class Reason(StrEnum):
     IGNORED_PODS = "IgnoredPods"
     NODE_LOST = "NodeLost"  # a node stopped renewing its heartbeat: its pods are replaced
     NODE_RECOVERED = "NodeRecovered"
+    # A pod's own master re-forked a dead process (seen in its /processes): the arbiter healed it.
+    PROCESS_REPLACED = "ProcessReplaced"
     RECOVERED = "Recovered"
     READY = "Ready"
     PAUSED = "Paused"

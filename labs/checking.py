@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workerlab.api.objects import epoch, event_time
 from workerlab.common import journal
 from workerlab.common.kube import Kube
 
@@ -45,10 +46,57 @@ class CheckContext:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What the cluster keeps of a recorded pass once the learner has moved on: the Events of
+    their namespace between the lab's start and the pass, and the load runs the pass recorded.
+
+    The Events are the controllers' (the operator's, the HPA's, the kubelet's): a learner's Role
+    may read Events but never write them. The API server keeps them for its --event-ttl (1 h by
+    default), so a pass is re-judged from them within about an hour.
+    """
+
+    started_at: float
+    passed_at: float
+    events: list[dict]
+    runs: list[dict]
+
+    def of(self, kind: str, name: str | None = None, reason: str | None = None) -> list[dict]:
+        """The window's Events about objects of `kind` (and `name`), with `reason`, in order."""
+        found = []
+        for event in self.events:
+            about = event.get("involvedObject") or {}
+            if about.get("kind") != kind or (name is not None and about.get("name") != name):
+                continue
+            if reason is None or event.get("reason") == reason:
+                found.append(event)
+        return found
+
+
+SLACK_SECONDS = 5.0  # the Events' and the learner's clocks: second resolution, small skew
+
+
+def gather_evidence(kube: Kube, started_at: float, passed_at: float, runs: list) -> Evidence:
+    events = kube.json("get", "events").get("items", [])
+    low, high = started_at - SLACK_SECONDS, passed_at + SLACK_SECONDS
+    window = [e for e in events if any(low <= t <= high for t in _happened(e))]
+    recorded = [r for r in runs if isinstance(r, dict) and r.get("started_at", 0) >= started_at]
+    return Evidence(started_at, passed_at, sorted(window, key=event_time), recorded)
+
+
+def _happened(event: dict) -> list[float]:
+    """When an Event happened: first and last time (a repeated Event is one object, counted)."""
+    stamps = (event.get("firstTimestamp"), event_time(event))
+    return [t for t in (epoch(s) for s in stamps if s) if t is not None]
+
+
+@dataclass(frozen=True)
 class Checker:
     gather: Callable[[CheckContext], dict]
     evaluate: Callable[[dict], list[Item]]
     reset: Callable[[CheckContext], list[str]]
+    # Re-judges a recorded pass from what the cluster kept (`Evidence`), for labs whose result
+    # the next lab's reset undoes: `workerlab class check` uses it once the learner moved on.
+    audit: Callable[[Evidence], list[Item]] | None = None
 
 
 def counts(mapping: dict) -> str:

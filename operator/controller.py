@@ -136,6 +136,8 @@ class Controller:
         live = sum(1 for p in observed if p.owned_by(cluster) and not p.terminating)
         await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)
+        for seen in self.probe.take_replacements(namespace, name):
+            await self.recorder.post(body, events.process_replaced(seen), now)
         result = replace(result, status=plan(cluster, pods, now, nodes).status)
         await Owned(self.kube, self.recorder, writes, cluster, body, now).ensure_all()
         retry_in = writes.finish()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from workerlab.api.objects import conditions_by_type, scaled_message
+from workerlab.api.processes import PodReplacement
 from workerlab.api.resource import ConditionType, Reason
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan
 from workerlab.operator.status import REFUSAL_REASONS, condition_cause
@@ -59,6 +60,19 @@ def pod_deleted(action: DeletePod) -> Event:
     if action.reason == "NodeLost":
         why = f"its node {action.node} is lost (deleted without grace: no kubelet to honour it)"
     return Event("Normal", Reason.DELETED_POD, f"Deleted pod {action.name}: {why}")
+
+
+def process_replaced(seen: PodReplacement) -> Event:
+    """The pod's own master healed a process: say so with the arbiter as the one who acted."""
+    dead, successor = seen.replacement.dead, seen.replacement.successor
+    how = f" ({dead.exit})" if dead.exit else ""
+    arbiter = f" (pid {seen.arbiter_pid})" if seen.arbiter_pid else ""
+    return Event(
+        "Normal",
+        Reason.PROCESS_REPLACED,
+        f"The arbiter{arbiter} of pod {seen.pod} replaced process {dead.pid}{how} with process "
+        f"{successor.pid} in slot {dead.index}: the pod and its container kept running",
+    )
 
 
 def scaled(result: Plan, replicas: int, created: int) -> Event | None:

@@ -9,6 +9,9 @@ inside the cluster. What keeps their cost bounded at scale (5,000 pods):
   "processes unknown" and is asked again with exponential backoff, up to `max_backoff` seconds;
   the first such pod is logged once at warning level, the others at debug.
 - At most `rate` reads start per second, whatever the number of pods.
+- A process that died and was re-forked in a pod (its arbiter's heal, invisible to the kubelet)
+  is kept for the controller to tell (`take_replacements`): each one once, and none that ended
+  before this operator started.
 - In `background` mode (the operator's) a reconcile never waits for these reads: it takes what is
   known, the reads run on their own, and `on_change(namespace, owner)` asks for one more reconcile
   when a pod's count changed. Pod actions are never delayed by a slow or silent pod.
@@ -20,10 +23,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from workerlab.api.processes import alive_count
+from workerlab.api.processes import PodReplacement, ProcessesReport, replacements
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class _Entry:
     name: str = ""
     port: int = 0
     owner: str | None = None
+    told: set[int] = field(default_factory=set)  # dead pids already taken as replacements
 
 
 class ProcessProbe:
@@ -74,6 +78,8 @@ class ProcessProbe:
         self._poller: asyncio.Task[None] | None = None
         self._owned: dict[tuple[str, str], set[str]] = {}  # (namespace, owner) -> pod uids
         self._purged = time.monotonic()
+        self._started = time.time()  # epoch, as the records' exited_at
+        self._replaced: dict[tuple[str, str], list[PodReplacement]] = {}
         self.reads = 0
         self.failures = 0
 
@@ -149,7 +155,10 @@ class ProcessProbe:
                 self._spawn(namespace, name, uid, port, owner)
         else:
             await asyncio.gather(
-                *(self._refresh(namespace, name, uid, port, None) for name, uid in stale)
+                *(
+                    self._refresh(namespace, name, uid, port, owner, notify=False)
+                    for name, uid in stale
+                )
             )
         result = {}
         for _, uid in pods:
@@ -168,18 +177,26 @@ class ProcessProbe:
             await asyncio.sleep(start - now)
 
     async def _refresh(
-        self, namespace: str, name: str, uid: str, port: int, owner: str | None
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        port: int,
+        owner: str | None,
+        notify: bool = True,  # False: the reconcile that asked waits for this read anyway
     ) -> None:
         entry = self._cache.setdefault(uid, _Entry())
         before = entry.value
+        healed = False
         try:
             await self._pace()
             async with self._limit:
                 self.reads += 1
                 try:
-                    report = await self._fetch(namespace, name, port)
-                    entry.value = alive_count(report)
+                    report = ProcessesReport.from_dict(await self._fetch(namespace, name, port))
+                    entry.value = report.alive_count
                     entry.failures = 0
+                    healed = self._note_replacements(namespace, name, owner, entry, report)
                 except Exception as error:  # a pod that cannot answer is "unknown", not fatal
                     self.failures += 1
                     entry.failures += 1
@@ -187,8 +204,28 @@ class ProcessProbe:
         finally:
             entry.fetched = time.monotonic()
             self._inflight.discard(uid)
-        if owner is not None and entry.value != before and self.on_change is not None:
+        changed = entry.value != before or healed
+        if notify and owner is not None and changed and self.on_change is not None:
             self.on_change(namespace, owner)
+
+    def _note_replacements(
+        self, namespace: str, name: str, owner: str | None, entry: _Entry, report: ProcessesReport
+    ) -> bool:
+        if owner is None:
+            return False
+        new = [
+            r
+            for r in replacements(report)
+            if r.dead.pid not in entry.told and (r.dead.exited_at or 0) >= self._started
+        ]
+        entry.told.update(r.dead.pid for r in new)
+        pending = self._replaced.setdefault((namespace, owner), [])
+        pending += [PodReplacement(name, report.arbiter_pid, r) for r in new]
+        return bool(new)
+
+    def take_replacements(self, namespace: str, owner: str) -> list[PodReplacement]:
+        """The re-forked processes seen in the owner's pods since the last call, each once."""
+        return self._replaced.pop((namespace, owner), [])
 
     def _say_unreachable(self, namespace: str, name: str, error: Exception) -> None:
         if self._warned:
@@ -208,6 +245,7 @@ class ProcessProbe:
         """The owner is gone: stop reading its pods."""
         for uid in self._owned.pop((namespace, owner), set()):
             self._cache.pop(uid, None)
+        self._replaced.pop((namespace, owner), None)
 
     def _purge_now_and_then(self) -> None:
         # A purge walks every known pod: once per ttl, not once per reconcile (at 5,000 pods,

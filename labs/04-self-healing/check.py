@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from workerlab.api.objects import created_at, epoch, event_time, find_condition, worker_port
 from workerlab.api.processes import ProcessesReport
-from workerlab.api.resource import LABEL_INSTANCE, RESOURCE, ConditionType, Reason
+from workerlab.api.resource import KIND, LABEL_INSTANCE, RESOURCE, ConditionType, Reason
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.views import pod_row
 from workerlab.common.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, item
+from workerlab.labs.checking import CheckContext, Checker, Evidence, Item, item
 from workerlab.labs.starting_state import DEMO, delete_wc, reset_demo
 
 CRASHY = "crashy"
@@ -156,4 +156,21 @@ def reset(ctx: CheckContext) -> list[str]:
     return done
 
 
-CHECKER = Checker(gather, evaluate, reset)
+def _said(events: list[dict]) -> str:
+    return "; ".join(f"{e.get('reason')}: {e.get('message', '')}" for e in events[-2:])
+
+
+def audit(evidence: Evidence) -> list[Item]:
+    """The pass from the Events kept: the operator's replacement, the arbiter's re-fork as the
+    operator saw it in /processes, and the crash loop's Warning on wc/crashy."""
+    replaced = evidence.of(KIND, DEMO, Reason.REPLACED_POD)
+    reforked = evidence.of(KIND, DEMO, Reason.PROCESS_REPLACED)
+    warned = [e for e in evidence.of(KIND, CRASHY) if e.get("type") == "Warning"]
+    return [
+        item("the operator replaced a deleted pod", replaced, _said(replaced)),
+        item("an arbiter re-forked a crashed process", reforked, _said(reforked)),
+        item(f"wc/{CRASHY} crash-looped and the operator said so", warned, _said(warned)),
+    ]
+
+
+CHECKER = Checker(gather, evaluate, reset, audit)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from workerlab.api.objects import created_at, worker_port
+from workerlab.api.objects import created_at, scaled_message, worker_port
 from workerlab.api.processes import alive_count
+from workerlab.api.resource import KIND, Reason
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.views import pod_row
 from workerlab.common.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, counts, item
+from workerlab.labs.checking import CheckContext, Checker, Evidence, Item, counts, item
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 REPLICAS, PROCESSES = 3, 3
@@ -61,14 +62,20 @@ def evaluate(facts: dict) -> list[Item]:
     names = {p["metadata"]["name"] for p in facts["pods"]}
     newest = max((created_at(p) or 0 for p in facts["pods"]), default=0)
     after = [r for r in demo_runs(facts["runs"]) if r.get("started_at", 0) >= newest]
+    return items + _spread(after, names)
+
+
+def _spread(runs: list[dict], names: set[str]) -> list[Item]:
+    """The widest run reached every pod in `names`, and two or more processes in each."""
     best = max(
-        after, key=lambda r: len((r.get("summary") or {}).get("by_process", {})), default=None
+        runs, key=lambda r: len((r.get("summary") or {}).get("by_process", {})), default=None
     )
     summary = (best or {}).get("summary") or {}
     per_pod: dict[str, int] = {}
     for key in summary.get("by_process", {}):
         pod = key.rsplit("/", 1)[0]
         per_pod[pod] = per_pod.get(pod, 0) + 1
+    items = []
     items.append(
         item(
             "a load run after the scale reached every pod",
@@ -96,4 +103,47 @@ def reset(ctx: CheckContext) -> list[str]:
     return [reset_demo(ctx.kube)]
 
 
-CHECKER = Checker(gather, evaluate, reset)
+def audit(evidence: Evidence) -> list[Item]:
+    """The pass from the Events kept: the operator scaled demo to 3 pods and rolled them for the
+    new process count; a recorded run reached the pods it created, 2+ processes in each."""
+    scaled = [
+        e
+        for e in evidence.of(KIND, DEMO, Reason.SCALED)
+        if e.get("message") == scaled_message("up", REPLICAS)
+    ]
+    created = [
+        str(e.get("message", ""))
+        for e in evidence.of(KIND, DEMO)
+        if e.get("reason") in (Reason.CREATED_POD, Reason.REPLACED_POD)
+    ]
+    rolled = [m for m in created if m.endswith("rolling update")]
+    made = {m.split()[2].rstrip(":") for m in created if m.startswith("Created pod ")}
+    items = [
+        item(f"the operator scaled demo up to {REPLICAS} pods", scaled, scaled_message("up", 3)),
+        item(
+            "... and rolled its pods for the new processesPerPod",
+            rolled,
+            f"{len(rolled)} pods created by the rolling update",
+        ),
+    ]
+    # The pods a run reached must be ones the operator created in the lab (the new template's),
+    # at least as many as the scale asked for.
+    runs = [r for r in demo_runs(evidence.runs) if _pods(r) and _pods(r) <= made]
+    widest = max((_pods(r) for r in runs), key=len, default=set())
+    items.append(
+        item(
+            f"a recorded load run reached {REPLICAS} pods the operator created in the lab",
+            len(widest) >= REPLICAS,
+            f"{len(runs)} recorded run(s) on those pods; the widest reached {len(widest)}",
+        )
+    )
+    if len(widest) < REPLICAS:
+        return items
+    return items + _spread(runs, widest)[1:]  # its processes per pod
+
+
+def _pods(run: dict) -> set[str]:
+    return set((run.get("summary") or {}).get("by_pod") or {})
+
+
+CHECKER = Checker(gather, evaluate, reset, audit)

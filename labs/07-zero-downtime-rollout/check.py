@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from workerlab.api.objects import created_at, env_value
+from workerlab.api.objects import created_at, env_value, epoch, event_time
+from workerlab.api.resource import KIND, Reason
 from workerlab.common.views import pod_row
 from workerlab.common.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Item, counts, item, listing
+from workerlab.labs.checking import (
+    CheckContext,
+    Checker,
+    Evidence,
+    Item,
+    counts,
+    item,
+    listing,
+)
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 ENV_NAME, ENV_VALUE = "ROLLOUT", "v2"  # the steps' value; the questions roll on to v3, v4
@@ -97,4 +106,38 @@ def reset(ctx: CheckContext) -> list[str]:
     return [reset_demo(ctx.kube)]
 
 
-CHECKER = Checker(gather, evaluate, reset)
+ROLLED = "rolling update"  # the end of the operator's CreatedPod message for a rollout's pod
+
+
+def audit(evidence: Evidence) -> list[Item]:
+    """The pass from the Events kept: the operator's pods of a rollout, and a recorded
+    new-connection-per-request run spanning them with zero failures."""
+    created = evidence.of(KIND, DEMO, Reason.CREATED_POD)
+    rolled = sorted(
+        epoch(event_time(e)) or 0 for e in created if str(e.get("message", "")).endswith(ROLLED)
+    )
+    items = [item("the operator rolled demo's pods", rolled, f"{len(rolled)} rollout pods")]
+    if not rolled:
+        return items
+    covering = [
+        r
+        for r in demo_runs(evidence.runs)
+        if not _keepalive(r)
+        and r.get("started_at", 0) <= rolled[0]
+        and r.get("ended_at", 0) >= rolled[-1]
+    ]
+    clean = [r for r in covering if r["summary"]["errors"] == 0 and r["summary"]["ok"] > 0]
+    best = (clean or covering)[-1] if covering else None
+    items.append(
+        item(
+            "a recorded --no-keepalive run spanned the rollout with zero failed requests",
+            clean,
+            f"{best['summary']['ok']} ok, {best['summary']['errors']} failed"
+            if best
+            else f"no recorded run spanned the rollout ({len(evidence.runs)} recorded)",
+        )
+    )
+    return items
+
+
+CHECKER = Checker(gather, evaluate, reset, audit)

@@ -19,7 +19,7 @@ from workerlab.api.objects import (
 )
 from workerlab.api.resource import HPA_KIND, HPA_RESCALE_REASON, KIND, Reason
 from workerlab.common.views import list_hpas
-from workerlab.labs.checking import CheckContext, Checker, Item, item, run_matches
+from workerlab.labs.checking import CheckContext, Checker, Evidence, Item, item, run_matches
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 START_REPLICAS = 2  # what the reset leaves, and the sample HPA's minReplicas
@@ -171,4 +171,25 @@ def reset(ctx: CheckContext) -> list[str]:
     return [reset_demo(ctx.kube)]
 
 
-CHECKER = Checker(gather, evaluate, reset)
+def audit(evidence: Evidence) -> list[Item]:
+    """The pass from the Events kept (the HPA itself is gone with the next lab's reset): its
+    rescales up then down, the operator's Scaled up then down, and a recorded CPU load run."""
+    sizes = rescale_sizes(evidence.of(HPA_KIND))
+    grew, shrank = up_then_down(sizes)
+    path = " -> ".join(str(s) for s in [START_REPLICAS, *sizes])
+    directions = operator_directions(evidence.of(KIND, DEMO, Reason.SCALED))
+    up = "up" in directions
+    down = up and "down" in directions[directions.index("up") :]
+    loads = [r for r in demo_runs(evidence.runs) if run_matches(r, path_prefix="/work/cpu")]
+    return [
+        item("an HPA scaled wc/demo up, then back down", grew and shrank, f"HPA sizes: {path}"),
+        item(
+            "the operator followed: Scaled up, then down",
+            up and down,
+            ", ".join(directions) or "no Scaled events in the lab",
+        ),
+        item("a recorded CPU load run on wc/demo", loads, f"{len(loads)} run(s) on /work/cpu"),
+    ]
+
+
+CHECKER = Checker(gather, evaluate, reset, audit)

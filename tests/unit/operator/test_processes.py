@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from workerlab.operator.processes import ProcessProbe
 
@@ -123,3 +124,88 @@ def test_reconciles_do_not_each_walk_every_known_pod(monkeypatch):
         assert len(walks) == 1
 
     asyncio.run(scenario())
+
+
+def _record(pid: int, index: int, generation: int, alive: bool, exited_at: float | None = None):
+    return {
+        "pid": pid,
+        "index": index,
+        "generation": generation,
+        "alive": alive,
+        "exited_at": exited_at,
+        "exit": None if alive else "killed by signal 9",
+    }
+
+
+def test_a_re_forked_process_is_told_once_and_only_if_it_died_after_the_start():
+    now = time.time()
+    reports = [
+        # before: slot 0 died long ago (before this operator), slot 1 runs pid 11
+        {"arbiter_pid": 7, "processes": [_record(10, 0, 1, False, now - 3600),
+                                          _record(20, 0, 3, True), _record(11, 1, 2, True)]},
+        # pid 11 died and pid 21 took its slot; pid 12 died in slot 2, not replaced yet
+        {"arbiter_pid": 7, "processes": [_record(10, 0, 1, False, now - 3600),
+                                          _record(20, 0, 3, True), _record(21, 1, 4, True),
+                                          _record(11, 1, 2, False, now + 1),
+                                          _record(12, 2, 5, False, now + 1)]},
+    ]  # fmt: skip
+    seen: list[int] = []
+
+    async def fetch(namespace: str, pod: str, port: int) -> dict:
+        return reports[1] if seen else reports[0]
+
+    async def scenario() -> None:
+        probe = ProcessProbe(fetch, ttl=0.0, rate=0)
+        await probe.alive(NS, [("p", "u")], 8000, owner="wc")
+        assert probe.take_replacements(NS, "wc") == []  # pid 10 ended before the operator
+        seen.append(1)
+        for _ in range(2):  # read twice: told once
+            await probe.alive(NS, [("p", "u")], 8000, owner="wc")
+        told = probe.take_replacements(NS, "wc")
+        assert [(t.pod, t.arbiter_pid, t.replacement.dead.pid) for t in told] == [("p", 7, 11)]
+        assert told[0].replacement.successor.pid == 21
+        assert probe.take_replacements(NS, "wc") == []
+
+    asyncio.run(scenario())
+
+
+def test_in_background_a_heal_asks_for_a_reconcile_even_at_the_same_count():
+    now = time.time()
+    before = {"processes": [_record(11, 0, 1, True)]}
+    after = {"processes": [_record(11, 0, 1, False, now + 1), _record(12, 0, 2, True)]}
+    reads: list[dict] = [before, after]
+    changed: list[tuple[str, str]] = []
+
+    async def fetch(namespace: str, pod: str, port: int) -> dict:
+        return reads.pop(0) if len(reads) > 1 else reads[0]
+
+    async def scenario() -> None:
+        probe = ProcessProbe(
+            fetch, ttl=0.0, rate=0, background=True, on_change=lambda n, o: changed.append((n, o))
+        )
+        for _ in range(100):
+            await probe.alive(NS, [("p", "u")], 8000, owner="wc")
+            if len(changed) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert changed == [(NS, "wc"), (NS, "wc")]  # the first count, then the heal (1 -> 1)
+        assert [t.replacement.successor.pid for t in probe.take_replacements(NS, "wc")] == [12]
+        await probe.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_heal_event_names_the_arbiter_the_pod_and_both_processes():
+    from workerlab.api.processes import PodReplacement, ProcessesReport, replacements
+    from workerlab.operator.events import process_replaced
+
+    report = ProcessesReport.from_dict(
+        {"processes": [_record(11, 1, 2, False, 5.0), _record(21, 1, 4, True)]}
+    )
+    (found,) = replacements(report)
+    event = process_replaced(PodReplacement("demo-abc", 7, found))
+    assert (event.type, event.reason) == ("Normal", "ProcessReplaced")
+    assert event.message == (
+        "The arbiter (pid 7) of pod demo-abc replaced process 11 (killed by signal 9) with "
+        "process 21 in slot 1: the pod and its container kept running"
+    )

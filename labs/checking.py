@@ -7,6 +7,7 @@ second half has logic worth unit-testing, and it needs no cluster to test.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,12 +73,15 @@ class Evidence:
         return found
 
 
-SLACK_SECONDS = 5.0  # the Events' and the learner's clocks: second resolution, small skew
+# After the pass, a little slack (the Events' second resolution, a small clock skew). None
+# before the start: the reset's own changes (demo's rollout back to the starting spec) end
+# before `lab reset` records the start, and they must not count as the learner's.
+SLACK_SECONDS = 5.0
 
 
 def gather_evidence(kube: Kube, started_at: float, passed_at: float, runs: list) -> Evidence:
     events = kube.json("get", "events").get("items", [])
-    low, high = started_at - SLACK_SECONDS, passed_at + SLACK_SECONDS
+    low, high = math.floor(started_at), passed_at + SLACK_SECONDS
     window = [e for e in events if any(low <= t <= high for t in _happened(e))]
     recorded = [r for r in runs if isinstance(r, dict) and r.get("started_at", 0) >= started_at]
     return Evidence(started_at, passed_at, sorted(window, key=event_time), recorded)

@@ -144,13 +144,14 @@ class FakeKube:
 
 def test_the_evidence_is_the_window_between_start_and_pass():
     before = wc_ev("ReplacedPod", "before", T0 - 60)
+    reset = wc_ev("CreatedPod", "Created pod demo-r: rolling update", T0 - 2)  # the reset's
     inside = wc_ev("ReplacedPod", "inside", T0 + 60)
     after = wc_ev("ReplacedPod", "after", PASSED + 60)
     # one Event repeated: first inside the window, last long after (counted, not lost)
     repeated = dict(wc_ev("Scaled", "repeated", PASSED + 600), firstTimestamp=iso(T0 + 30))
     old_run, new_run = run(T0 - 100, T0 - 50), run(T0 + 10, T0 + 20)
     evidence = gather_evidence(
-        FakeKube([after, inside, before, repeated]), T0, PASSED, [old_run, new_run, "junk"]
+        FakeKube([after, inside, before, reset, repeated]), T0, PASSED, [old_run, new_run, "junk"]
     )
     assert [e["message"] for e in evidence.events] == ["inside", "repeated"]
     assert evidence.runs == [new_run]

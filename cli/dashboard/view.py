@@ -16,7 +16,8 @@ from workerlab.api.objects import (
 )
 
 if TYPE_CHECKING:
-    from workerlab.cli.dashboard.model import Model, PodState
+    from workerlab.cli.dashboard.model import Model
+    from workerlab.cli.dashboard.state import PodState
 
 
 def window_delta(samples: deque[tuple[float, int]] | None, now: float, window_s: float) -> int:

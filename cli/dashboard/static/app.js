@@ -175,8 +175,9 @@ function renderMaster(master) {
 
 function renderTimeline(entries) {
   const ol = document.getElementById("timeline");
-  ol.replaceChildren(...entries.slice(0, 150).map((e) => el("li", { class: `lvl-${e.level}`, "data-level": e.level },
-    el("span", { class: "lvl" }, e.level), el("span", { class: "dim" }, fmtTime(e.at)), " ",
+  ol.replaceChildren(...entries.slice(0, 150).map((e) => el("li", { class: `lvl-${e.level}${e.warning ? " warn" : ""}`, "data-level": e.level, "data-reason": e.reason || "" },
+    el("span", { class: "lvl" }, e.level), e.warning ? el("span", { class: "warn-mark" }, "warning ") : null,
+    el("span", { class: "dim" }, fmtTime(e.at)), " ",
     e.wc ? el("b", {}, `wc/${e.wc} `) : null, e.message,
     e.heal_s !== null ? el("span", { class: "heal" }, ` healed in ${e.heal_s}s`) : null)));
 }

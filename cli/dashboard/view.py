@@ -63,7 +63,8 @@ def _cluster_view(model: Model, name: str, wc: dict[str, Any], now: float) -> di
         for p in sorted(model.pods.values(), key=lambda p: p.name)
         if p.wc == name
     ]
-    alive = [proc for p in pods for proc in p["processes"] or [] if proc["alive"]]
+    serving = [p for p in pods if not p["terminating"]]
+    alive = [proc for p in serving for proc in p["processes"] or [] if proc["alive"]]
     return {
         "name": name,
         "desired": int(spec.get("replicas", 0)),

@@ -121,6 +121,47 @@ def scaled_direction(message: str) -> str | None:
     return None
 
 
+def pod_action_message(verb: str, pod: str, why: str) -> str:
+    """The message of the operator's Events about one pod: "Created pod NAME: why" (CreatedPod,
+    ReplacedPod) or "Deleted pod NAME: why" (DeletedPod)."""
+    return f"{verb} pod {pod}: {why}"
+
+
+def pod_action(message: str) -> tuple[str, str, str] | None:
+    """(verb, pod, why) from a pod_action_message; None for any other message."""
+    head, sep, why = message.partition(": ")
+    words = head.split()
+    if not sep or len(words) != 3 or words[1] != "pod" or words[0] not in ("Created", "Deleted"):
+        return None
+    return words[0], words[2], why
+
+
+def process_replaced_message(
+    pod: str,
+    arbiter_pid: int | None,
+    dead_pid: int,
+    exit: str | None,
+    successor_pid: int,
+    slot: int | None,
+) -> str:
+    """The message of the operator's ProcessReplaced Event: a pod's arbiter re-forked a process."""
+    arbiter = f" (pid {arbiter_pid})" if arbiter_pid else ""
+    how = f" ({exit})" if exit else ""
+    return (
+        f"The arbiter{arbiter} of pod {pod} replaced process {dead_pid}{how} with process "
+        f"{successor_pid} in slot {slot}: the pod and its container kept running"
+    )
+
+
+def process_replaced(message: str) -> tuple[str, int] | None:
+    """(pod, dead pid) from a process_replaced_message; None for any other message."""
+    _, sep, rest = message.partition(" of pod ")
+    words = rest.split()
+    if not sep or len(words) < 4 or words[1:3] != ["replaced", "process"] or not words[3].isdigit():
+        return None
+    return words[0], int(words[3])
+
+
 def hpa_new_size(message: str) -> int | None:
     """The replica count an HPA's SuccessfulRescale event announces ("New size: 4; reason: ...")."""
     _, sep, rest = message.partition("New size:")

@@ -22,6 +22,22 @@ def _fmt_uptime(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _processes_line(view: ClusterView) -> str:
+    """One truth: the processes this command just read in the pods when it read them (the pod
+    lines below); the operator's status figure, read up to its poll period earlier, only said
+    beside it when it differs."""
+    read = [p for p in view.pods if p.processes is not None and not p.terminating]
+    status = view.ready_processes
+    if not read:
+        figure = "?" if status is None else str(status)
+        return f"{figure} processes ready ({view.processes_per_pod}/pod, the operator's status)"
+    alive = sum(1 for pod in read for p in pod.processes or [] if p.alive)
+    line = f"{alive} processes alive ({view.processes_per_pod}/pod, read now in {len(read)} pods)"
+    if status is not None and status != alive:
+        line += f" [dim](the operator's status says {status}: its last read, up to 10 s old)[/]"
+    return line
+
+
 def render(views: list[ClusterView], console: Console) -> None:
     if not views:
         console.print(
@@ -33,8 +49,7 @@ def render(views: list[ClusterView], console: Console) -> None:
         conds = ", ".join(f"{k}={v}" for k, v in view.conditions.items()) or "no conditions yet"
         tree = Tree(
             f"[bold]wc/{view.name}[/]  {view.ready_replicas}/{view.desired} pods ready, "
-            f"{view.ready_processes if view.ready_processes is not None else '?'} processes "
-            f"ready ({view.processes_per_pod}/pod)  phase={view.phase or '?'}  [dim]{conds}[/]"
+            f"{_processes_line(view)}  phase={view.phase or '?'}  [dim]{conds}[/]"
         )
         if view.autoscaler:
             tree.add(f"[cyan]{view.autoscaler.describe()}[/]")

@@ -9,7 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from workerlab.api.objects import conditions_by_type, scaled_message
+from workerlab.api.objects import (
+    conditions_by_type,
+    pod_action_message,
+    process_replaced_message,
+    scaled_message,
+)
 from workerlab.api.processes import PodReplacement
 from workerlab.api.resource import ConditionType, Reason
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan
@@ -43,36 +48,34 @@ def pod_created(action: CreatePod, pod_name: str, replacing: bool) -> Event:
         return Event(
             "Normal",
             Reason.REPLACED_POD,
-            f"Created pod {pod_name}: replacing pod {lost.name} of lost node {lost.node}",
+            pod_action_message(
+                "Created", pod_name, f"replacing pod {lost.name} of lost node {lost.node}"
+            ),
         )
     if action.reason == "Replace" or replacing:
         return Event(
             "Normal",
             Reason.REPLACED_POD,
-            f"Created pod {pod_name}: replacing a pod that was deleted or failed",
+            pod_action_message("Created", pod_name, "replacing a pod that was deleted or failed"),
         )
     why = "rolling update" if action.reason == "RollingUpdate" else "scale up"
-    return Event("Normal", Reason.CREATED_POD, f"Created pod {pod_name}: {why}")
+    return Event("Normal", Reason.CREATED_POD, pod_action_message("Created", pod_name, why))
 
 
 def pod_deleted(action: DeletePod) -> Event:
     why = DELETE_WHY[action.reason]
     if action.reason == "NodeLost":
         why = f"its node {action.node} is lost (deleted without grace: no kubelet to honour it)"
-    return Event("Normal", Reason.DELETED_POD, f"Deleted pod {action.name}: {why}")
+    return Event("Normal", Reason.DELETED_POD, pod_action_message("Deleted", action.name, why))
 
 
 def process_replaced(seen: PodReplacement) -> Event:
     """The pod's own master healed a process: say so with the arbiter as the one who acted."""
     dead, successor = seen.replacement.dead, seen.replacement.successor
-    how = f" ({dead.exit})" if dead.exit else ""
-    arbiter = f" (pid {seen.arbiter_pid})" if seen.arbiter_pid else ""
-    return Event(
-        "Normal",
-        Reason.PROCESS_REPLACED,
-        f"The arbiter{arbiter} of pod {seen.pod} replaced process {dead.pid}{how} with process "
-        f"{successor.pid} in slot {dead.index}: the pod and its container kept running",
+    message = process_replaced_message(
+        seen.pod, seen.arbiter_pid, dead.pid, dead.exit, successor.pid, dead.index
     )
+    return Event("Normal", Reason.PROCESS_REPLACED, message)
 
 
 def scaled(result: Plan, replicas: int, created: int) -> Event | None:

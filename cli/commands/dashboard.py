@@ -73,12 +73,23 @@ def dashboard(
     kube.kubectl  # noqa: B018  (fail now, clearly, if there is no kubectl)
     token = secrets.token_urlsafe(32)
     out.print(
-        f"workerlab dashboard: http://127.0.0.1:{port}/?token={token}  (namespace {namespace}, "
-        f"context {kube.context}; open this URL, keep it to yourself; Ctrl-C stops it)",
+        f"workerlab dashboard: http://127.0.0.1:{port}/?token={token}  "
+        f"(namespace {kube.namespace}, context {kube.context}; open this URL, keep it to "
+        "yourself; Ctrl-C stops it)",
         soft_wrap=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(kube, port, token, window, poll, stop_after))
+
+
+def lab_text_for(number: int, namespace: str) -> str:
+    """The lab's text as `workerlab lab show N` prints it for the namespace (solution folded)."""
+    from workerlab.labs import course
+
+    text = course.for_namespace(course.text(course.get(number)), namespace)
+    return course.fold_solution(
+        text, f"Folded away: `workerlab lab show {number} --solution` shows it."
+    )
 
 
 async def _serve(
@@ -104,7 +115,7 @@ async def _serve(
             {"number": lab.number, "title": lab.title, "summary": lab.summary}
             for lab in course.labs()
         ],
-        lab_text=lambda n: course.text(course.get(n)),
+        lab_text=lambda n: lab_text_for(n, kube.namespace),
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)

@@ -40,7 +40,8 @@ from workerlab.cli.dashboard.auth import (
     not_authorised_page,
 )
 from workerlab.cli.dashboard.loading import LoadBody, start_load
-from workerlab.cli.dashboard.model import YOU, Model
+from workerlab.cli.dashboard.model import Model
+from workerlab.cli.dashboard.timeline import YOU
 from workerlab.common import journal
 from workerlab.common.errors import WorkerlabError
 

@@ -23,7 +23,7 @@ from workerlab.cli.dashboard.actions import (
     MAX_LOAD_REQUESTS,
     Actions,
 )
-from workerlab.cli.dashboard.model import YOU
+from workerlab.cli.dashboard.timeline import YOU
 from workerlab.common.errors import WorkerlabError
 
 if TYPE_CHECKING:

@@ -7,21 +7,13 @@ Inputs (each with the time it was seen, so tests drive the clock):
 
 Outputs: `view()` (view.py), a JSON-ready dict of both levels (WorkerCluster -> pods ->
 processes, desired vs ready at each level, recent requests per process and per pod) and
-`timeline`, the
-"who healed it" entries, each tagged with the level that acted:
-
-  operator  the operator's Events on a WorkerCluster (CreatedPod, ReplacedPod, ...), and a
-            replacement pod turning Ready after a pod vanished (time from fault to healed);
-  kubelet   a container's restartCount went up (restarted in place), healed when Ready again;
-  arbiter   a pid vanished from a pod's /processes and a new one appeared in the same pod
-            with the restart count unchanged (gunicorn forked a replacement).
+`timeline`, the "who acted" entries (timeline.py says which level acts when).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workerlab.api.objects import (
@@ -32,71 +24,25 @@ from workerlab.api.objects import (
     pod_terminating,
 )
 from workerlab.api.processes import ProcessesReport
-from workerlab.api.resource import KIND, LABEL_INSTANCE
+from workerlab.api.resource import Reason
+from workerlab.cli.dashboard.heals import Heal, HealLedger
+from workerlab.cli.dashboard.state import PodState, ProcState, replicas
+from workerlab.cli.dashboard.timeline import (
+    ARBITER,
+    CLUSTER,
+    KUBELET,
+    OPERATOR,
+    Entry,
+    EventFacts,
+    event_key,
+    read_event,
+)
 from workerlab.cli.dashboard.view import state_view
 
-OPERATOR, KUBELET, ARBITER, YOU, CLUSTER = "operator", "kubelet", "arbiter", "you", "cluster"
 TIMELINE_MAX = 300
 SAMPLES_MAX = 120  # per process: request-count samples kept for the "recent requests" window
 DEFAULT_WINDOW_S = 30.0
 EVENT_HISTORY_S = 900.0  # Events older than this, found by a (re)list, stay off the timeline
-
-
-@dataclass
-class Entry:
-    seq: int
-    at: float  # epoch seconds: when it happened (healed), as best known
-    level: str  # operator | kubelet | arbiter | you | cluster
-    wc: str | None
-    pod: str | None
-    message: str
-    reason: str | None = None
-    heal_s: float | None = None  # fault -> healed, where known
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class ProcState:
-    pid: int
-    index: int | None
-    started_at: float | None
-    requests_served: int | None
-    alive: bool
-    exit: str | None = None
-    exited_at: float | None = None
-
-
-@dataclass
-class PodState:
-    obj: dict[str, Any]
-    first_seen: float
-    was_ready: bool = False
-    processes: dict[int, ProcState] | None = None
-    processes_error: str | None = None
-    arbiter_pid: int | None = None
-    # pid -> deque[(t, requests_served)]
-    samples: dict[int, deque[tuple[float, int]]] = field(default_factory=dict)
-    # pids gone without a replacement seen yet: pid -> when it exited
-    open_process_faults: dict[int, float] = field(default_factory=dict)
-    restart_fault_at: float | None = None  # restartCount went up, not Ready again yet
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.obj["metadata"].get("uid", ""))
-
-    @property
-    def wc(self) -> str | None:
-        return ((self.obj["metadata"].get("labels") or {}).get(LABEL_INSTANCE)) or None
-
-
-def _replicas(wc: dict[str, Any] | None) -> int:
-    return int(((wc or {}).get("spec") or {}).get("replicas", 0))
 
 
 class Model:
@@ -108,7 +54,7 @@ class Model:
         self.timeline: deque[Entry] = deque(maxlen=TIMELINE_MAX)
         self._seq = itertools.count(1)
         self._seen_events: dict[str, tuple[Any, ...]] = {}  # event uid -> (count, time)
-        self._gone_pods: dict[str, list[tuple[str, float]]] = {}  # wc -> [(pod, when)]
+        self.heals = HealLedger()  # which pod changes were heals (heals.py)
         self._known_uids: set[str] = set()
         self.version = 0  # bumps on every change the page should see
         self.health: dict[str, Any] = {"cluster": None, "cluster_error": None, "operator": None}
@@ -129,6 +75,7 @@ class Model:
         pod: str | None = None,
         reason: str | None = None,
         heal_s: float | None = None,
+        warning: bool = False,
     ) -> Entry:
         entry = Entry(
             next(self._seq),
@@ -139,6 +86,7 @@ class Model:
             message,
             reason,
             None if heal_s is None else round(max(0.0, heal_s), 2),
+            warning,
         )
         self.timeline.append(entry)
         self._changed()
@@ -165,21 +113,16 @@ class Model:
         before = self.wcs.get(name)
         if before != obj:
             self.wcs[name] = obj
-            if _replicas(obj) < _replicas(before):
+            if replicas(obj) < replicas(before):
                 self._forget_scaled_down(name)
             self._changed()
 
     def _forget_scaled_down(self, wc: str) -> None:
         """The pod and WorkerCluster watches are separate streams: a pod removed by a scale-down
-        can arrive before the lower spec.replicas does and look like a fault. When the lower
-        spec arrives, keep only as many open faults as pods are really missing (the newest)."""
-        gone = self._gone_pods.get(wc)
-        if not gone:
-            return
+        can arrive before the lower spec.replicas does and look like a fault."""
         desired = int(((self.wcs.get(wc) or {}).get("spec") or {}).get("replicas", 0))
         live = sum(1 for p in self.pods.values() if p.wc == wc and not pod_terminating(p.obj))
-        missing = max(0, desired - live)
-        del gone[: len(gone) - missing]
+        self.heals.scaled_down(wc, max(0, desired - live))
 
     # --- pods -------------------------------------------------------------------------------
     def pod(self, kind: str, obj: dict[str, Any], now: float) -> None:
@@ -241,58 +184,59 @@ class Model:
         return None
 
     def _pod_gone(self, state: PodState, now: float) -> None:
-        """A pod is terminating or gone: a fault at the cluster level, unless it was a
-        scale-down (more pods than desired)."""
+        """A pod is terminating or gone: a fault, unless the operator removed it on purpose or
+        enough pods are left (heals.py)."""
         wc = state.wc
-        if wc is None or any(n == state.name for n, _ in self._gone_pods.get(wc, [])):
+        if wc is None:
             return
-        spec = (self.wcs.get(wc) or {}).get("spec") or {}
-        desired = int(spec.get("replicas", 0))
         live = [
             p
             for p in self.pods.values()
             if p.wc == wc and not pod_terminating(p.obj) and p.name != state.name
         ]
-        if len(live) >= desired:
-            return  # scaled down or rolled: nothing to heal
-        self._gone_pods.setdefault(wc, []).append((state.name, now))
+        self.heals.pod_gone(wc, state.name, len(live), replicas(self.wcs.get(wc)), now)
 
     def _pod_ready_transition(self, state: PodState, now: float) -> None:
         ready = pod_ready(state.obj) and not pod_terminating(state.obj)
         if ready and not state.was_ready:
-            wc = state.wc
             if state.restart_fault_at is not None:
                 self.add(
                     KUBELET,
                     f"{state.name} Ready again after the kubelet restarted its container",
                     now,
-                    wc=wc,
+                    wc=state.wc,
                     pod=state.name,
                     heal_s=now - state.restart_fault_at,
                 )
                 state.restart_fault_at = None
-            elif wc is not None and self._gone_pods.get(wc):
-                gone, since = self._gone_pods[wc].pop(0)
-                self.add(
-                    OPERATOR,
-                    f"operator replaced {gone}: new pod {state.name} is Ready",
-                    now,
-                    wc=wc,
-                    pod=state.name,
-                    heal_s=now - since,
-                )
+            else:
+                self._tell_heal(self.heals.pod_ready(state.wc, state.name, now))
         state.was_ready = ready
+
+    def _tell_heal(self, heal: Heal | None) -> None:
+        if heal is None:
+            return
+        what = f"replaced {heal.replaced}" if heal.replaced else "replaced a deleted or failed pod"
+        self.add(
+            OPERATOR,
+            f"operator {what}: new pod {heal.pod} is Ready",
+            heal.at,
+            wc=heal.wc,
+            pod=heal.pod,
+            reason=Reason.REPLACED_POD,
+            heal_s=heal.heal_s,
+        )
 
     # --- Events -----------------------------------------------------------------------------
     def event(self, kind: str, obj: dict[str, Any], now: float) -> None:
         if kind == "DELETED":
             return
-        involved = obj.get("involvedObject") or {}
-        reason = str(obj.get("reason") or "")
-        if involved.get("kind") != KIND:
-            return  # only the master (the operator, kopf) posts on WorkerClusters: all of it
+        owners = {name: state.wc for name, state in self.pods.items()}
+        facts = read_event(obj, owners)
+        if facts is None:
+            return
         uid = (obj.get("metadata") or {}).get("uid") or obj["metadata"].get("name", "")
-        key = (obj.get("count"), event_time(obj))
+        key = event_key(obj)
         if self._seen_events.get(uid) == key:
             return  # the same Event again (a relist after a watch restart)
         self._seen_events[uid] = key
@@ -302,8 +246,27 @@ class Model:
         at = epoch(event_time(obj)) or now
         if at < now - EVENT_HISTORY_S:
             return  # an old Event from the first list: not news
-        message = str(obj.get("message") or "").strip()
-        self.add(OPERATOR, f"{reason}: {message}", at, wc=involved.get("name"), reason=reason)
+        self._note_operator_action(facts, at)
+        if facts.reforked is not None and not self.heals.first_refork(*facts.reforked):
+            return  # the page saw this re-fork in /processes already
+        self.add(
+            facts.level,
+            f"{facts.reason}: {facts.message}",
+            at,
+            wc=facts.wc,
+            pod=facts.pod,
+            reason=facts.reason,
+            warning=facts.warning,
+        )
+
+    def _note_operator_action(self, facts: EventFacts, at: float) -> None:
+        if facts.acted_on is None:
+            return
+        _, pod, why = facts.acted_on
+        if facts.reason == Reason.DELETED_POD and why.startswith(("rolling update", "scale down")):
+            self.heals.deleted_on_purpose(pod, at)
+        elif facts.reason == Reason.REPLACED_POD:
+            self._tell_heal(self.heals.replacement(facts.wc, pod, at))
 
     # --- /processes polls -------------------------------------------------------------------
     def processes(self, pod_name: str, report: dict[str, Any], now: float) -> None:
@@ -331,6 +294,8 @@ class Model:
                 died_at = state.open_process_faults.pop(dead)
                 started = fresh[pid].started_at or now
                 how = fresh[dead].exit if dead in fresh and fresh[dead].exit else "exited"
+                if not self.heals.first_refork(pod_name, dead):
+                    continue  # the operator's ProcessReplaced Event told it first
                 self.add(
                     ARBITER,
                     f"pid {dead} {how}; the arbiter forked pid {pid} in {pod_name} "

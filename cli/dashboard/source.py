@@ -40,7 +40,8 @@ from workerlab.api.resource import (
     PLURAL,
     VERSION,
 )
-from workerlab.cli.dashboard.model import CLUSTER, Model
+from workerlab.cli.dashboard.model import Model
+from workerlab.cli.dashboard.timeline import CLUSTER
 from workerlab.common.kube import Kube
 
 WATCH_S = 240  # a watch request's own timeoutSeconds; then it resumes from the last version

@@ -16,7 +16,8 @@ from workerlab.api.objects import (
 )
 
 if TYPE_CHECKING:
-    from workerlab.cli.dashboard.model import Model, PodState
+    from workerlab.cli.dashboard.model import Model
+    from workerlab.cli.dashboard.state import PodState
 
 
 def window_delta(samples: deque[tuple[float, int]] | None, now: float, window_s: float) -> int:
@@ -62,7 +63,8 @@ def _cluster_view(model: Model, name: str, wc: dict[str, Any], now: float) -> di
         for p in sorted(model.pods.values(), key=lambda p: p.name)
         if p.wc == name
     ]
-    alive = [proc for p in pods for proc in p["processes"] or [] if proc["alive"]]
+    serving = [p for p in pods if not p["terminating"]]
+    alive = [proc for p in serving for proc in p["processes"] or [] if proc["alive"]]
     return {
         "name": name,
         "desired": int(spec.get("replicas", 0)),

@@ -125,7 +125,13 @@ function podBox(wc, pod, maxRecent) {
 
 function wcBox(wc) {
   const podsOk = wc.ready_replicas >= wc.desired;
-  const procsOk = (wc.ready_processes ?? 0) >= wc.desired_processes;
+  // One truth with the pod boxes: the processes this page read in the pods; the operator's
+  // status figure (its own reads, up to 10 s older) only beside it, and only when it differs.
+  const read = wc.pods.filter((p) => p.processes !== null && !p.terminating);
+  const procsShown = read.length ? wc.alive_processes_seen : wc.ready_processes;
+  const procsOther = read.length && wc.ready_processes !== null && wc.ready_processes !== procsShown ? wc.ready_processes : null;
+  const procsSource = read.length ? `read by this page in ${read.length} pods (GET /processes)` : "the operator's status (readyProcesses)";
+  const procsOk = (procsShown ?? 0) >= wc.desired_processes;
   const conds = Object.entries(wc.conditions).map(([k, c]) => `${k}=${c.status}${c.reason ? ` (${c.reason})` : ""}`).join(", ");
   const maxRecent = Math.max(1, ...wc.pods.flatMap((p) => (p.processes || []).map((x) => x.requests_recent)));
   const replicas = el("input", { type: "number", min: 0, max: 100, value: wc.desired, "aria-label": "replicas" });
@@ -136,7 +142,8 @@ function wcBox(wc) {
     el("div", { class: "head" },
       el("span", { class: "name" }, `wc/${wc.name}`),
       el("span", { class: "counts" }, "pods ", el("b", { class: podsOk ? "ok" : "warn", "data-k": "pods" }, `${wc.ready_replicas}/${wc.desired}`), " ready"),
-      el("span", { class: "counts" }, "processes ", el("b", { class: procsOk ? "ok" : "warn" }, `${wc.ready_processes ?? "?"}/${wc.desired_processes}`), ` ready (${wc.processes_per_pod}/pod)`),
+      el("span", { class: "counts", title: procsSource }, "processes ", el("b", { class: procsOk ? "ok" : "warn", "data-k": "processes" }, `${procsShown ?? "?"}/${wc.desired_processes}`), ` alive (${wc.processes_per_pod}/pod)`,
+        procsOther !== null ? el("span", { class: "dim" }, ` · operator's status: ${procsOther}`) : null),
       el("span", {}, `phase ${wc.phase || "?"}`),
       el("span", { class: "dim" }, conds),
       wc.lab_mode ? el("span", { class: "warn" }, "lab mode") : null,
@@ -175,8 +182,9 @@ function renderMaster(master) {
 
 function renderTimeline(entries) {
   const ol = document.getElementById("timeline");
-  ol.replaceChildren(...entries.slice(0, 150).map((e) => el("li", { class: `lvl-${e.level}`, "data-level": e.level },
-    el("span", { class: "lvl" }, e.level), el("span", { class: "dim" }, fmtTime(e.at)), " ",
+  ol.replaceChildren(...entries.slice(0, 150).map((e) => el("li", { class: `lvl-${e.level}${e.warning ? " warn" : ""}`, "data-level": e.level, "data-reason": e.reason || "" },
+    el("span", { class: "lvl" }, e.level), e.warning ? el("span", { class: "warn-mark" }, "warning ") : null,
+    el("span", { class: "dim" }, fmtTime(e.at)), " ",
     e.wc ? el("b", {}, `wc/${e.wc} `) : null, e.message,
     e.heal_s !== null ? el("span", { class: "heal" }, ` healed in ${e.heal_s}s`) : null)));
 }
@@ -225,21 +233,66 @@ function connect() {
 }
 
 // --- the lab beside it ----------------------------------------------------------------------
+// The lab texts' Markdown, hand-rendered (no library, no build step): headings, paragraphs,
+// fenced code kept verbatim, lists (- * 1.) with their continuation lines, pipe tables, and
+// inline `code` / **bold**. Text only ever becomes text nodes, never HTML.
+function inline(text) {
+  const parts = [];
+  const re = /`([^`]+)`|\*\*([^*]+)\*\*/g;
+  let last = 0, m;
+  while ((m = re.exec(text))) {
+    if (m.index > last) parts.push(text.slice(last, m.index));
+    parts.push(m[1] !== undefined ? el("code", {}, m[1]) : el("b", {}, m[2]));
+    last = re.lastIndex;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+function tableRow(line) {
+  return line.trim().replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
+}
+
 function renderMarkdown(md) {
   const out = [];
   const lines = md.split("\n");
-  let para = [], code = null;
-  const flush = () => { if (para.length) { out.push(el("p", {}, para.join(" "))); para = []; } };
+  let para = [], code = null, list = null, table = null;
+  const flushPara = () => { if (para.length) { out.push(el("p", {}, ...inline(para.join(" ")))); para = []; } };
+  const flushList = () => {
+    if (list) out.push(el(list.ordered ? "ol" : "ul", {}, ...list.items.map((t) => el("li", {}, ...inline(t)))));
+    list = null;
+  };
+  const flushTable = () => {
+    if (table) {
+      const [head, ...body] = table.filter((row) => !row.every((c) => /^:?-{3,}:?$/.test(c)));
+      out.push(el("table", { class: "md" },
+        el("thead", {}, el("tr", {}, ...head.map((c) => el("th", {}, ...inline(c))))),
+        el("tbody", {}, ...body.map((row) => el("tr", {}, ...row.map((c) => el("td", {}, ...inline(c))))))));
+    }
+    table = null;
+  };
+  const flush = () => { flushPara(); flushList(); flushTable(); };
   for (const line of lines) {
     if (code !== null) {
-      if (line.startsWith("```")) { out.push(el("pre", {}, code.join("\n"))); code = null; } else code.push(line);
+      if (line.trim().startsWith("```")) { out.push(el("pre", {}, code.join("\n"))); code = null; } else code.push(line);
       continue;
     }
-    if (line.startsWith("```")) { flush(); code = []; continue; }
+    if (line.trim().startsWith("```")) { flush(); code = []; continue; }
     const h = /^(#{1,4})\s+(.*)$/.exec(line);
-    if (h) { flush(); out.push(el(`h${Math.min(6, h[1].length + 2)}`, {}, h[2])); continue; }
+    if (h) { flush(); out.push(el(`h${Math.min(6, h[1].length + 2)}`, {}, ...inline(h[2]))); continue; }
     if (!line.trim()) { flush(); continue; }
-    para.push(line.replace(/\*\*|`/g, ""));
+    if (/^\s*\|.*\|\s*$/.test(line)) { flushPara(); flushList(); (table ||= []).push(tableRow(line)); continue; }
+    const item = /^\s*([-*]|\d+\.)\s+(.*)$/.exec(line);
+    if (item) {
+      flushPara(); flushTable();
+      const ordered = /\d/.test(item[1]);
+      if (list && list.ordered !== ordered) flushList();
+      (list ||= { ordered, items: [] }).items.push(item[2]);
+      continue;
+    }
+    if (list && /^\s+\S/.test(line)) { list.items[list.items.length - 1] += ` ${line.trim()}`; continue; }
+    flushList(); flushTable();
+    para.push(line.trim());
   }
   flush();
   if (code !== null) out.push(el("pre", {}, code.join("\n")));
@@ -257,8 +310,17 @@ async function initLabs() {
   if (!r.ok) return;
   const select = document.getElementById("lab-select");
   select.replaceChildren(...data.labs.map((l) => el("option", { value: l.number, selected: l.number === data.current || null }, `${l.number}. ${l.title}`)));
+  let current = data.current;
   select.addEventListener("change", () => showLab(select.value));
-  if (data.current) showLab(data.current);
+  if (current) showLab(current);
+  // Follow `workerlab lab reset N` run in a terminal: the lab begun last becomes the panel's.
+  setInterval(async () => {
+    const { r: again, data: now } = await api("/api/labs");
+    if (!again.ok || now.current === current) return;
+    current = now.current;
+    select.value = String(current);
+    showLab(current);
+  }, 3000);
   document.getElementById("lab-check").addEventListener("click", async () => {
     const res = document.getElementById("lab-result");
     res.replaceChildren(el("span", { class: "dim" }, "checking…"));

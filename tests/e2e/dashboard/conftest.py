@@ -63,6 +63,7 @@ class Dashboard:
     browser: object = None  # the page's (persistent) browser context
     playwright: object = None  # for tests that need another, cookie-less browser
     quiet_since: float = field(default_factory=time.monotonic)
+    lab_home: str = ""  # the dashboard's WORKERLAB_LAB_HOME: where `lab reset` records a start
 
     @property
     def token(self) -> str:
@@ -185,7 +186,10 @@ def dashboard(cluster) -> Iterator[Dashboard]:
             page.goto(printed_url)
             assert page.url == url, "the token is swapped for a cookie and the URL cleaned"
             page.evaluate("window.__notReloaded = true")
-            board = Dashboard(ns, url, page, proc, log, time.monotonic(), printed_url, browser, pw)
+            board = Dashboard(
+                ns, url, page, proc, log, time.monotonic(), printed_url, browser, pw,
+                lab_home=lab_home,
+            )  # fmt: skip
             try:
                 yield board
             finally:

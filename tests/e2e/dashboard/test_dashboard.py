@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from support.paths import REPO
@@ -66,7 +70,7 @@ def test_page_shows_both_levels(dashboard, wait_for):
     wait_for(lambda: len(page_pods(page)) == 2, 60, "2 pods on the page")
     for pod in page_pods(page):
         wait_for(lambda p=pod: len(page_pids(page, p)) == 2, 60, f"2 processes of {pod}")
-    # status.readyProcesses follows the operator's own /processes poll (every 10 s)
+    # the header counts the processes this page read, as the pod boxes do
     wait_for(
         lambda: "2/2" in (h := page.text_content(f'[data-wc="{WC}"] .head')) and "4/4" in h,
         60,
@@ -132,12 +136,15 @@ def test_killed_process_gets_a_new_pid_and_the_timeline_names_the_arbiter(
         "a new pid on the page",
     )
     new_pid = (after - before).pop()
+    # the page's own poll ("pid K ...; the arbiter forked pid N") or the operator's
+    # ProcessReplaced Event ("replaced process K ... with process N"), whichever came first
     entry = wait_for(
-        lambda: [t for t in timeline(page, "arbiter") if f"pid {killed}" in t],
+        lambda: [t for t in timeline(page, "arbiter") if re.search(rf"\b{killed}\b", t)],
         30,
         "an arbiter entry naming the killed pid",
     )
-    assert f"pid {new_pid}" in entry[0] and pod in entry[0], entry
+    assert re.search(rf"\b{new_pid}\b", entry[0]) and pod in entry[0], entry
+    assert len(entry) == 1, f"the re-fork is told once: {entry}"
     assert not_reloaded(page)
     dashboard.shot("arbiter-healed")
 
@@ -238,3 +245,26 @@ def test_stream_still_delivers_after_an_idle_period(dashboard, cluster, wait_for
         live_before=version_before,
         live_after=page.text_content("#live"),
     )
+
+
+def test_the_lab_panel_follows_lab_reset_and_renders_the_markdown(dashboard, wait_for):
+    """`workerlab lab reset N` in a terminal (the same lab home): the panel shows lab N without
+    a reload, its lists and tables as lists and tables."""
+    page = dashboard.page
+    env = dict(os.environ, WORKERLAB_LAB_HOME=dashboard.lab_home)
+    workerlab = str(Path(sys.executable).parent / "workerlab")
+    for number in (2, 1):
+        subprocess.run(
+            [workerlab, "lab", "reset", str(number)], env=env, cwd=REPO, check=True,
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_for(
+            lambda n=number: page.input_value("#lab-select") == str(n),
+            15,
+            f"the panel on lab {number}",
+        )
+        wait_for(lambda: page.locator("#lab-text table.md").count() >= 1, 15, "a table")
+        assert page.locator("#lab-text ol li, #lab-text ul li").count() >= 2
+        assert page.locator("#lab-text pre").count() >= 1
+        assert "|---" not in page.text_content("#lab-text")
+    assert not_reloaded(page)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from workerlab.cli.dashboard.model import ARBITER, KUBELET, OPERATOR, Model
+from workerlab.cli.dashboard.model import Model
+from workerlab.cli.dashboard.timeline import ARBITER, KUBELET, OPERATOR
 from workerlab.cli.dashboard.view import window_delta
 
 NS = "lab"
@@ -53,6 +54,17 @@ def proc(pid, served=0, alive=True, started=100.0, index=0, exited_at=None, exit
     }  # fmt: skip
 
 
+def k8s_event(reason, message, at, kind="WorkerCluster", name="demo", type_="Normal", uid=None,
+              source="workerlab-operator"):  # fmt: skip
+    stamp = f"1970-01-01T00:{int(at) // 60:02d}:{int(at) % 60:02d}Z"
+    return {
+        "metadata": {"uid": uid or f"{reason}-{message}", "name": f"e-{at}"},
+        "involvedObject": {"kind": kind, "name": name},
+        "reason": reason, "message": message, "type": type_, "count": 1,
+        "lastTimestamp": stamp, "source": {"component": source},
+    }  # fmt: skip
+
+
 def levels(model):
     return [e.level for e in model.timeline]
 
@@ -95,9 +107,11 @@ def test_deleted_pod_then_a_new_ready_pod_is_an_operator_heal_with_its_time():
     m.pod("ADDED", pod("demo-c", ready=False), 1011.5)
     # the operator's status write arrives meanwhile: the same spec, not a scale-down
     m.wc("MODIFIED", dict(wc(), status={"readyReplicas": 1}), 1012)
-    assert OPERATOR not in levels(m)
+    said = "Created pod demo-c: replacing a pod that was deleted or failed"
+    m.event("ADDED", k8s_event("ReplacedPod", said, 1012), 1012)
+    assert [e.reason for e in m.timeline] == ["ReplacedPod"]  # the Event itself, not a heal yet
     m.pod("MODIFIED", pod("demo-c", ready=True), 1014)
-    (entry,) = [e for e in m.timeline if e.level == OPERATOR]
+    (entry,) = [e for e in m.timeline if e.level == OPERATOR and e.heal_s is not None]
     assert "demo-a" in entry.message and entry.pod == "demo-c" and entry.heal_s == 4.0
 
 
@@ -124,7 +138,10 @@ def test_scale_down_seen_before_the_lower_spec_is_not_a_fault_either():
     m.pod("MODIFIED", pod("demo-a", terminating=True), 1010)
     m.pod("ADDED", pod("demo-e", ready=False), 1011)
     m.pod("MODIFIED", pod("demo-e", ready=True), 1013)
-    (entry,) = [e for e in m.timeline if e.level == OPERATOR]
+    # the operator's word arrives after the pod was Ready: the heal is told at Ready time
+    said = "Created pod demo-e: replacing a pod that was deleted or failed"
+    m.event("ADDED", k8s_event("ReplacedPod", said, 1011), 1014)
+    (entry,) = [e for e in m.timeline if e.level == OPERATOR and e.heal_s is not None]
     assert "replaced demo-a" in entry.message and entry.heal_s == 3.0
 
 
@@ -309,3 +326,69 @@ def test_the_master_and_its_standby_and_a_hand_over_on_the_timeline():
     assert entry.message == "master hand-over: op-b on w2 took the Lease from op-a"
     assert m.health["master"]["standbys"] == []
     assert m.view(1020)["health"]["master"]["active"] == "op-b"
+
+
+def test_a_rollout_is_no_heal_even_below_the_desired_count():
+    """maxUnavailable lets the operator delete an old pod before its successor is Ready: the
+    operator's own DeletedPod / CreatedPod Events say it was a rollout step."""
+    m = base()
+    m.wc("MODIFIED", wc(hash_="h2"), 1001)
+    m.event("ADDED", k8s_event("DeletedPod",
+            "Deleted pod demo-a: rolling update, outdated pod template", 1002), 1002)  # fmt: skip
+    m.pod("MODIFIED", pod("demo-a", terminating=True), 1002.5)
+    m.pod("DELETED", pod("demo-a"), 1003)
+    m.event("ADDED", k8s_event("CreatedPod", "Created pod demo-n: rolling update", 1003), 1003)
+    m.pod("ADDED", pod("demo-n", ready=False, hash_="h2"), 1003)
+    m.pod("MODIFIED", pod("demo-n", hash_="h2"), 1006)
+    # the pod watch first, the operator's word after: still no fault
+    m.pod("MODIFIED", pod("demo-b", terminating=True), 1007)
+    m.event("ADDED", k8s_event("DeletedPod",
+            "Deleted pod demo-b: rolling update, outdated pod template", 1007), 1007.5)  # fmt: skip
+    m.pod("ADDED", pod("demo-o", ready=False, hash_="h2"), 1008)
+    m.pod("MODIFIED", pod("demo-o", hash_="h2"), 1010)
+    assert [e for e in m.timeline if e.heal_s is not None] == []
+    assert {e.reason for e in m.timeline} == {"DeletedPod", "CreatedPod"}
+
+
+def test_every_warning_on_the_cluster_or_its_pods_is_shown_as_a_warning():
+    m = base()
+    crash = "REDIS_URL='not-a-url' is not a redis:// URL"
+    m.event("ADDED", k8s_event("WorkerCrashLoop", crash, 1001, type_="Warning"), 1001)
+    m.event("ADDED", k8s_event("BackOff", "Back-off restarting failed container", 1002,
+                               kind="Pod", name="demo-a", type_="Warning",
+                               source="kubelet"), 1002)  # fmt: skip
+    m.event("ADDED", k8s_event("FailedScheduling", "0/1 nodes are available", 1003,
+                               kind="Pod", name="demo-b", type_="Warning",
+                               source="default-scheduler"), 1003)  # fmt: skip
+    # the kubelet's routine about a pod, and a Warning about someone else's pod: not shown
+    m.event("ADDED", k8s_event("Pulled", "image present", 1004, kind="Pod", name="demo-a",
+                               source="kubelet"), 1004)  # fmt: skip
+    m.event("ADDED", k8s_event("BackOff", "x", 1005, kind="Pod", name="other-z",
+                               type_="Warning", source="kubelet"), 1005)  # fmt: skip
+    shown = [(e.level, e.reason, e.warning, e.wc, e.pod) for e in m.timeline]
+    assert shown == [
+        (OPERATOR, "WorkerCrashLoop", True, "demo", None),
+        (KUBELET, "BackOff", True, "demo", "demo-a"),
+        ("cluster", "FailedScheduling", True, "demo", "demo-b"),
+    ]
+    assert crash in m.timeline[0].message
+    assert m.view(1006)["timeline"][0]["warning"] is True
+
+
+def test_a_re_fork_is_told_once_whether_the_page_or_the_operator_saw_it_first():
+    told = ("The arbiter (pid 1) of pod demo-a replaced process 10 (killed by signal 9) with "
+            "process 12 in slot 0: the pod and its container kept running")  # fmt: skip
+    m = base()
+    m.processes("demo-a", report(proc(10), proc(11, index=1)), 1001)
+    m.processes("demo-a", report(proc(10, alive=False, exited_at=1001.5, exit="killed by signal 9"),
+                                 proc(12, started=1002), proc(11, index=1)), 1003)  # fmt: skip
+    m.event("ADDED", k8s_event("ProcessReplaced", told, 1004), 1004)
+    assert levels(m) == [ARBITER]
+    # the other way round: the operator's Event first, then the page's poll
+    m = base()
+    m.processes("demo-a", report(proc(10), proc(11, index=1)), 1001)
+    m.event("ADDED", k8s_event("ProcessReplaced", told, 1004), 1004)
+    m.processes("demo-a", report(proc(10, alive=False, exited_at=1001.5, exit="killed by signal 9"),
+                                 proc(12, started=1002), proc(11, index=1)), 1005)  # fmt: skip
+    assert levels(m) == [ARBITER]
+    assert m.timeline[0].pod == "demo-a" and "arbiter" in m.timeline[0].message

@@ -142,3 +142,20 @@ def test_a_lost_node_is_said_under_its_workercluster():
     render([view], Console(file=buffer, width=160))
     assert "node w2 lost: no heartbeat since 2026-12-04T20:00:00Z" in buffer.getvalue()
     assert cluster_view(WC, [pod()]).lost_nodes == {}
+
+
+def test_the_process_count_is_the_one_read_now_with_the_status_figure_beside_when_it_differs():
+    live = [{"pid": p, "index": i, "alive": True} for i, p in enumerate((7, 8, 9))]
+    wc = {**WC, "status": {**WC.get("status", {}), "readyProcesses": 5}}
+    view = cluster_view(wc, [pod()])
+    view.pods[0].processes = process_rows({"processes": live}, now=160.0)
+    buffer = io.StringIO()
+    render([view], Console(file=buffer, width=200))
+    head = " ".join(buffer.getvalue().split())
+    assert "3 processes alive" in head and "read now in 1 pods" in head
+    assert "the operator's status says 5" in head
+    # not read (--no-processes): the status figure, said to be the status'
+    unread = cluster_view(wc, [pod()])
+    buffer = io.StringIO()
+    render([unread], Console(file=buffer, width=200))
+    assert "5 processes ready" in buffer.getvalue() and "the operator's status" in buffer.getvalue()

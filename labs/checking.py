@@ -73,10 +73,10 @@ class Evidence:
         return found
 
 
-# After the pass, a little slack (the Events' second resolution, a small clock skew). None
-# before the start: the reset's own changes (demo's rollout back to the starting spec) end
-# before `lab reset` records the start, and they must not count as the learner's.
-SLACK_SECONDS = 5.0
+# The window is the lab's: from the recorded start (the reset's own changes, demo's rollout back
+# to the starting spec, end before `lab reset` records it) to the recorded pass, plus the
+# Events' one-second resolution (the next lab's reset, right after the pass, is not this lab's).
+SLACK_SECONDS = 1.0
 
 
 def gather_evidence(kube: Kube, started_at: float, passed_at: float, runs: list) -> Evidence:

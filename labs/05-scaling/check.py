@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from workerlab.api.objects import created_at, scaled_message, worker_port
+from workerlab.api.objects import created_at, pod_action, scaled_message, worker_port
 from workerlab.api.processes import alive_count
 from workerlab.api.resource import KIND, Reason
 from workerlab.common.errors import WorkerlabError
@@ -117,7 +117,7 @@ def audit(evidence: Evidence) -> list[Item]:
         if e.get("reason") in (Reason.CREATED_POD, Reason.REPLACED_POD)
     ]
     rolled = [m for m in created if m.endswith("rolling update")]
-    made = {m.split()[2].rstrip(":") for m in created if m.startswith("Created pod ")}
+    made = {action[1] for m in created if (action := pod_action(m))}
     items = [
         item(f"the operator scaled demo up to {REPLICAS} pods", scaled, scaled_message("up", 3)),
         item(

@@ -112,6 +112,14 @@ def test_lab7_needs_a_clean_new_connection_run_across_the_rolled_pods():
     assert not audit(7, events, [run(T0 + 30, T0 + 90, errors=2)])[0]
     assert not audit(7, events, [run(T0 + 30, T0 + 50)])[0]  # ended mid-rollout
     assert not audit(7, events, [run(T0 + 30, T0 + 90, keepalive=True)])[0]
+    # the next lab's reset rolls demo back just after the pass: a rollout of its own, which
+    # the run did not span, does not undo the pass
+    reset = [
+        created("demo-b7-x1", "rolling update", T0 + 120),
+        created("demo-b7-x2", "rolling update", T0 + 130),
+    ]
+    assert audit(7, events + reset, [run(T0 + 30, T0 + 90)])[0]
+    assert not audit(7, reset, [run(T0 + 30, T0 + 90)])[0]
 
 
 def rescale(size: int, at: float) -> dict:
@@ -146,7 +154,7 @@ def test_the_evidence_is_the_window_between_start_and_pass():
     before = wc_ev("ReplacedPod", "before", T0 - 60)
     reset = wc_ev("CreatedPod", "Created pod demo-r: rolling update", T0 - 2)  # the reset's
     inside = wc_ev("ReplacedPod", "inside", T0 + 60)
-    after = wc_ev("ReplacedPod", "after", PASSED + 60)
+    after = wc_ev("ReplacedPod", "after", PASSED + 3)  # the next lab's reset, just after
     # one Event repeated: first inside the window, last long after (counted, not lost)
     repeated = dict(wc_ev("Scaled", "repeated", PASSED + 600), firstTimestamp=iso(T0 + 30))
     old_run, new_run = run(T0 - 100, T0 - 50), run(T0 + 10, T0 + 20)

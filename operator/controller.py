@@ -137,7 +137,11 @@ class Controller:
         await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)
         for seen in self.probe.take_replacements(namespace, name):
-            await self.recorder.post(body, events.process_replaced(seen), now)
+            # Stamped when the process died (the arbiter's record), not when this poll saw it:
+            # the Event says when the heal happened, as the other heals' Events do.
+            died = seen.replacement.dead.exited_at
+            at = datetime.fromtimestamp(died, UTC) if died else now
+            await self.recorder.post(body, events.process_replaced(seen), at)
         result = replace(result, status=plan(cluster, pods, now, nodes).status)
         await Owned(self.kube, self.recorder, writes, cluster, body, now).ensure_all()
         retry_in = writes.finish()

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import itertools
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -627,5 +628,44 @@ def test_a_lost_nodes_pod_is_deleted_now_and_replaced_off_that_node():
         ]
         reasons = [reason for reason, _ in kube.events]
         assert {"NodeLost", "DeletedPod", "ReplacedPod"} <= set(reasons), kube.events
+
+    asyncio.run(scenario())
+
+
+def test_an_arbiters_re_fork_is_told_once_stamped_when_the_process_died():
+    async def scenario():
+        kube = RecordingKube({"replicas": 1, "processesPerPod": 2})
+        stamps: list[tuple[str, Any]] = []
+        post = kube.post_event
+
+        async def post_event(involved, event_type, reason, message, now):
+            stamps.append((reason, now))
+            await post(involved, event_type, reason, message, now)
+
+        kube.post_event = post_event  # type: ignore[method-assign]
+        ctl = controller_for(kube)
+        await ctl.reconcile((NS, NAME))
+        kube.make_ready()
+        await ctl.reconcile((NS, NAME))
+        died = time.time() + 1  # after the operator's start: news
+        healed = {"arbiter_pid": 1, "processes": [
+            {"pid": 3, "index": 0, "generation": 3, "alive": True},
+            {"pid": 2, "index": 1, "generation": 2, "alive": True},
+            {"pid": 1, "index": 0, "generation": 1, "alive": False, "exited_at": died,
+             "exit": "killed by signal 9"},
+        ]}  # fmt: skip
+
+        async def pod_processes(namespace: str, pod: str, port: int) -> dict[str, Any]:
+            return healed
+
+        ctl.probe._fetch = pod_processes  # the pod's record now shows the re-fork
+        for _ in range(2):
+            await ctl.reconcile((NS, NAME))
+        told = [(m, at) for (r, m), (_, at) in zip(kube.events, stamps, strict=True)
+                if r == "ProcessReplaced"]  # fmt: skip
+        assert len(told) == 1, kube.events
+        message, at = told[0]
+        assert "replaced process 1 (killed by signal 9) with process 3 in slot 0" in message
+        assert at.timestamp() == pytest.approx(died)
 
     asyncio.run(scenario())

@@ -52,6 +52,7 @@ def state_view(model: Model, now: float) -> dict[str, Any]:
         "clusters": clusters,
         "orphan_pods": sorted(p.name for p in orphans),
         "timeline": [e.to_dict() for e in reversed(model.timeline)],
+        "lanes": model.lanes.view(now),
     }
 
 

@@ -193,6 +193,7 @@ function render() {
   if (!view || refused) return;
   renderBanner(view.health);
   renderMaster(view.health.master);
+  if (view.lanes) drawAllLanes(document.getElementById("lanes"), view);
   const box = document.getElementById("clusters");
   if (view.health.auth === false) {
     box.replaceChildren(el("p", { class: "bad", id: "not-authorised" }, "not authorised: the API server refused this kubeconfig's credentials"));

@@ -276,7 +276,14 @@ class Model:
         parsed = ProcessesReport.from_dict(report)
         fresh = {
             p.pid: ProcState(
-                p.pid, p.index, p.started_at, p.requests_served, p.alive, p.exit, p.exited_at
+                p.pid,
+                p.index,
+                p.started_at,
+                p.requests_served,
+                p.alive,
+                p.exit,
+                p.exited_at,
+                p.control_served,
             )
             for p in parsed.processes
         }

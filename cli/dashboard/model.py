@@ -285,7 +285,14 @@ class Model:
         self.lanes.processes(state.uid, parsed.processes, now)
         fresh = {
             p.pid: ProcState(
-                p.pid, p.index, p.started_at, p.requests_served, p.alive, p.exit, p.exited_at
+                p.pid,
+                p.index,
+                p.started_at,
+                p.requests_served,
+                p.alive,
+                p.exit,
+                p.exited_at,
+                p.control_served,
             )
             for p in parsed.processes
         }

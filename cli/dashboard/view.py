@@ -104,6 +104,7 @@ def _pod_view(model: Model, p: PodState, current_hash: str | None, now: float) -
                 else None,
                 "requests_served": proc.requests_served,
                 "requests_recent": window_delta(p.samples.get(proc.pid), now, model.window_s),
+                "control_served": proc.control_served,
                 "alive": proc.alive,
                 "exit": proc.exit,
             }

@@ -28,6 +28,7 @@ def _entry(e: dict[str, Any]) -> str:
     return (
         f'<li class="{classes}" data-level="{html.escape(e["level"])}">'
         f"<span class=lvl>{html.escape(e['level'])}</span>"
+        + ("<span class=warn-mark>warning </span>" if e.get("warning") else "")
         f"<span class=dim>{time.strftime('%H:%M:%S', time.localtime(e['at']))}</span> "
         f"{wc}{html.escape(e['message'])}{healed}</li>"
     )

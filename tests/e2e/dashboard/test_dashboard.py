@@ -93,7 +93,25 @@ def save_record(dashboard, name: str) -> Path:
     download.value.save_as(path)
     if os.environ.get("WORKERLAB_UPDATE_DOCS_SCREENSHOT"):
         shutil.copy(path, REPO / "docs" / "images" / f"record-{name}.html")
+        shot = REPO / "docs" / "images" / f"record-{name}.png"
+        dashboard.page.locator("#time").screenshot(path=str(shot))
     return path
+
+
+AT_REST_S = 60.0
+
+
+def counters(page) -> dict[str, tuple[int, int]]:
+    """pod/pid -> (the learner's requests served, the probes' and polls' count), from the
+    page's own /api/state (its cookie)."""
+    state = page.evaluate("fetch('/api/state').then(r => r.json())")
+    return {
+        f"{pod['name']}/{proc['pid']}": (proc["requests_served"], proc["control_served"])
+        for wc in state["clusters"]
+        for pod in wc["pods"]
+        for proc in pod["processes"] or []
+        if proc["alive"] and proc.get("control_served") is not None
+    }
 
 
 def not_reloaded(page) -> bool:
@@ -311,12 +329,21 @@ def test_stream_still_delivers_after_an_idle_period(dashboard, cluster, wait_for
     """Last in the module: waits what remains of WORKERLAB_DASHBOARD_IDLE_S since the last
     change, then a change must still reach the same page, without a reload."""
     page, ns = dashboard.page, dashboard.ns
-    remaining = IDLE_S - (time.monotonic() - dashboard.quiet_since)
-    if remaining > 0:
-        time.sleep(remaining)
+    before = counters(page)
+    # at least a minute with the page open and no load, whatever WORKERLAB_DASHBOARD_IDLE_S says
+    time.sleep(max(AT_REST_S, IDLE_S - (time.monotonic() - dashboard.quiet_since)))
     idle_s = time.monotonic() - dashboard.quiet_since
     open_s = time.monotonic() - dashboard.opened_at
     assert not_reloaded(page)
+    # At rest the learner's request counters stay still while the probes and polls go on: the
+    # machinery's traffic is counted apart (control), never as requests.
+    after = counters(page)
+    both = sorted(set(before) & set(after))
+    assert both, (before, after)
+    assert all(after[k][0] == before[k][0] for k in both), (before, after)
+    assert all(after[k][1] > before[k][1] for k in both), (before, after)
+    header = page.text_content(f'[data-wc="{WC}"] .head')
+    assert re.search(r"last \d+s: 0 req", header), header
     version_before = page.text_content("#live")
     victim = sorted(ready_names(cluster, ns))[0]
     cluster.ok("delete", "pod", victim, "-n", ns, "--wait=false")

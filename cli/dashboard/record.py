@@ -25,10 +25,10 @@ def _entry(e: dict[str, Any]) -> str:
     classes = f"lvl-{e['level']}" + (" warn" if e.get("warning") else "")
     healed = f" <span class=heal>healed in {e['heal_s']}s</span>" if e.get("heal_s") else ""
     wc = f"<b>wc/{html.escape(e['wc'])}</b> " if e.get("wc") else ""
+    warned = "<span class=warn-mark>warning </span>" if e.get("warning") else ""
     return (
         f'<li class="{classes}" data-level="{html.escape(e["level"])}">'
-        f"<span class=lvl>{html.escape(e['level'])}</span>"
-        + ("<span class=warn-mark>warning </span>" if e.get("warning") else "")
+        f"<span class=lvl>{html.escape(e['level'])}</span>{warned}"
         f"<span class=dim>{time.strftime('%H:%M:%S', time.localtime(e['at']))}</span> "
         f"{wc}{html.escape(e['message'])}{healed}</li>"
     )

@@ -18,8 +18,9 @@ class ProcessRecord:
     index: int | None = None  # the slot 0..N-1 a replacement reuses
     generation: int | None = None
     started_at: float | None = None  # epoch seconds
-    requests_served: int | None = None
-    in_flight: int | None = None  # requests begun and not yet answered
+    requests_served: int | None = None  # the learner's requests answered (see api.traffic)
+    in_flight: int | None = None  # the learner's requests begun and not yet answered
+    control_served: int | None = None  # probes, polls and scrapes answered; None: an older worker
     alive: bool = False  # a record that does not say it is alive is not counted as alive
     exited_at: float | None = None
     exit: str | None = None  # how it ended, as the arbiter saw it
@@ -33,6 +34,7 @@ class ProcessRecord:
             started_at=raw.get("started_at"),
             requests_served=raw.get("requests_served"),
             in_flight=raw.get("in_flight"),
+            control_served=raw.get("control_served"),
             alive=bool(raw.get("alive", False)),
             exited_at=raw.get("exited_at"),
             exit=raw.get("exit"),

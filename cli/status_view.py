@@ -38,6 +38,10 @@ def _processes_line(view: ClusterView) -> str:
     return line
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def render(views: list[ClusterView], console: Console) -> None:
     if not views:
         console.print(
@@ -73,15 +77,19 @@ def render(views: list[ClusterView], console: Console) -> None:
                 branch.add(f"[dim]processes unknown: {pod.processes_error}[/]")
             if pod.processes:
                 table = Table(box=None, pad_edge=False, show_edge=False)
-                for column in ("pid", "slot", "uptime", "requests", "in flight", "state"):
-                    table.add_column(column, justify="right" if column != "state" else "left")
+                for column in ("pid", "slot", "uptime", "requests", "in flight"):
+                    table.add_column(column, justify="right")
+                # The machinery's probes, polls and scrapes: shown, dim, never in "requests".
+                table.add_column("control", justify="right", style="dim")
+                table.add_column("state")
                 for p in pod.processes:
                     table.add_row(
                         str(p.pid),
-                        "-" if p.index is None else str(p.index),
+                        _count(p.index),
                         _fmt_uptime(p.uptime_s),
-                        "-" if p.requests_served is None else str(p.requests_served),
-                        "-" if p.in_flight is None else str(p.in_flight),
+                        _count(p.requests_served),
+                        _count(p.in_flight),
+                        _count(p.control_served),
                         "alive" if p.alive else f"[dim]{escape(exits.short_label(p.exit))}[/]",
                     )
                 branch.add(table)

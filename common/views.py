@@ -31,10 +31,11 @@ class ProcessRow:
     pid: int
     index: int | None
     uptime_s: float | None
-    requests_served: int | None
+    requests_served: int | None  # the learner's requests (workerlab.api.traffic)
     alive: bool
     exit: str | None = None  # how a dead one ended (see workerlab.api.exits)
     in_flight: int | None = None
+    control_served: int | None = None  # probes, polls and scrapes; None from an older worker
 
 
 @dataclass
@@ -124,6 +125,7 @@ def process_rows(report: dict, now: float | None = None) -> list[ProcessRow]:
             alive=p.alive,
             exit=p.exit,
             in_flight=p.in_flight,
+            control_served=p.control_served,
         )
         for p in ProcessesReport.from_dict(report).processes
     ]

@@ -24,48 +24,7 @@ from workerlab.api.processes import ProcessesReport
 from workerlab.worker import faults, metrics, siblings
 from workerlab.worker.config import MAX_CPU_MS, MAX_IO_MS, Settings
 from workerlab.worker.counter import CounterUnavailable, make_counter
-
-RECORD_FLUSH_S = 0.5  # how stale /processes may be about a sibling's request count
-
-
-class ProcessState:
-    """This process's own bookkeeping, published to the pod's state dir for its siblings."""
-
-    def __init__(self, identity: siblings.ProcessIdentity, state: siblings.StateDir) -> None:
-        self.identity = identity
-        self.state = state
-        self.requests_served = 0
-        self.in_flight = 0
-        self._published: tuple[int, int] | None = None
-        self._published_at = 0.0
-
-    def begin_request(self) -> None:
-        self.in_flight += 1
-        # A process whose record is stale (it was idle) publishes at once: if this request then
-        # blocks its event loop (/work/cpu), its siblings' /processes still show it busy. Under
-        # steady load the periodic publisher keeps the record fresh, so this rarely writes.
-        if time.monotonic() - self._published_at > RECORD_FLUSH_S:
-            with contextlib.suppress(OSError):
-                self.publish()
-
-    def count_request(self) -> int:
-        """The request was answered (or failed): one more served, one fewer in flight."""
-        self.in_flight -= 1
-        self.requests_served += 1
-        return self.requests_served
-
-    def publish(self) -> None:
-        figures = (self.requests_served, self.in_flight)
-        if self._published != figures:
-            self.state.write_record(self.identity, *figures)
-            self._published = figures
-            self._published_at = time.monotonic()
-
-    async def publish_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(RECORD_FLUSH_S)
-            with contextlib.suppress(OSError):  # a full or vanished dir must not kill serving
-                self.publish()
+from workerlab.worker.process_state import ProcessState
 
 
 class Hello(BaseModel):
@@ -129,9 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(
-        metrics.RequestMetrics, on_start=process.begin_request, on_request=process.count_request
-    )
+    app.add_middleware(metrics.RequestMetrics, process=process)
 
     def who() -> dict:
         return {"pod": settings.pod_name, "pid": identity.pid, "process_index": identity.index}

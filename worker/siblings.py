@@ -4,7 +4,8 @@ Processes forked by the arbiter share no memory, so they tell each other about t
 through files: each process rewrites its own `processes/<pid>.json`, the arbiter marks a record
 dead when it reaps the process, and `GET /processes` in any process reads them all.
 
-    <state_dir>/processes/<pid>.json   {"pid","index","requests_served","in_flight",...}
+    <state_dir>/processes/<pid>.json   {"pid","index","requests_served","in_flight",
+                                        "control_served",...}
     <state_dir>/metrics/               prometheus_client multiprocess files
     <state_dir>/draining               exists once the arbiter got SIGTERM: every /readyz says 503
 """
@@ -73,7 +74,11 @@ class StateDir:
 
     # --- process records -------------------------------------------------------------------
     def write_record(
-        self, identity: ProcessIdentity, requests_served: int, in_flight: int = 0
+        self,
+        identity: ProcessIdentity,
+        requests_served: int,
+        in_flight: int = 0,
+        control_served: int = 0,
     ) -> None:
         record = ProcessRecord(
             pid=identity.pid,
@@ -82,6 +87,7 @@ class StateDir:
             started_at=identity.started_at,
             requests_served=requests_served,
             in_flight=in_flight,
+            control_served=control_served,
             alive=True,
         )
         self._write(self.processes / f"{identity.pid}.json", record.to_dict())

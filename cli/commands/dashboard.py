@@ -7,6 +7,7 @@ import contextlib
 import secrets
 import socket
 import time
+from pathlib import Path
 
 import typer
 
@@ -49,6 +50,12 @@ def dashboard(
     stop_after: float = typer.Option(
         0, "--stop-after", min=0, help="quit after this many seconds (0: run until Ctrl-C)"
     ),
+    record: Path | None = typer.Option(
+        None,
+        "--record",
+        help="when it stops, save the last minutes' lanes and timeline to this HTML file "
+        "(self-contained: opens with no network, e.g. on a projector later)",
+    ),
     namespace: str = NamespaceOption,
     context: str = ContextOption,
 ) -> None:
@@ -62,9 +69,14 @@ def dashboard(
     scale, delete a pod, kill a process (lab mode), start a bounded load; the current lab and
     its check.
 
-    Example: workerlab dashboard --namespace workerlab --port 8080
+    Example: workerlab dashboard --namespace workerlab --port 8080 --record rollout.html
     """
     _require_web_stack()
+    if record is not None and not record.parent.resolve().is_dir():
+        raise WorkerlabError(
+            f"--record {record}: the folder {record.parent} does not exist",
+            hint="give a file in an existing folder",
+        )
     if not _port_free(port):
         raise WorkerlabError(
             f"127.0.0.1:{port} is already in use", hint="pick another one with --port"
@@ -79,7 +91,7 @@ def dashboard(
         soft_wrap=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(kube, port, token, window, poll, stop_after))
+        asyncio.run(_serve(kube, port, token, window, poll, stop_after, record))
 
 
 def lab_text_for(number: int, namespace: str) -> str:
@@ -93,7 +105,13 @@ def lab_text_for(number: int, namespace: str) -> str:
 
 
 async def _serve(
-    kube, port: int, token: str, window: float, poll: float, stop_after: float
+    kube,
+    port: int,
+    token: str,
+    window: float,
+    poll: float,
+    stop_after: float,
+    record: Path | None,
 ) -> None:
     import uvicorn
 
@@ -136,3 +154,17 @@ async def _serve(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(feeding, 10)
         out.print(f"dashboard stopped after {time.monotonic() - started:.0f}s")
+        if record is not None:
+            _save_record(record, hub.model.view(time.time()), kube.context)
+
+
+def _save_record(path: Path, view: dict, context: str) -> None:
+    from workerlab.cli.dashboard.record import record_html
+
+    try:
+        path.write_text(record_html(view, context))
+    except OSError as error:
+        out.print(f"[red]could not save the record to {path}: {error.strerror}[/]")
+        return
+    pods = len(view["lanes"]["pods"])
+    out.print(f"recorded {pods} pods' lanes and {len(view['timeline'])} timeline entries: {path}")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from workerlab.api.processes import ProcessesReport
+from workerlab.api.traffic import is_control
 from workerlab.cli import targets
 from workerlab.cli.loadgen import LoadPlan, journal_record, run_load
 from workerlab.cli.support import (
@@ -83,6 +86,18 @@ def whole_percents(counts: dict[str, int]) -> dict[str, int]:
     return floors
 
 
+def control_note(path: str) -> str | None:
+    """Load on a probe or poll path is answered like any other, but the worker counts it as the
+    machinery's (api.traffic): say so, or the learner looks for it in `requests` in vain."""
+    if not is_control(urlsplit(path).path):
+        return None
+    return (
+        f"note: the worker counts {path} as control traffic (like the kubelet's probes and the "
+        "operator's polls): `workerlab status` and the dashboard show it under control, "
+        "not requests"
+    )
+
+
 def render(summary: LoadSummary, label: str, path: str) -> None:
     lat, probe = summary.latency, summary.probe
     verdict = "[green]no errors[/]" if summary.errors == 0 else f"[red]{summary.errors} errors[/]"
@@ -119,6 +134,8 @@ def render(summary: LoadSummary, label: str, path: str) -> None:
                 "  ".join(f"{pid}: {n}" for pid, n in procs.items()),
             )
         out.print(dist)
+        if note := control_note(path):
+            out.print(f"[dim]{escape(note)}[/]")
         fair = summary.fairness()
         expected = summary.expected_processes
         over = f" over {len(expected)} live processes, idle ones included" if expected else ""

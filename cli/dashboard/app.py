@@ -41,6 +41,7 @@ from workerlab.cli.dashboard.auth import (
 )
 from workerlab.cli.dashboard.loading import LoadBody, start_load
 from workerlab.cli.dashboard.model import Model
+from workerlab.cli.dashboard.record import record_html
 from workerlab.cli.dashboard.timeline import YOU
 from workerlab.common import journal
 from workerlab.common.errors import WorkerlabError
@@ -227,11 +228,24 @@ def create_app(
         view = model.view(time.time())
         if view["health"].get("auth") is False:
             view["clusters"], view["orphan_pods"] = [], []
+            view["lanes"] = dict(view["lanes"], pods=[])
         return view
 
     @app.get("/api/state")
     async def state() -> dict[str, Any]:
         return current_view()
+
+    @app.get("/api/record")
+    async def record() -> HTMLResponse:
+        """The lanes and timeline as one self-contained HTML file (record.py), to download."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return HTMLResponse(
+            record_html(current_view(), context),
+            headers={
+                "Content-Disposition": f'attachment; filename="workerlab-{stamp}.html"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @app.get("/api/stream")
     async def stream(request: Request) -> StreamingResponse:

@@ -24,8 +24,9 @@ from workerlab.api.objects import (
     pod_terminating,
 )
 from workerlab.api.processes import ProcessesReport
-from workerlab.api.resource import Reason
+from workerlab.api.resource import LABEL_INSTANCE, Reason
 from workerlab.cli.dashboard.heals import Heal, HealLedger
+from workerlab.cli.dashboard.lanes import LaneBook
 from workerlab.cli.dashboard.state import PodState, ProcState, replicas
 from workerlab.cli.dashboard.timeline import (
     ARBITER,
@@ -55,6 +56,7 @@ class Model:
         self._seq = itertools.count(1)
         self._seen_events: dict[str, tuple[Any, ...]] = {}  # event uid -> (count, time)
         self.heals = HealLedger()  # which pod changes were heals (heals.py)
+        self.lanes = LaneBook()  # each pod's and process's life on the time axis (lanes.py)
         self._known_uids: set[str] = set()
         self.version = 0  # bumps on every change the page should see
         self.health: dict[str, Any] = {"cluster": None, "cluster_error": None, "operator": None}
@@ -100,7 +102,8 @@ class Model:
         if before != self.health:
             if key == "cluster" and before["cluster"] is not None and value != before["cluster"]:
                 what = "reachable again" if value else f"unreachable: {error}"
-                self.add(CLUSTER, f"the API server is {what}", now)
+                why = "APIServerBack" if value else "APIServerLost"  # lanes.js draws the band
+                self.add(CLUSTER, f"the API server is {what}", now, reason=why)
             self._changed()
 
     # --- WorkerClusters ---------------------------------------------------------------------
@@ -131,12 +134,16 @@ class Model:
         if kind == "DELETED":
             if old is not None:
                 self._pod_gone(old, now)
+                self.lanes.gone(old.uid, now)
                 del self.pods[name]
                 self._changed()
             return
         if old is not None and old.uid != obj["metadata"].get("uid"):
             self._pod_gone(old, now)  # same name, new pod
+            self.lanes.gone(old.uid, now)
             old = None
+        uid = str(obj["metadata"].get("uid", ""))
+        self.lanes.pod(uid, obj, (obj["metadata"].get("labels") or {}).get(LABEL_INSTANCE), now)
         if old is None:
             state = PodState(obj, now)
             self.pods[name] = state
@@ -151,6 +158,7 @@ class Model:
             self._pod_gone(old, now)
         if pod_restarts(obj) > pod_restarts(before):
             old.restart_fault_at = self._terminated_at(obj) or now
+            self.lanes.restarted(old.uid, old.restart_fault_at)
             self.add(
                 KUBELET,
                 f"container of {name} restarted in place: restartCount "
@@ -274,9 +282,17 @@ class Model:
         if state is None:
             return
         parsed = ProcessesReport.from_dict(report)
+        self.lanes.processes(state.uid, parsed.processes, now)
         fresh = {
             p.pid: ProcState(
-                p.pid, p.index, p.started_at, p.requests_served, p.alive, p.exit, p.exited_at
+                p.pid,
+                p.index,
+                p.started_at,
+                p.requests_served,
+                p.alive,
+                p.exit,
+                p.exited_at,
+                p.control_served,
             )
             for p in parsed.processes
         }

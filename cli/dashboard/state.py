@@ -14,10 +14,11 @@ class ProcState:
     pid: int
     index: int | None
     started_at: float | None
-    requests_served: int | None
+    requests_served: int | None  # the learner's requests (workerlab.api.traffic)
     alive: bool
     exit: str | None = None
     exited_at: float | None = None
+    control_served: int | None = None  # probes, polls and scrapes: shown apart, never summed in
 
 
 @dataclass
@@ -28,7 +29,7 @@ class PodState:
     processes: dict[int, ProcState] | None = None
     processes_error: str | None = None
     arbiter_pid: int | None = None
-    # pid -> deque[(t, requests_served)]
+    # pid -> deque[(t, requests_served)]: the learner's requests only
     samples: dict[int, deque[tuple[float, int]]] = field(default_factory=dict)
     # pids gone without a replacement seen yet: pid -> when it exited
     open_process_faults: dict[int, float] = field(default_factory=dict)

@@ -52,6 +52,7 @@ def state_view(model: Model, now: float) -> dict[str, Any]:
         "clusters": clusters,
         "orphan_pods": sorted(p.name for p in orphans),
         "timeline": [e.to_dict() for e in reversed(model.timeline)],
+        "lanes": model.lanes.view(now),
     }
 
 
@@ -103,6 +104,7 @@ def _pod_view(model: Model, p: PodState, current_hash: str | None, now: float) -
                 else None,
                 "requests_served": proc.requests_served,
                 "requests_recent": window_delta(p.samples.get(proc.pid), now, model.window_s),
+                "control_served": proc.control_served,
                 "alive": proc.alive,
                 "exit": proc.exit,
             }

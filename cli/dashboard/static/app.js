@@ -91,6 +91,8 @@ function renderBanner(h) {
   b.textContent = msgs.join(" ");
 }
 
+const CONTROL_TITLE = "the machinery's requests (kubelet probes, /processes polls, /metrics scrapes): counted apart, never in served";
+
 function processTable(pod, maxRecent) {
   if (pod.processes === null) {
     return el("div", { class: "meta" }, pod.processes_error ? `processes: ${pod.processes_error}` : "processes: not polled (pod not Ready)");
@@ -99,9 +101,12 @@ function processTable(pod, maxRecent) {
     el("td", {}, p.pid), el("td", {}, p.index ?? "-"), el("td", {}, p.alive ? fmtAge(p.age_s) : (p.exit || "exited")),
     el("td", {}, p.requests_served ?? "-"),
     el("td", {}, p.requests_recent, " ", el("span", { class: "bar", style: `width:${maxRecent ? Math.round(40 * p.requests_recent / maxRecent) : 0}px` })),
+    el("td", { class: "dim" }, p.control_served ?? "-"),
     el("td", {}, p.alive ? "alive" : "dead")));
+  // "served" and "last Ns" are the learner's requests; "control" the probes, polls and scrapes.
+  const control = el("th", { title: CONTROL_TITLE }, "control");
   return el("table", { class: "procs" },
-    el("tr", {}, ["pid", "slot", "age", "served", `last ${view.window_s}s`, ""].map((h) => el("th", {}, h))), rows);
+    el("tr", {}, ...["pid", "slot", "age", "served", `last ${view.window_s}s`].map((h) => el("th", {}, h)), control, el("th", {}, "")), rows);
 }
 
 function podBox(wc, pod, maxRecent) {
@@ -193,6 +198,7 @@ function render() {
   if (!view || refused) return;
   renderBanner(view.health);
   renderMaster(view.health.master);
+  if (view.lanes) drawAllLanes(document.getElementById("lanes"), view);
   const box = document.getElementById("clusters");
   if (view.health.auth === false) {
     box.replaceChildren(el("p", { class: "bad", id: "not-authorised" }, "not authorised: the API server refused this kubeconfig's credentials"));

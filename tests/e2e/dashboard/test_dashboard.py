@@ -61,6 +61,59 @@ def timeline(page, level: str) -> list[str]:
     )
 
 
+LANES_JS = """els => els.map(e => {
+  const t = (k) => (e.dataset[k] === "" ? null : +e.dataset[k]);
+  return {pod: e.dataset.pod, created: t("created"), ready: t("ready"), ended: t("ended"),
+          gone: t("gone")};
+})"""
+
+
+def lanes(page) -> list[dict]:
+    """The time axis' pod lanes of the WorkerCluster (static/lanes.js's data attributes)."""
+    return page.eval_on_selector_all(f'svg.lanes[data-wc="{WC}"] g.pod-lane', LANES_JS)
+
+
+def marks(page, level: str) -> list[dict]:
+    return page.eval_on_selector_all(
+        f'svg.lanes[data-wc="{WC}"] g.mark[data-level="{level}"]',
+        "els => els.map(e => ({reason: e.dataset.reason, pod: e.dataset.pod, "
+        "heal: e.dataset.heal, title: e.querySelector('title').textContent}))",
+    )
+
+
+ARTIFACTS = Path(os.environ.get("WORKERLAB_E2E_ARTIFACTS", "/tmp/workerlab-e2e-artifacts"))
+
+
+def save_record(dashboard, name: str) -> Path:
+    """The page's "save as HTML" link, downloaded like a user would; with
+    WORKERLAB_UPDATE_DOCS_SCREENSHOT set, it and its screenshot go to docs/images/."""
+    with dashboard.page.expect_download() as download:
+        dashboard.page.click("#record")
+    path = ARTIFACTS / f"record-{name}.html"
+    download.value.save_as(path)
+    if os.environ.get("WORKERLAB_UPDATE_DOCS_SCREENSHOT"):
+        shutil.copy(path, REPO / "docs" / "images" / f"record-{name}.html")
+        shot = REPO / "docs" / "images" / f"record-{name}.png"
+        dashboard.page.locator("#time").screenshot(path=str(shot))
+    return path
+
+
+AT_REST_S = 60.0
+
+
+def counters(page) -> dict[str, tuple[int, int]]:
+    """pod/pid -> (the learner's requests served, the probes' and polls' count), from the
+    page's own /api/state (its cookie)."""
+    state = page.evaluate("fetch('/api/state').then(r => r.json())")
+    return {
+        f"{pod['name']}/{proc['pid']}": (proc["requests_served"], proc["control_served"])
+        for wc in state["clusters"]
+        for pod in wc["pods"]
+        for proc in pod["processes"] or []
+        if proc["alive"] and proc.get("control_served") is not None
+    }
+
+
 def not_reloaded(page) -> bool:
     return page.evaluate("window.__notReloaded === true")
 
@@ -85,6 +138,37 @@ def test_page_shows_both_levels(dashboard, wait_for):
         shutil.copy(shot, docs)
 
 
+def test_a_rollout_draws_new_pods_ready_before_the_old_ones_leave_and_no_heal(
+    dashboard, cluster, wait_for
+):
+    page, ns = dashboard.page, dashboard.ns
+    first = wait_for(lambda: len(x := lanes(page)) == 2 and x, 60, "2 pod lanes")
+    old = {lane["pod"] for lane in first}
+    healed_before = [t for t in timeline(page, "operator") if "healed in" in t]
+    patch = '{"spec":{"env":[{"name":"ROLLOUT","value":"lanes"}]}}'
+    cluster.ok("patch", "wc", WC, "-n", ns, "--type", "merge", "-p", patch)
+    dashboard.touched()
+
+    def rolled() -> list[dict] | None:
+        now = lanes(page)
+        new = [lane for lane in now if lane["pod"] not in old and lane["ready"]]
+        left = [lane for lane in now if lane["pod"] in old and (lane["ended"] or lane["gone"])]
+        return now if len(new) == 2 and len(left) == 2 else None
+
+    done = wait_for(rolled, UPDATE_S * 2, "2 new lanes Ready, the 2 old ones ended")
+    new = [lane for lane in done if lane["pod"] not in old]
+    gone = [lane for lane in done if lane["pod"] in old]
+    # maxUnavailable 0: each old pod left only after a new one was Ready, and the axis shows it
+    first_ready = min(lane["ready"] for lane in new)
+    assert all((lane["ended"] or lane["gone"]) >= first_ready for lane in gone), done
+    assert [t for t in timeline(page, "operator") if "healed in" in t] == healed_before
+    assert not [m for m in marks(page, "operator") if m["heal"]], "a rollout is no heal"
+    dashboard.shot("rollout-lanes")
+    record = save_record(dashboard, "rollout")
+    assert record.stat().st_size > 0
+    dashboard.touched()
+
+
 def test_deleted_pod_is_replaced_and_the_timeline_names_the_operator(dashboard, cluster, wait_for):
     page, ns = dashboard.page, dashboard.ns
     before = ready_names(cluster, ns)
@@ -104,8 +188,18 @@ def test_deleted_pod_is_replaced_and_the_timeline_names_the_operator(dashboard, 
     )
     assert "healed in" in entry[0], entry
     assert [t for t in timeline(page, "operator") if "CreatedPod" in t or "ReplacedPod" in t]
+    # on the time axis: the victim's lane ends, a new one starts, the heal mark names the operator
+    ended = wait_for(
+        lambda: [x for x in lanes(page) if x["pod"] == victim and (x["ended"] or x["gone"])],
+        30,
+        "the deleted pod's lane ended",
+    )
+    assert [x for x in lanes(page) if x["created"] > ended[0]["created"] and x["ready"]]
+    heal = [m for m in marks(page, "operator") if m["heal"] and f"replaced {victim}" in m["title"]]
+    assert heal and "operator" in heal[0]["title"], marks(page, "operator")
     assert not_reloaded(page)
     dashboard.shot("operator-healed")
+    save_record(dashboard, "heal")
     print(f"\nFIGURES dashboard pod replaced on the page after {time.monotonic() - started:.1f}s")
     dashboard.touched()
 
@@ -145,6 +239,18 @@ def test_killed_process_gets_a_new_pid_and_the_timeline_names_the_arbiter(
     )
     assert re.search(rf"\b{new_pid}\b", entry[0]) and pod in entry[0], entry
     assert len(entry) == 1, f"the re-fork is told once: {entry}"
+    # on the time axis: an exit mark on the killed pid's span, a fork mark on the new one's,
+    # and the arbiter's mark on that pod
+    lane = f'svg.lanes[data-wc="{WC}"] g.proc-lane[data-pod="{pod}"]'
+    wait_for(
+        lambda: (
+            page.locator(f'{lane} path.exit[data-pid="{killed}"]').count()
+            and page.locator(f'{lane} circle.fork[data-pid="{new_pid}"]').count()
+        ),
+        30,
+        "the exit and the re-fork on the process lane",
+    )
+    assert [m for m in marks(page, "arbiter") if m["pod"] == pod], marks(page, "arbiter")
     assert not_reloaded(page)
     dashboard.shot("arbiter-healed")
 
@@ -223,12 +329,21 @@ def test_stream_still_delivers_after_an_idle_period(dashboard, cluster, wait_for
     """Last in the module: waits what remains of WORKERLAB_DASHBOARD_IDLE_S since the last
     change, then a change must still reach the same page, without a reload."""
     page, ns = dashboard.page, dashboard.ns
-    remaining = IDLE_S - (time.monotonic() - dashboard.quiet_since)
-    if remaining > 0:
-        time.sleep(remaining)
+    before = counters(page)
+    # at least a minute with the page open and no load, whatever WORKERLAB_DASHBOARD_IDLE_S says
+    time.sleep(max(AT_REST_S, IDLE_S - (time.monotonic() - dashboard.quiet_since)))
     idle_s = time.monotonic() - dashboard.quiet_since
     open_s = time.monotonic() - dashboard.opened_at
     assert not_reloaded(page)
+    # At rest the learner's request counters stay still while the probes and polls go on: the
+    # machinery's traffic is counted apart (control), never as requests.
+    after = counters(page)
+    both = sorted(set(before) & set(after))
+    assert both, (before, after)
+    assert all(after[k][0] == before[k][0] for k in both), (before, after)
+    assert all(after[k][1] > before[k][1] for k in both), (before, after)
+    header = page.text_content(f'[data-wc="{WC}"] .head')
+    assert re.search(r"last \d+s: 0 req", header), header
     version_before = page.text_content("#live")
     victim = sorted(ready_names(cluster, ns))[0]
     cluster.ok("delete", "pod", victim, "-n", ns, "--wait=false")
@@ -268,3 +383,67 @@ def test_the_lab_panel_follows_lab_reset_and_renders_the_markdown(dashboard, wai
         assert page.locator("#lab-text pre").count() >= 1
         assert "|---" not in page.text_content("#lab-text")
     assert not_reloaded(page)
+
+
+def test_a_crash_loop_shows_the_workers_own_error(dashboard, cluster, wait_for):
+    """A WorkerCluster whose worker cannot start: the page shows why, in the worker's words
+    (the operator's Warning quotes them), marked as a warning, whatever its reason."""
+    page, ns = dashboard.page, dashboard.ns
+    crashy = {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": "crashy", "namespace": ns},
+        "spec": {"replicas": 1, "processesPerPod": 1,
+                 "env": [{"name": "REDIS_URL", "value": "not-a-url"}]},
+    }  # fmt: skip
+    cluster.apply(json.dumps(crashy))
+    dashboard.touched()
+    try:
+        said = wait_for(
+            lambda: [
+                t
+                for t in page.eval_on_selector_all(
+                    "#timeline li.warn", "els => els.map(e => e.textContent)"
+                )
+                if "crashy" in t and "not-a-url" in t
+            ],
+            UPDATE_S * 2,
+            "the worker's error about REDIS_URL on the page, as a warning",
+        )
+        print(f"\nFIGURES dashboard crash loop said: {said[0][:200]}")
+        dashboard.shot("crash-loop")
+    finally:
+        cluster.run("delete", "wc", "crashy", "-n", ns, "--wait=false")
+        dashboard.touched()
+
+
+def test_a_saved_record_opens_with_no_network_and_shows_the_same_lanes(dashboard, dashboard_tools):
+    page = dashboard.page
+    live = {lane["pod"] for lane in lanes(page)}
+    record = save_record(dashboard, "now")
+    browser = dashboard.playwright.chromium.launch(
+        executable_path=dashboard_tools.chromium,
+        args=dashboard_tools.chromium_args,
+        headless=True,
+    )
+    context = browser.new_context(offline=True)  # a projector's laptop with no network
+    asked: list[str] = []
+
+    def only_the_file(route) -> None:
+        asked.append(route.request.url)
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    context.route("**/*", only_the_file)
+    shown = context.new_page()
+    shown.goto(record.as_uri())
+    recorded = set(
+        shown.eval_on_selector_all(f'svg.lanes[data-wc="{WC}"] g.pod-lane', "els => "
+                                   "els.map(e => e.dataset.pod)")
+    )  # fmt: skip
+    assert recorded == live, (recorded, live)
+    assert asked == [record.as_uri()], asked
+    shown.screenshot(path=str(ARTIFACTS / "record-now.png"), full_page=True)
+    browser.close()

@@ -62,6 +62,18 @@ def test_load_reports_the_distribution_over_processes(start_worker, lab_home):
     assert summary["fairness"]["jain_processes"] is not None
     recorded = (lab_home / "load-runs.jsonl").read_text().splitlines()
     assert json.loads(recorded[-1])["summary"] == summary
+    # "Who answered" agrees exactly with the worker's own counts: the /processes that load asked
+    # before the run, and the polls below, are control traffic, counted apart.
+    answered = {int(key.rsplit("/", 1)[1]): n for key, n in summary["by_process"].items()}
+    deadline = time.monotonic() + 5  # each process republishes its record within 0.5 s
+    while (served := requests_served(worker)) != answered and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert served == answered
+
+
+def requests_served(worker) -> dict[int, int]:
+    report = worker.get("/processes").json()
+    return {p["pid"]: p["requests_served"] for p in report["processes"] if p["alive"]}
 
 
 def test_one_kept_alive_connection_is_not_an_even_spread(start_worker, lab_home):

@@ -99,22 +99,21 @@ def test_default_mode_gives_every_process_a_fair_share_while_a_core_is_busy(star
     assert all(n >= MIN_SHARE_OF_FAIR * fair for n in counts.values()), counts
     assert jain(counts) >= MIN_JAIN, counts
 
-    # /processes agrees with what the clients saw (each process publishes within 0.5 s).
+    # /processes agrees exactly with what the clients saw (each process publishes within 0.5 s):
+    # its own polls are control traffic, counted apart, so the burst is all there is.
     def published() -> dict[int, dict]:
         report = worker.get("/processes").json()
         return {p["pid"]: p for p in report["processes"] if p["alive"]}
 
-    # Nothing is in flight once the burst is over, except the /processes request being answered;
-    # a record published while the burst's last request was in flight says 1 until the next.
     def settled(records: dict[int, dict]) -> bool:
-        caught_up = all(records[pid]["requests_served"] >= served[pid] for pid in pids)
-        return caught_up and sorted(r["in_flight"] for r in records.values()) == [0, 0, 1]
+        caught_up = all(records[pid]["requests_served"] == served[pid] for pid in pids)
+        return caught_up and all(r["in_flight"] == 0 for r in records.values())
 
     deadline = time.monotonic() + 5
     while not settled(records := published()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert all(records[pid]["requests_served"] >= served[pid] for pid in pids), records
-    assert sorted(r["in_flight"] for r in records.values()) == [0, 0, 1], records
+    assert {pid: records[pid]["requests_served"] for pid in pids} == {p: served[p] for p in pids}
+    assert all(r["in_flight"] == 0 for r in records.values()), records
 
 
 @pytest.mark.parametrize(("balance", "sockets"), [("shared", 1), ("reuseport", 3)])

@@ -87,7 +87,8 @@ def test_metrics_aggregate_all_processes(lab_worker):
         line for line in text.splitlines() if line.startswith("workerlab_process_requests_served{")
     ]
     assert len(per_process) == 2, per_process  # live processes only, one series each
-    assert 'workerlab_http_requests_total{method="GET",path="/work/cpu",status="200"}' in text
+    learner = 'method="GET",path="/work/cpu",status="200",traffic="learner"'
+    assert f"workerlab_http_requests_total{{{learner}}}" in text
 
 
 def test_leak_reports_its_healer_and_is_bounded(lab_worker):

@@ -68,3 +68,9 @@ def test_times_and_events():
 def test_names_compare_equal_to_the_strings_on_the_wire():
     assert Reason.REPLACED_POD == "ReplacedPod" and Phase.READY == "Ready"
     assert f"{ConditionType.PROGRESSING}" == "Progressing"
+
+
+def test_a_record_from_an_older_worker_has_no_control_count():
+    old = ProcessRecord.from_dict({"pid": 7, "requests_served": 41, "alive": True})
+    assert old.control_served is None and old.requests_served == 41
+    assert ProcessRecord.from_dict({"pid": 7, "control_served": 9}).control_served == 9

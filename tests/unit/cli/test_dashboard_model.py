@@ -261,6 +261,20 @@ def test_recent_requests_are_deltas_within_the_window():
     assert v["clusters"][0]["requests_recent"] == 21
 
 
+def test_control_traffic_is_shown_apart_and_never_in_the_recent_requests():
+    m = Model(NS, window_s=30)
+    m.wc("ADDED", wc(), 0)
+    m.pod("ADDED", pod("demo-a"), 0)
+    for t, control in ((100, 3), (110, 25), (120, 41)):  # probes and polls only: a pod at rest
+        m.processes("demo-a", report(proc(10, 0) | {"control_served": control}), t)
+    (c,) = m.view(121)["clusters"]
+    (p,) = c["pods"][0]["processes"]
+    assert (p["requests_served"], p["requests_recent"], p["control_served"]) == (0, 0, 41)
+    assert c["pods"][0]["requests_recent"] == 0 and c["requests_recent"] == 0
+    m.processes("demo-a", report(proc(10, 4)), 122)  # an older worker: no control count
+    assert m.view(123)["clusters"][0]["pods"][0]["processes"][0]["control_served"] is None
+
+
 def test_window_delta_edges():
     assert window_delta(None, 10, 5) == 0
     assert window_delta(deque([(9.0, 4)]), 10, 5) == 0

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workerlab.cli.commands.load import whole_percents
+from workerlab.cli.commands.load import control_note, whole_percents
 from workerlab.cli.loadgen import LoadPlan, classify_error, sample_from_response
 from workerlab.common.loadstats import Sample, jain, percentile, spread, summarize
 
@@ -154,3 +154,9 @@ def test_load_shares_are_whole_percents_that_add_up_to_100(counts):
 def test_load_shares_of_nothing_are_zero():
     assert whole_percents({"a": 0}) == {"a": 0}
     assert whole_percents({}) == {}
+
+
+def test_load_on_a_probe_path_is_said_to_count_as_control():
+    assert control_note("/work/cpu?ms=20") is None and control_note("/") is None
+    note = control_note("/healthz?x=1")
+    assert note is not None and "/healthz?x=1" in note and "control" in note

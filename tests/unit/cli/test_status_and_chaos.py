@@ -88,6 +88,7 @@ def test_process_rows_and_render():
                     "requests_served": 5,
                     "alive": True,
                     "in_flight": 3,
+                    "control_served": 41,
                 },
                 {"pid": 6, "index": 0, "started_at": 50.0, "requests_served": 2, "alive": False},
             ]
@@ -96,6 +97,7 @@ def test_process_rows_and_render():
     )
     assert rows[0].uptime_s == 60.0 and rows[1].uptime_s is None
     assert (rows[0].in_flight, rows[1].in_flight) == (3, None)
+    assert (rows[0].control_served, rows[1].control_served) == (41, None)  # an older worker
     view = cluster_view(WC, [pod(restarts=2)])
     view.pods[0].processes = rows
     view.pods[0].arbiter_pid = 1
@@ -106,6 +108,10 @@ def test_process_rows_and_render():
     assert "wc/demo" in text and "1/1 pods ready" in text and "restarts=2" in text
     assert "hash=abc" in text and "arbiter pid=1" in text and "exited" in text
     assert "balance=reuseport" in text and "in flight" in text
+    header = next(line for line in text.splitlines() if "requests" in line)
+    assert header.split()[-2:] == ["control", "state"]  # the machinery's, in a column apart
+    row = next(line for line in text.splitlines() if line.strip().startswith("7 "))
+    assert row.split()[3:6] == ["5", "3", "41"]  # requests, in flight, control
 
 
 def test_render_without_clusters_says_what_to_do():
@@ -126,7 +132,8 @@ def test_process_table_tells_removed_from_timed_out_from_exited():
     buffer = io.StringIO()
     render([view], Console(file=buffer, width=160))
     states = {
-        line.split()[0]: line.split(None, 5)[-1].strip()  # pid slot uptime requests in-flight state
+        # pid slot uptime requests in-flight control state
+        line.split()[0]: line.split(None, 6)[-1].strip()
         for line in buffer.getvalue().splitlines()
         if line.split() and line.split()[0] in {"11", "12", "13"}
     }

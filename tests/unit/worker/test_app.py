@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 
 from workerlab.api.processes import ProcessesReport
 from workerlab.worker import counter, faults
-from workerlab.worker.app import RECORD_FLUSH_S, Hello, create_app
+from workerlab.worker.app import Hello, create_app
 from workerlab.worker.config import MAX_CPU_MS, Settings
+from workerlab.worker.process_state import RECORD_FLUSH_S
 from workerlab.worker.siblings import StateDir
 
 
@@ -50,9 +51,9 @@ def test_processes_shape(client):
     assert {"pod", "arbiter_pid", "processes"} <= body.keys()
     assert body["balance"] == "shared"
     (me,) = body["processes"]
-    assert {"pid", "started_at", "requests_served", "in_flight", "alive"} <= me.keys()
-    assert me["alive"] is True and me["requests_served"] == 1
-    assert me["in_flight"] == 1  # this very /processes request, not yet answered
+    assert {"pid", "started_at", "requests_served", "in_flight", "control_served"} <= me.keys()
+    assert me["alive"] is True and me["requests_served"] == 1  # the GET /, not this poll
+    assert me["in_flight"] == 0  # this very /processes request is control traffic
     assert body == ProcessesReport.from_dict(body).to_dict()  # exactly the shared record
 
 
@@ -76,7 +77,7 @@ def test_in_flight_counts_requests_until_they_are_answered(tmp_path):
         c.get("/probe-in-flight")  # so it publishes as the request begins
         after = c.get("/processes").json()["processes"][0]
     assert seen == [1]
-    assert after["in_flight"] == 1 and after["requests_served"] == 1  # only /processes is left
+    assert after["in_flight"] == 0 and after["requests_served"] == 1  # /processes is control
 
 
 def test_readiness_follows_the_draining_flag(client, tmp_path):

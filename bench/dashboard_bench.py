@@ -7,9 +7,10 @@ client reading /api/stream (what an open browser tab does):
 - loaded: 3 WorkerClusters x 5 pods (15 pods, 2 processes each), every Ready pod's
   /processes polled through the API server, for the window (10 minutes by default).
 
-Reported: peak and final RSS, CPU seconds and CPU share of one core, the stream's events and
-bytes, each as a ratio of loaded to reference (the machine is shared and noisy; a ratio from
-the same run is what compares).
+Reported: peak and final RSS, CPU seconds and CPU share of one core, the API server requests
+per second the dashboard sends (its own count, health `api_requests`; and what 30 of them, a
+class, add), the stream's events and bytes, each as a ratio of loaded to reference (the machine
+is shared and noisy; a ratio from the same run is what compares).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PORT = 8097  # loopback only; away from the dashboard's default 8080
 CLUSTERS, PODS_PER_CLUSTER = 3, 5
 SIDES = [Side("WorkerCluster", f"dash-{i}") for i in range(CLUSTERS)]
 SAMPLE_EVERY_S = 5.0
+CLASS_PAGES = 30  # what a class of 30 learners, each with a dashboard open, adds
 READY_TIMEOUT_S = 300
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -105,6 +107,12 @@ def measure(seconds: float, logs: Path, label: str) -> dict[str, Any]:
                 return False
 
         wait_until(answers, 60, what=f"dashboard ({label}) answering")
+
+        def api_requests() -> int:
+            state = httpx.get(f"{base}/api/state", headers=auth, timeout=5, trust_env=False)
+            return int(state.json()["health"].get("api_requests") or 0)
+
+        requests_at_start = api_requests()
         reader = StreamReader(f"{base}/api/stream", auth)
         reader.start()
         samples: list[tuple[float, float, float]] = []  # (elapsed s, RSS MiB, CPU s)
@@ -117,6 +125,7 @@ def measure(seconds: float, logs: Path, label: str) -> dict[str, Any]:
             time.sleep(SAMPLE_EVERY_S)
         wall = time.monotonic() - started
         cpu = _cpu_seconds(process.pid) - cpu_at_start
+        sent = api_requests() - requests_at_start
         state = httpx.get(f"{base}/api/state", headers=auth, timeout=5, trust_env=False).json()
         reader.stop()
         return {
@@ -125,6 +134,7 @@ def measure(seconds: float, logs: Path, label: str) -> dict[str, Any]:
             "rss_final_mib": round(samples[-1][1], 1),
             "cpu_s": round(cpu, 2),
             "cpu_share_of_one_core": round(cpu / wall, 4),
+            "api_requests_per_s": round(sent / wall, 2),
             "stream_events": reader.events,
             "stream_bytes": reader.bytes,
             "stream_error": reader.error,
@@ -189,6 +199,7 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         ("RSS at the end (MiB)", "rss_final_mib"),
         ("CPU seconds", "cpu_s"),
         ("CPU share of one core", "cpu_share_of_one_core"),
+        ("API server requests per second it adds", "api_requests_per_s"),
         ("stream: state events", "stream_events"),
         ("stream: bytes", "stream_bytes"),
         ("WorkerClusters / pods on the page", None),
@@ -218,4 +229,14 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         lines.append(f"| {label} | {ref[key]} | {loaded[key]} | {r if r is not None else ''} |")
     errors = [p["stream_error"] for p in (ref, loaded) if p["stream_error"]]
     lines += ["", f"Stream errors: {'; '.join(errors) if errors else 'none'}.", ""]
+    per_page = loaded.get("api_requests_per_s")
+    if per_page is not None:
+        lines += [
+            f"A class: each learner runs a dashboard of their own namespace, so 30 open pages "
+            f"with this load each add about {per_page * CLASS_PAGES:.0f} requests per second to "
+            f"the API server ({CLASS_PAGES} x {per_page}; most of them the pods' /processes "
+            "through the pod proxy, one per Ready pod per --poll). The page itself (tabs of one "
+            "dashboard) adds nothing: the dashboard polls once, whatever the number of tabs.",
+            "",
+        ]
     return "\n".join(lines)

@@ -174,7 +174,13 @@ class Source:
         self.watch_s = watch_s
         self.proxy = KubectlProxy(kube)
         self.stop = asyncio.Event()
-        self.client = httpx.AsyncClient(trust_env=False, timeout=REQUEST_TIMEOUT_S)
+        # Every request this dashboard sends the API server (watches, lists, the pods'
+        # /processes through the pod proxy, the operator's Deployment and Lease), counted: a
+        # class runs one dashboard per learner, and the bench reports what they add together.
+        self.model.health["api_requests"] = 0
+        self.client = httpx.AsyncClient(
+            trust_env=False, timeout=REQUEST_TIMEOUT_S, event_hooks={"request": [self._count]}
+        )
         self.watch_restarts = 0
         self.failing: dict[str, str] = {}  # watch kind -> why it fails
         ns = kube.namespace
@@ -200,6 +206,9 @@ class Source:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.client.aclose()
+
+    async def _count(self, request: httpx.Request) -> None:
+        self.model.health["api_requests"] += 1
 
     def _apply(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
         now = time.time()

@@ -19,7 +19,8 @@ from typing import Any
 from workerlab.api.objects import created_at, pod_ready, pod_terminating
 from workerlab.api.processes import ProcessRecord
 
-SPAN_S = 300.0  # what the page shows, and how long a gone pod's lane is kept
+SPAN_S = 300.0  # what the page shows at most, and how long a gone pod's lane is kept
+MIN_SPAN_S = 60.0  # a page opened a moment ago still shows a minute
 RATE_SAMPLES = 150  # per process: one per poll (2 s) over SPAN_S
 
 
@@ -83,8 +84,11 @@ def pod_state(obj: dict[str, Any], was: str | None) -> str:
 @dataclass
 class LaneBook:
     lanes: dict[str, PodLane] = field(default_factory=dict)  # by pod uid (a name is reused)
+    first_seen: float | None = None  # when the page began watching: the axis starts near it
 
     def pod(self, uid: str, obj: dict[str, Any], wc: str | None, now: float) -> None:
+        if self.first_seen is None:
+            self.first_seen = now
         lane = self.lanes.get(uid)
         if lane is None:
             name = str(obj["metadata"]["name"])
@@ -137,6 +141,10 @@ class LaneBook:
                 del lane.processes[pid]
 
     def view(self, now: float, span_s: float = SPAN_S) -> dict[str, Any]:
+        """The axis spans the last `span_s` seconds, or less while the page is younger: from a
+        little before it began watching, so a fresh page is not a sliver at the right edge."""
         self.prune(now, span_s)
         lanes = sorted(self.lanes.values(), key=lambda lane: (lane.node or "", lane.created))
-        return {"from": now - span_s, "to": now, "pods": [lane.to_dict() for lane in lanes]}
+        began = (self.first_seen if self.first_seen is not None else now) - 10.0
+        start = min(max(now - span_s, began), now - MIN_SPAN_S)
+        return {"from": start, "to": now, "pods": [lane.to_dict() for lane in lanes]}

@@ -72,11 +72,11 @@ function drawLanes(view, wcName, onMark) {
       }
       for (const key of [...slots.keys()].sort()) {
         const row = [];
-        for (const s of slots.get(key).sort((a, b) => (a.started ?? 0) - (b.started ?? 0))) {
+        for (const [nth, s] of slots.get(key).sort((a, b) => (a.started ?? 0) - (b.started ?? 0)).entries()) {
           const start = s.started ?? p.created, stop = s.exited ?? end;
           row.push(svgEl("line", { x1: x(start), x2: Math.max(x(start) + 1, x(stop)), y1: y + LANE.proc / 2, y2: y + LANE.proc / 2, class: "proc", "data-pid": s.pid, "data-exited": s.exited ?? "" },
             svgEl("title", {}, `pid ${s.pid} (slot ${s.index ?? "?"}) from ${clock(start)}${s.exited ? ` to ${clock(s.exited)}: ${s.exit}` : ""}`)));
-          if (start > from && start > p.created + 1) {
+          if (nth > 0 && start > from) { // a re-fork: the slot had a process before this one
             row.push(svgEl("circle", { cx: x(start), cy: y + LANE.proc / 2, r: 2.5, class: "fork", "data-pid": s.pid, fill: LEVEL_COLOUR.arbiter },
               svgEl("title", {}, `${clock(start)} the arbiter of ${p.name} forked pid ${s.pid} into slot ${s.index ?? "?"}`)));
           }

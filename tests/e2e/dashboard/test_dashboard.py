@@ -84,14 +84,14 @@ def marks(page, level: str) -> list[dict]:
 ARTIFACTS = Path(os.environ.get("WORKERLAB_E2E_ARTIFACTS", "/tmp/workerlab-e2e-artifacts"))
 
 
-def save_record(dashboard, name: str) -> Path:
+def save_record(dashboard, name: str, docs: bool = False) -> Path:
     """The page's "save as HTML" link, downloaded like a user would; with
     WORKERLAB_UPDATE_DOCS_SCREENSHOT set, it and its screenshot go to docs/images/."""
     with dashboard.page.expect_download() as download:
         dashboard.page.click("#record")
     path = ARTIFACTS / f"record-{name}.html"
     download.value.save_as(path)
-    if os.environ.get("WORKERLAB_UPDATE_DOCS_SCREENSHOT"):
+    if docs and os.environ.get("WORKERLAB_UPDATE_DOCS_SCREENSHOT"):
         shutil.copy(path, REPO / "docs" / "images" / f"record-{name}.html")
         shot = REPO / "docs" / "images" / f"record-{name}.png"
         dashboard.page.locator("#time").screenshot(path=str(shot))
@@ -164,7 +164,7 @@ def test_a_rollout_draws_new_pods_ready_before_the_old_ones_leave_and_no_heal(
     assert [t for t in timeline(page, "operator") if "healed in" in t] == healed_before
     assert not [m for m in marks(page, "operator") if m["heal"]], "a rollout is no heal"
     dashboard.shot("rollout-lanes")
-    record = save_record(dashboard, "rollout")
+    record = save_record(dashboard, "rollout", docs=True)
     assert record.stat().st_size > 0
     dashboard.touched()
 
@@ -199,7 +199,7 @@ def test_deleted_pod_is_replaced_and_the_timeline_names_the_operator(dashboard, 
     assert heal and "operator" in heal[0]["title"], marks(page, "operator")
     assert not_reloaded(page)
     dashboard.shot("operator-healed")
-    save_record(dashboard, "heal")
+    save_record(dashboard, "heal", docs=True)
     print(f"\nFIGURES dashboard pod replaced on the page after {time.monotonic() - started:.1f}s")
     dashboard.touched()
 

@@ -87,3 +87,11 @@ def test_the_model_feeds_the_lanes_and_the_record_is_self_contained():
     data = json.loads(re.search(r"const RECORD = (.*);\n", page).group(1))
     assert data["lanes"]["pods"][0]["name"] == "demo-a"
     assert "the API server is unreachable: connection refused" in page
+
+
+def test_the_axis_starts_near_when_the_page_began_within_a_minute_and_five():
+    book = LaneBook()
+    book.pod("u", pod("p"), "demo", 1000)
+    assert book.view(1010)["from"] == 1010 - 60  # a minute at least
+    assert book.view(1200)["from"] == 990  # ten seconds before the page began
+    assert book.view(2000)["from"] == 2000 - SPAN_S  # five minutes at most

@@ -188,6 +188,12 @@ class CachedKube:
         self.caches.clusters.put(await self.kube.patch_cluster_status(namespace, name, patch))
 
     async def post_event(
-        self, involved: Obj, event_type: str, reason: str, message: str, now: Any
+        self,
+        involved: Obj,
+        event_type: str,
+        reason: str,
+        message: str,
+        now: Any,
+        name: str | None = None,
     ) -> None:
-        await self.kube.post_event(involved, event_type, reason, message, now)
+        await self.kube.post_event(involved, event_type, reason, message, now, name)

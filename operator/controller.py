@@ -51,7 +51,13 @@ class KubeClient(OwnedClient, Protocol):
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> Any: ...
     async def post_event(
-        self, involved: dict[str, Any], event_type: str, reason: str, message: str, now: Any
+        self,
+        involved: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: Any,
+        name: str | None = None,
     ) -> None: ...
 
 

@@ -35,6 +35,7 @@ class Event:
     type: EventType
     reason: str
     message: str
+    name: str | None = None  # a fixed object name: posted once, whichever operator tells it
 
 
 def replacing_failed(result: Plan) -> bool:
@@ -75,7 +76,10 @@ def process_replaced(seen: PodReplacement) -> Event:
     message = process_replaced_message(
         seen.pod, seen.arbiter_pid, dead.pid, dead.exit, successor.pid, dead.index
     )
-    return Event("Normal", Reason.PROCESS_REPLACED, message)
+    # One object per re-fork (pod names and pids are DNS-label safe): a standby taking over,
+    # or a restarted operator, may see the same record again; the API server refuses the copy.
+    name = f"{seen.pod}.processreplaced.{dead.pid}"
+    return Event("Normal", Reason.PROCESS_REPLACED, message, name)
 
 
 def scaled(result: Plan, replicas: int, created: int) -> Event | None:

@@ -266,15 +266,18 @@ class Kube:
         reason: str,
         message: str,
         now: Any,
+        name: str | None = None,
     ) -> None:
-        """A core/v1 Event on the WorkerCluster: what `kubectl describe wc NAME` lists."""
+        """A core/v1 Event on the WorkerCluster: what `kubectl describe wc NAME` lists. With
+        `name`, the Event is that object, so telling it twice is a 409 (AlreadyExists)."""
         meta = involved["metadata"]
         namespace = meta["namespace"]
         stamp = format_time(now)
+        named = {"name": name} if name else {"generateName": f"{meta['name']}."}
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "metadata": {**named, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion", f"{GROUP}/{VERSION}"),
                 "kind": involved.get("kind", "WorkerCluster"),

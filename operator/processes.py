@@ -10,8 +10,8 @@ inside the cluster. What keeps their cost bounded at scale (5,000 pods):
   the first such pod is logged once at warning level, the others at debug.
 - At most `rate` reads start per second, whatever the number of pods.
 - A process that died and was re-forked in a pod (its arbiter's heal, invisible to the kubelet)
-  is kept for the controller to tell (`take_replacements`): each one once, and none that ended
-  before this operator started.
+  is kept for the controller to tell (`take_replacements`): each one once per operator, and
+  none that ended more than TELL_WITHIN_S ago (the Event's fixed name makes it once in all).
 - In `background` mode (the operator's) a reconcile never waits for these reads: it takes what is
   known, the reads run on their own, and `on_change(namespace, owner)` asks for one more reconcile
   when a pod's count changed. Pod actions are never delayed by a slow or silent pod.
@@ -34,6 +34,7 @@ Fetch = Callable[[str, str, int], Awaitable[dict[str, Any]]]
 OnChange = Callable[[str, str], None]
 
 MAX_BACKOFF_SECONDS = 600.0
+TELL_WITHIN_S = 900.0  # a re-fork older than this, first seen now, is not told
 RATE_PER_SECOND = 50.0
 
 
@@ -78,7 +79,9 @@ class ProcessProbe:
         self._poller: asyncio.Task[None] | None = None
         self._owned: dict[tuple[str, str], set[str]] = {}  # (namespace, owner) -> pod uids
         self._purged = time.monotonic()
-        self._started = time.time()  # epoch, as the records' exited_at
+        # Re-forks older than this are not news (epoch, as the records' exited_at). Newer ones
+        # seen again by a restarted operator are told again: their Event's fixed name dedupes.
+        self.tell_within_s = TELL_WITHIN_S
         self._replaced: dict[tuple[str, str], list[PodReplacement]] = {}
         self.reads = 0
         self.failures = 0
@@ -216,7 +219,8 @@ class ProcessProbe:
         new = [
             r
             for r in replacements(report)
-            if r.dead.pid not in entry.told and (r.dead.exited_at or 0) >= self._started
+            if r.dead.pid not in entry.told
+            and (r.dead.exited_at or 0) >= time.time() - self.tell_within_s
         ]
         entry.told.update(r.dead.pid for r in new)
         pending = self._replaced.setdefault((namespace, owner), [])

@@ -21,7 +21,13 @@ MAX_PENDING_EVENTS = 1000  # client-go's broadcaster queue holds 1,000 too
 
 class EventSink(Protocol):
     async def post_event(
-        self, involved: dict[str, Any], event_type: str, reason: str, message: str, now: Any
+        self,
+        involved: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: Any,
+        name: str | None = None,
     ) -> None: ...
 
 
@@ -37,7 +43,7 @@ class Recorder:
         self._said.pop(key, None)
 
     async def post(self, body: dict[str, Any], event: Event, now: datetime) -> None:
-        await self.event(body, event.type, event.reason, event.message, now)
+        await self.event(body, event.type, event.reason, event.message, now, event.name)
 
     async def say_once(
         self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
@@ -51,7 +57,13 @@ class Recorder:
         await self.event(body, event_type, reason, message, now)
 
     async def event(
-        self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
+        self,
+        body: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+        name: str | None = None,  # a fixed name: told once, even by the next operator
     ) -> None:
         meta = body["metadata"]
         log = logger.warning if event_type == "Warning" else logger.info
@@ -63,7 +75,7 @@ class Recorder:
             message,
         )
         if not self.background:
-            await self._send(body, event_type, reason, message, now)
+            await self._send(body, event_type, reason, message, now, name)
             return
         # As client-go's event recorder: the reconcile does not wait for its Events (at 1,000
         # WorkerClusters, 5 of a reconcile's ~11 round trips); a bounded backlog, then drops.
@@ -72,16 +84,24 @@ class Recorder:
             if self.dropped == 1:
                 logger.warning("too many Events pending: dropping some (counted, logged once)")
             return
-        task = asyncio.create_task(self._send(body, event_type, reason, message, now))
+        task = asyncio.create_task(self._send(body, event_type, reason, message, now, name))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _send(
-        self, body: dict[str, Any], event_type: str, reason: str, message: str, now: datetime
+        self,
+        body: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+        name: str | None = None,
     ) -> None:
         try:
-            await self.sink.post_event(body, event_type, reason, message, now)
+            await self.sink.post_event(body, event_type, reason, message, now, name)
         except ApiError as error:  # an Event is worth a log line, never a failed reconcile
+            if name is not None and error.status == 409:
+                return  # told already (by this operator or the one before it)
             logger.warning("posting event failed: %s", error)
         except Exception as error:
             if not self.background:

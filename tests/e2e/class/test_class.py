@@ -291,7 +291,7 @@ def test_a_workercluster_over_the_quota_is_refused_visibly(classroom, operator):
     before = {
         p["metadata"]["uid"]
         for p in kube.get("pods", "-n", "learner-e2e-b")["items"]
-        if p["status"].get("phase") == "Running"
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
     }
     greedy = {
         "apiVersion": "workerlab.dev/v1alpha1",
@@ -337,7 +337,7 @@ def test_a_workercluster_over_the_quota_is_refused_visibly(classroom, operator):
     after = {
         p["metadata"]["uid"]
         for p in kube.get("pods", "-n", "learner-e2e-b")["items"]
-        if p["status"].get("phase") == "Running"
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
     }
     assert before and before <= after, "learner B's pods changed while C was refused"
 

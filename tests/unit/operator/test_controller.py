@@ -120,7 +120,13 @@ class RecordingKube:
         self.writes.append(("status", ""))
 
     async def post_event(
-        self, involved: dict[str, Any], event_type: str, reason: str, message: str, now: Any
+        self,
+        involved: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        now: Any,
+        name: str | None = None,
     ) -> None:
         self.events.append((reason, message))
 
@@ -576,10 +582,10 @@ def test_creates_go_in_slow_start_batches_and_events_in_the_background():
             self.in_flight -= 1
             return await super().create_pod(namespace, body)
 
-        async def post_event(self, involved, event_type, reason, message, now) -> None:
+        async def post_event(self, involved, event_type, reason, message, now, name=None) -> None:
             # Held until the reconcile has returned: a sleep raced it on a loaded machine.
             await self.posting.wait()
-            await super().post_event(involved, event_type, reason, message, now)
+            await super().post_event(involved, event_type, reason, message, now, name)
 
     async def scenario():
         kube = SlowKube({"replicas": 7})
@@ -636,11 +642,13 @@ def test_an_arbiters_re_fork_is_told_once_stamped_when_the_process_died():
     async def scenario():
         kube = RecordingKube({"replicas": 1, "processesPerPod": 2})
         stamps: list[tuple[str, Any]] = []
+        names: list[str | None] = []
         post = kube.post_event
 
-        async def post_event(involved, event_type, reason, message, now):
+        async def post_event(involved, event_type, reason, message, now, name=None):
             stamps.append((reason, now))
-            await post(involved, event_type, reason, message, now)
+            names.append(name)
+            await post(involved, event_type, reason, message, now, name)
 
         kube.post_event = post_event  # type: ignore[method-assign]
         ctl = controller_for(kube)
@@ -667,5 +675,9 @@ def test_an_arbiters_re_fork_is_told_once_stamped_when_the_process_died():
         message, at = told[0]
         assert "replaced process 1 (killed by signal 9) with process 3 in slot 0" in message
         assert at.timestamp() == pytest.approx(died)
+        # one Event object per re-fork, whoever tells it: a restarted operator's copy is a 409
+        assert [n for n in names if n and "processreplaced" in n] == [
+            f"{sorted(kube.pods)[0]}.processreplaced.1"
+        ]
 
     asyncio.run(scenario())

@@ -279,7 +279,7 @@ def check(
         evidence = gather_evidence(kube, *window, runs)
         kept = aimed(checker.audit(evidence), kube.namespace)
         passed = all(i.passed for i in kept)
-    judged = "evidence" if kept and passed else "now"
+    judged = "evidence" if kept else "now"  # how the verdict was reached, pass or fail
     if passed and record:
         classroom.record_verified(admin, name, number, record)
     if as_json:
@@ -303,8 +303,8 @@ def check(
         render_items(number, items)
         if kept and window is not None:
             out.print(
-                f"not so now: the namespace has moved on. From the Events kept between the lab's "
-                f"start ({_clock(window[0])}) and the pass ({_clock(window[1])}):",
+                f"not so now (has the learner moved on?). From the Events kept between the "
+                f"lab's start ({_clock(window[0])}) and the pass ({_clock(window[1])}):",
                 soft_wrap=True,
             )
             render_items(number, kept)

@@ -119,7 +119,11 @@ def audit(evidence: Evidence) -> list[Item]:
     rolled = [m for m in created if m.endswith("rolling update")]
     made = {action[1] for m in created if (action := pod_action(m))}
     items = [
-        item(f"the operator scaled demo up to {REPLICAS} pods", scaled, scaled_message("up", 3)),
+        item(
+            f"the operator scaled demo up to {REPLICAS} pods",
+            scaled,
+            scaled_message("up", REPLICAS),
+        ),
         item(
             "... and rolled its pods for the new processesPerPod",
             rolled,

@@ -11,6 +11,7 @@
 #   push IMAGE...    push local images (name:key labels, see hack/build-*images.sh) under an
 #                    immutable tag VERSION-KEY and the moving version tag; prints the references
 #   ref IMAGE        the immutable reference of a local image (nothing pushed)
+#   refresh-moving CLUSTER REF...  drop the nodes' stale copies of the moving version tags
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -159,13 +160,38 @@ push_one() {
   echo "$target"
 }
 
+# A node keeps what it pulled under a tag (imagePullPolicy IfNotPresent): once `push` moved the
+# version tag to a new build, the nodes' copies of the old one must go, or `kubectl apply -k
+# manifests/` (lab 3, the tests) runs yesterday's worker. Drops each node's copy of the moving
+# tag where it names another digest than the registry's; the next pod pulls the new one.
+refresh_moving() {
+  local cluster=$1 node ref moving want have
+  shift
+  for node in $(kind get nodes --name "$cluster"); do
+    for ref in "$@"; do
+      moving=${ref%:*}:$version
+      want=$(digest_of "$moving")
+      have=$(docker exec "$node" ctr -n k8s.io images ls "name==$moving" 2>/dev/null | awk 'NR == 2 {print $3}')
+      if [ -n "$have" ] && [ "$have" != "$want" ]; then
+        progress "node $node: forgetting its old copy of $moving (the tag now names a new build)"
+        docker exec "$node" ctr -n k8s.io images rm "$moving" >/dev/null
+      fi
+    done
+  done
+}
+
 case ${1:-} in
   start) start ;;
+  refresh-moving)
+    [ $# -ge 3 ] || die "usage: registry.sh refresh-moving CLUSTER REF..."
+    shift
+    refresh_moving "$@"
+    ;;
   connect) [ $# -eq 2 ] || die "usage: registry.sh connect CLUSTER"; connect "$2" ;;
   push)
     shift
     for i in "$@"; do push_one "$i"; done
     ;;
   ref) ref "$2" ;;
-  *) die "usage: registry.sh start | connect CLUSTER | push IMAGE... | ref IMAGE" ;;
+  *) die "usage: registry.sh start | connect CLUSTER | push IMAGE... | ref IMAGE | refresh-moving CLUSTER REF..." ;;
 esac

@@ -128,6 +128,7 @@ app_images=(workerlab/operator:dev workerlab/worker:dev)
 addon_images=(workerlab/redis:dev workerlab/nginx:dev workerlab/traefik:dev workerlab/metrics-server:dev)
 mapfile -t refs < <(bash "$here/registry.sh" push "${app_images[@]}" "${addon_images[@]}")
 [ ${#refs[@]} -eq 6 ] || die "registry.sh push printed ${#refs[@]} references, not 6"
+bash "$here/registry.sh" refresh-moving "$CLUSTER_NAME" "${refs[@]}"
 # Each rebuild leaves the previous image untagged ("dangling"); drop ours, which carry a
 # dev.workerlab label (docker keeps any that a container still uses).
 for label in dev.workerlab.key dev.workerlab.source; do

@@ -121,6 +121,16 @@ def scaled_direction(message: str) -> str | None:
     return None
 
 
+# Why the operator created or deleted a pod, as its pod Events say it (after "NAME: "): the
+# steps of a rollout or a scale, which are no fault (the dashboard, the labs' checks read them).
+ROLLING_UPDATE, SCALE_UP, SCALE_DOWN = "rolling update", "scale up", "scale down"
+
+
+def on_purpose(why: str) -> bool:
+    """A pod the operator deleted for a rollout or a scale-down step, not after a fault."""
+    return why.startswith((ROLLING_UPDATE, SCALE_DOWN))
+
+
 def pod_action_message(verb: str, pod: str, why: str) -> str:
     """The message of the operator's Events about one pod: "Created pod NAME: why" (CreatedPod,
     ReplacedPod) or "Deleted pod NAME: why" (DeletedPod)."""

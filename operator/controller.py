@@ -26,7 +26,7 @@ from workerlab.operator.nodeloss import NodeHealth
 from workerlab.operator.owned import Owned, OwnedClient
 from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.reconcile import CreatePod, DeletePod, HeldWrite, Plan, plan
-from workerlab.operator.recorder import Recorder
+from workerlab.operator.recorder import EventSink, Recorder
 from workerlab.operator.status import status_patch, with_refusals
 from workerlab.operator.templates import build_pod
 from workerlab.operator.writes import Writes
@@ -34,11 +34,12 @@ from workerlab.operator.writes import Writes
 logger = logging.getLogger("workerlab.operator")
 
 
-class KubeClient(OwnedClient, Protocol):
+class KubeClient(OwnedClient, EventSink, Protocol):
     """What the controller needs from the API server: `cache.CachedKube` (reads from watch-fed
     caches, writes through `kube.Kube`) in production, `kube.Kube` itself, or a recording double
     in the unit tests (all checked against this by the type checker). Writes may answer the
-    object written; the controller does not need it. The owned objects' calls: OwnedClient."""
+    object written; the controller does not need it. The owned objects' calls: OwnedClient; the
+    Events': the recorder's EventSink."""
 
     async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool: ...
@@ -50,15 +51,6 @@ class KubeClient(OwnedClient, Protocol):
     async def patch_cluster_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> Any: ...
-    async def post_event(
-        self,
-        involved: dict[str, Any],
-        event_type: str,
-        reason: str,
-        message: str,
-        now: Any,
-        name: str | None = None,
-    ) -> None: ...
 
 
 Key = tuple[str, str]  # (namespace, name)

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from workerlab.api.objects import (
+    ROLLING_UPDATE,
+    SCALE_DOWN,
+    SCALE_UP,
     conditions_by_type,
     pod_action_message,
     process_replaced_message,
@@ -23,8 +26,8 @@ from workerlab.operator.status import REFUSAL_REASONS, condition_cause
 EventType = Literal["Normal", "Warning"]
 
 DELETE_WHY = {
-    "ScaleDown": "scale down",
-    "RollingUpdate": "rolling update, outdated pod template",
+    "ScaleDown": SCALE_DOWN,
+    "RollingUpdate": f"{ROLLING_UPDATE}, outdated pod template",
     "ReplaceFailed": "pod failed, replacing it",
     "NodeLost": "its node is lost",
 }
@@ -59,7 +62,7 @@ def pod_created(action: CreatePod, pod_name: str, replacing: bool) -> Event:
             Reason.REPLACED_POD,
             pod_action_message("Created", pod_name, "replacing a pod that was deleted or failed"),
         )
-    why = "rolling update" if action.reason == "RollingUpdate" else "scale up"
+    why = ROLLING_UPDATE if action.reason == "RollingUpdate" else SCALE_UP
     return Event("Normal", Reason.CREATED_POD, pod_action_message("Created", pod_name, why))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from workerlab.api.objects import (
     epoch,
     event_time,
+    on_purpose,
     pod_ready,
     pod_restarts,
     pod_terminating,
@@ -271,7 +272,7 @@ class Model:
         if facts.acted_on is None:
             return
         _, pod, why = facts.acted_on
-        if facts.reason == Reason.DELETED_POD and why.startswith(("rolling update", "scale down")):
+        if facts.reason == Reason.DELETED_POD and on_purpose(why):
             self.heals.deleted_on_purpose(pod, at)
         elif facts.reason == Reason.REPLACED_POD:
             self._tell_heal(self.heals.replacement(facts.wc, pod, at))

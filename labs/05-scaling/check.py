@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from workerlab.api.objects import created_at, pod_action, scaled_message, worker_port
+from workerlab.api.objects import (
+    ROLLING_UPDATE,
+    created_at,
+    pod_action,
+    scaled_message,
+    worker_port,
+)
 from workerlab.api.processes import alive_count
 from workerlab.api.resource import KIND, Reason
 from workerlab.common.errors import WorkerlabError
@@ -112,12 +118,13 @@ def audit(evidence: Evidence) -> list[Item]:
         if e.get("message") == scaled_message("up", REPLICAS)
     ]
     created = [
-        str(e.get("message", ""))
+        action
         for e in evidence.of(KIND, DEMO)
         if e.get("reason") in (Reason.CREATED_POD, Reason.REPLACED_POD)
+        and (action := pod_action(str(e.get("message", ""))))
     ]
-    rolled = [m for m in created if m.endswith("rolling update")]
-    made = {action[1] for m in created if (action := pod_action(m))}
+    rolled = [pod for _, pod, why in created if why == ROLLING_UPDATE]
+    made = {pod for _, pod, _ in created}
     items = [
         item(
             f"the operator scaled demo up to {REPLICAS} pods",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from workerlab.api.objects import created_at, env_value, epoch, event_time, pod_action
+from workerlab.api.objects import (
+    ROLLING_UPDATE,
+    created_at,
+    env_value,
+    epoch,
+    event_time,
+    pod_action,
+)
 from workerlab.api.resource import KIND, Reason
 from workerlab.common.views import pod_row
 from workerlab.common.wcstate import converged
@@ -106,16 +113,13 @@ def reset(ctx: CheckContext) -> list[str]:
     return [reset_demo(ctx.kube)]
 
 
-ROLLED = "rolling update"  # the end of the operator's CreatedPod message for a rollout's pod
-
-
 def rollouts(events: list[dict]) -> dict[str, list[float]]:
     """The operator's rollout pods by template (a pod is named WC-HASH-RANDOM): when each was
     created, per rollout. The next lab's reset rolls demo back, a rollout of its own."""
     found: dict[str, list[float]] = {}
     for event in events:
         action = pod_action(str(event.get("message", "")))
-        if action and action[2] == ROLLED:
+        if action and action[2] == ROLLING_UPDATE:
             template = action[1].rsplit("-", 1)[0]
             found.setdefault(template, []).append(epoch(event_time(event)) or 0)
     return {template: sorted(times) for template, times in found.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import time
@@ -72,11 +73,8 @@ def dashboard(
     Example: workerlab dashboard --namespace workerlab --port 8080 --record rollout.html
     """
     _require_web_stack()
-    if record is not None and not record.parent.resolve().is_dir():
-        raise WorkerlabError(
-            f"--record {record}: the folder {record.parent} does not exist",
-            hint="give a file in an existing folder",
-        )
+    if record is not None:
+        _check_record_path(record)
     if not _port_free(port):
         raise WorkerlabError(
             f"127.0.0.1:{port} is already in use", hint="pick another one with --port"
@@ -92,6 +90,22 @@ def dashboard(
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(kube, port, token, window, poll, stop_after, record))
+
+
+def _check_record_path(record: Path) -> None:
+    """Refuse now what could only fail when the dashboard stops, the session lost with it."""
+    folder = record.parent.resolve()
+    if not folder.is_dir():
+        raise WorkerlabError(
+            f"--record {record}: the folder {record.parent} does not exist",
+            hint="give a file in an existing folder",
+        )
+    if record.is_dir():
+        raise WorkerlabError(f"--record {record}: that is a folder", hint="give a file name")
+    if not os.access(folder, os.W_OK) or (record.exists() and not os.access(record, os.W_OK)):
+        raise WorkerlabError(
+            f"--record {record}: not writable by you", hint="give a file in a folder of yours"
+        )
 
 
 def lab_text_for(number: int, namespace: str) -> str:

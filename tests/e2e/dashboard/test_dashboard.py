@@ -432,24 +432,26 @@ def test_a_saved_record_opens_with_no_network_and_shows_the_same_lanes(dashboard
         args=dashboard_tools.chromium_args,
         headless=True,
     )
-    context = browser.new_context(offline=True)  # a projector's laptop with no network
-    asked: list[str] = []
+    try:
+        context = browser.new_context(offline=True)  # a projector's laptop with no network
+        asked: list[str] = []
 
-    def only_the_file(route) -> None:
-        asked.append(route.request.url)
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            route.abort()
+        def only_the_file(route) -> None:
+            asked.append(route.request.url)
+            if route.request.url.startswith("file:"):
+                route.continue_()
+            else:
+                route.abort()
 
-    context.route("**/*", only_the_file)
-    shown = context.new_page()
-    shown.goto(record.as_uri())
-    recorded = set(
-        shown.eval_on_selector_all(f'svg.lanes[data-wc="{WC}"] g.pod-lane', "els => "
-                                   "els.map(e => e.dataset.pod)")
-    )  # fmt: skip
-    assert recorded == live, (recorded, live)
-    assert asked == [record.as_uri()], asked
-    shown.screenshot(path=str(ARTIFACTS / "record-now.png"), full_page=True)
-    browser.close()
+        context.route("**/*", only_the_file)
+        shown = context.new_page()
+        shown.goto(record.as_uri())
+        recorded = set(
+            shown.eval_on_selector_all(f'svg.lanes[data-wc="{WC}"] g.pod-lane', "els => "
+                                       "els.map(e => e.dataset.pod)")
+        )  # fmt: skip
+        assert recorded == live, (recorded, live)
+        assert asked == [record.as_uri()], asked
+        shown.screenshot(path=str(ARTIFACTS / "record-now.png"), full_page=True)
+    finally:
+        browser.close()  # the projector's browser, whatever the verdict

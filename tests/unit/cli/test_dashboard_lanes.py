@@ -95,3 +95,16 @@ def test_the_axis_starts_near_when_the_page_began_within_a_minute_and_five():
     assert book.view(1010)["from"] == 1010 - 60  # a minute at least
     assert book.view(1200)["from"] == 990  # ten seconds before the page began
     assert book.view(2000)["from"] == 2000 - SPAN_S  # five minutes at most
+
+
+def test_a_record_path_that_could_only_fail_at_the_end_is_refused_at_the_start(tmp_path):
+    import pytest
+
+    from workerlab.cli.commands.dashboard import _check_record_path
+    from workerlab.common.errors import WorkerlabError
+
+    _check_record_path(tmp_path / "session.html")  # a new file in a folder of ours: fine
+    with pytest.raises(WorkerlabError, match="does not exist"):
+        _check_record_path(tmp_path / "missing" / "session.html")
+    with pytest.raises(WorkerlabError, match="is a folder"):
+        _check_record_path(tmp_path)

@@ -188,7 +188,10 @@ class ProcessProbe:
         owner: str | None,
         notify: bool = True,  # False: the reconcile that asked waits for this read anyway
     ) -> None:
-        entry = self._cache.setdefault(uid, _Entry())
+        entry = self._cache.get(uid)
+        if entry is None:  # forgotten (its owner or pod gone) between the spawn and this read
+            self._inflight.discard(uid)
+            return
         before = entry.value
         healed = False
         try:

@@ -135,7 +135,7 @@ def test_a_retired_process_with_a_long_request_stops_within_the_graceful_timeout
     time.sleep(1.5)
     started = time.monotonic()
     write_count(count_file, 1)
-    _, waited = worker.wait_for_alive(lambda pids: len(pids) == 1, 20, "retiring one")
+    worker.wait_for_alive(lambda pids: len(pids) == 1, 20, "retiring one")
     gone_s = time.monotonic() - started
     for thread in threads:
         thread.join(timeout=40)

@@ -22,6 +22,9 @@ from workerlab.worker import siblings
 from workerlab.worker.config import ConfigError, Settings, read_processes_file
 
 HEARTBEAT_S = 1.0
+# The arbiter's loop wakes at least this often (gunicorn's: every 1 s) to follow the count file:
+# a change in place starts within a quarter second of the kubelet writing it.
+TICK_S = 0.25
 # A process told to stop closes its listener, then waits this long before uvicorn's shutdown
 # closes every connection without a request in progress: a connection it accepted just before
 # has sent its request by then, which is served instead of reset (seen when retiring processes
@@ -100,7 +103,8 @@ class DrainingArbiter(Arbiter):
     finish within GRACEFUL_TIMEOUT).
 
     A count changed in place: the arbiter follows WORKER_PROCESSES_FILE (the operator's pod
-    annotation, through the downward API) every loop, forking or retiring processes. A retired
+    annotation, through the downward API) at every turn of its loop (TICK_S), forking or
+    retiring processes. A retired
     process (the oldest first, as gunicorn's TTOU) gets SIGTERM and GRACEFUL_TIMEOUT to finish
     its requests; it is not a hung process while it drains (it no longer heartbeats), and is
     killed only past that bound. A reload (HUP) reads the file again, so it keeps the count.
@@ -127,6 +131,9 @@ class DrainingArbiter(Arbiter):
             self.murder_workers()
             self.manage_workers()
         raise StopIteration
+
+    def wait_for_signals(self, timeout: float = 1.0) -> list[int]:
+        return list(super().wait_for_signals(timeout=min(timeout, TICK_S)))
 
     def follow_count_file(self) -> None:
         path = self.app.settings.processes_file

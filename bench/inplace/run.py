@@ -64,6 +64,17 @@ def live_pods() -> dict[str, dict]:
     return {p["metadata"]["name"]: p for p in items if not p["metadata"].get("deletionTimestamp")}
 
 
+def all_pods() -> set[str]:
+    """Every pod of the cluster, terminating ones too."""
+    items = get("pods", "-n", NS, "-l", f"app.kubernetes.io/instance={WC}")["items"]
+    return {p["metadata"]["name"] for p in items}
+
+
+def pod_ready(pod: dict) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def alive_count(pod: str) -> int | None:
     try:
         raw = kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{pod}:8000/proxy/processes")
@@ -205,24 +216,27 @@ def trial(load: Load, number: int) -> dict[str, Any]:
     result["cpu_resize"] = in_place_phase(
         load, "cpu 50m→150m", {"resources": sized}, cpu_applied("150m")
     )
-    # The rolling reference: the pods replaced for a template change, until 2 new pods serve.
+    # The rolling reference: the pods replaced for a template change. Timed twice: until 2 new
+    # pods serve the count (the WorkerCluster Ready again), and until no pod of the old template
+    # is left (they drain: preStop, then their in-flight requests), when every pod runs it.
     before = set(live_pods())
     started = time.monotonic()
     patch({"env": [{"name": "BENCH_ROLL", "value": str(number)}]})
 
-    def rolled(pods: dict[str, dict]) -> bool:
-        ready = [
-            n
-            for n, p in pods.items()
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get(
-                "conditions") or [])
-        ]  # fmt: skip
+    def serving(pods: dict[str, dict]) -> bool:
+        ready = [n for n, p in pods.items() if pod_ready(p)]
         return len(pods) == 2 and not set(pods) & before and len(ready) == 2 and runs(1)(pods)
 
-    took = wait(lambda: rolled(live_pods()), "rolling update")
+    ready_s = wait(lambda: serving(live_pods()), "rolling update")
+    done_s = wait(lambda: not set(all_pods()) & before, "old pods gone") + ready_s
     ok, failed = load.between(started, time.monotonic())
-    result["rolling"] = {"seconds": round(took, 2), "requests_ok": ok,
-                         "requests_failed": len(failed), "failures": failed[:5]}  # fmt: skip
+    result["rolling"] = {
+        "seconds": round(done_s, 2),
+        "new_pods_serving_s": round(ready_s, 2),
+        "requests_ok": ok,
+        "requests_failed": len(failed),
+        "failures": failed[:5],
+    }
     log(f"rolling: {json.dumps(result['rolling'])}")
     return result
 
@@ -234,6 +248,7 @@ def median(values: list[float]) -> float:
 def report(results: dict[str, Any]) -> str:
     trials = results["trials"]
     rolling = median([t["rolling"]["seconds"] for t in trials])
+    serving = median([t["rolling"]["new_pods_serving_s"] for t in trials])
     rows, verdicts = [], []
     for key, label in (
         ("up_2_to_4", "processes 2→4 in place"),
@@ -249,7 +264,7 @@ def report(results: dict[str, Any]) -> str:
         verdicts.append(ok)
         rows.append(
             f"| {label} | {seconds} s ({', '.join(str(t[key]['seconds']) for t in trials)}) | "
-            f"{ratio:.2f} | {failed} | {restarted} | {renamed} | "
+            f"{ratio:.2f} | {seconds / serving:.2f} | {failed} | {restarted} | {renamed} | "
             f"{'holds' if ok else 'misses'} |"
         )
     rolling_failed = sum(t["rolling"]["requests_failed"] for t in trials)
@@ -260,20 +275,25 @@ def report(results: dict[str, Any]) -> str:
             f"{results['machine']}; {len(trials)} trials; wc/scaled, 2 pods, {CLIENTS} clients "
             "on fresh connections to a node's NodePort all along. Times from the patch until "
             "every pod runs the new count (its arbiter's /processes) or reports the new CPU "
-            "(containerStatuses); the rolling reference: an env change, until 2 new pods are "
-            "Ready and serving.",
+            "(containerStatuses). The rolling reference, an env change in the same trial: until "
+            "every pod runs the new template (the old pods gone: they drain for their preStop "
+            "5 s and in-flight requests), and, for comparison, until 2 new pods serve (the "
+            "WorkerCluster Ready again; old pods still terminating).",
             "",
-            f"Rolling reference: median {rolling} s "
-            f"({', '.join(str(t['rolling']['seconds']) for t in trials)}), "
-            f"{rolling_failed} failed requests.",
+            f"Rolling reference: median {rolling} s until every pod runs it "
+            f"({', '.join(str(t['rolling']['seconds']) for t in trials)}); new pods serving "
+            f"after a median {serving} s; {rolling_failed} failed requests.",
             "",
             f"| change | time, median (each trial) | ratio to rolling (goal <= {GOAL_RATIO}) | "
-            "failed requests | pod restarts | new pod names | verdict |",
-            "|---|---|---|---|---|---|---|",
+            "ratio to new pods serving | failed requests | pod restarts | new pod names | "
+            "verdict |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
             "",
-            f"All goals: {'hold' if all(verdicts) else 'do not all hold'}. Every figure: "
-            "inplace.json.",
+            f"All goals: {'hold' if all(verdicts) else 'do not all hold'}. On kind with the "
+            "image on the node, a new pod starts in about 2 s: a rolling update is at its "
+            "fastest here (elsewhere an image pull and a slower start add to it, not to a "
+            "change in place). Every figure: inplace.json.",
         ]
     )
 

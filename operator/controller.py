@@ -229,7 +229,7 @@ class Controller:
         for reason, message in result.warnings:
             await self.recorder.say_once(body, "Warning", reason, message, now)
         for reason, message in result.notes:
-            await self.recorder.say_once(body, "Normal", reason, message, now)
+            await self.recorder.post(body, events.Event("Normal", reason, message), now)
 
     async def _create_pods(
         self,

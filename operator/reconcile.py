@@ -71,7 +71,8 @@ class Plan:
     requeue_after: float | None = None
     # Situations worth an Event that are not actions (e.g. a foreign pod was ignored).
     warnings: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[tuple[str, str]] = field(default_factory=list)  # the same, as Normal Events
+    # Normal Events, each posted once by this plan (not deduplicated like the warnings).
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def creates(self) -> list[CreatePod]:
@@ -187,7 +188,10 @@ def plan(
             )
         elif (change := describe(pod, processes, resources)) is not None:
             in_place[pod.name] = change
-    if outdated and (why := roll_reason(cluster, outdated)) is not None:
+    # Said once per new template: at the first plan that sees it (the status still names the
+    # template before), so a template rolled to again later is said again.
+    new_template = cluster.status.get("templateHash") not in (None, current_hash)
+    if new_template and outdated and (why := roll_reason(cluster, outdated)) is not None:
         notes.append((Reason.ROLLING_UPDATE, why))
     if foreign:
         names = ", ".join(sorted(p.name for p in foreign)[:5])

@@ -63,7 +63,8 @@ def test_a_qos_class_change_rolls_the_pods_and_says_why():
     _, pods = settled(resources=SIZED)
     exact = {"cpu": "500m", "memory": "256Mi"}
     assert qos_class(SIZED) == "Burstable" and qos_class({"limits": exact}) == "Guaranteed"
-    result = World(make_cluster(resources={"limits": exact}, generation=2), pods).observe()
+    was = {"observedGeneration": 1, "templateHash": pods[0].template_hash}
+    result = World(make_cluster(was, 2, resources={"limits": exact}), pods).observe()
     assert result.creates and not result.in_place
     (note,) = result.notes
     assert note[0] == Reason.ROLLING_UPDATE and "QoS class Burstable → Guaranteed" in note[1]
@@ -72,9 +73,15 @@ def test_a_qos_class_change_rolls_the_pods_and_says_why():
 def test_an_image_change_rolls_the_pods_and_says_why():
     cluster, _ = settled()
     pods = [make_pod(cluster, image="reg/worker:1"), make_pod(cluster, image="reg/worker:1")]
-    result = World(make_cluster(image="reg/worker:2", generation=2), pods).observe()
+    was = {"observedGeneration": 1, "templateHash": pods[0].template_hash}
+    world = World(make_cluster(was, 2, image="reg/worker:2"), pods)
+    result = world.step()
     assert result.creates and not result.in_place
     assert "image reg/worker:1 → reg/worker:2 cannot change in a running pod" in result.notes[0][1]
+    # Said when the new template is first seen, not at every step of the rollout...
+    assert world.step().notes == []
+    # ...and again when a later change rolls to a template seen before.
+    assert result.status["templateHash"] != pods[0].template_hash
 
 
 def test_a_pod_that_refuses_or_cannot_be_resized_is_rolled_with_a_warning():

@@ -13,14 +13,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from workerlab.api.objects import format_time
 from workerlab.api.resource import ANNOTATION_CHANGED_AT, ANNOTATION_PROCESSES, Reason
 from workerlab.operator import events
 from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
-from workerlab.operator.inplace import IN_PLACE_DEADLINE_S, ChangeInPlace, refusal_patch, stalled
+from workerlab.operator.inplace import (
+    IN_PLACE_DEADLINE_S,
+    STALL_WINDOW_S,
+    ChangeInPlace,
+    refusal_patch,
+    stalled,
+)
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
@@ -92,6 +98,8 @@ class Controller:
     recorder: Recorder = field(init=False)
     # Per WorkerCluster, the writes the API server refused, by kind (writes.Writes).
     _held: dict[Key, dict[str, HeldWrite]] = field(default_factory=dict)
+    # Pods seen running their count since their last change in place (uid -> that change).
+    _reached: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.kube, background=self.events_in_background)
@@ -307,8 +315,14 @@ class Controller:
         for pod in pods:
             if not pod.owned_by(cluster) or pod.terminating or pod.in_place_refused:
                 continue
-            if (why := stalled(pod, wanted, now)) is not None:
+            if pod.changed_at is not None and pod.processes_alive == wanted:
+                self._reached[pod.uid] = pod.changed_at
+            elif self._reached.get(pod.uid) == pod.changed_at:
+                continue  # it ran the count since its change: a process re-forking now
+            elif (why := stalled(pod, wanted, now)) is not None:
                 await self._refuse(cluster.namespace, pod.name, pod.uid, why)
+        horizon = now - timedelta(seconds=IN_PLACE_DEADLINE_S + STALL_WINDOW_S)
+        self._reached = {u: at for u, at in self._reached.items() if at > horizon}
 
     async def _refuse(self, namespace: str, name: str, uid: str, why: str) -> None:
         logger.warning("in place refused: namespace=%s pod=%s: %s", namespace, name, why)

@@ -25,6 +25,7 @@ from workerlab.api.resource import ANNOTATION_IN_PLACE_REFUSED
 from workerlab.operator.model import ObservedPod
 
 IN_PLACE_DEADLINE_S = 60.0
+STALL_WINDOW_S = 120.0  # after the deadline: when a pod still not at its count is refused
 
 _SUFFIXES = {
     "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
@@ -152,10 +153,13 @@ def pending(pod: ObservedPod, processes: int, resources: dict[str, Any]) -> bool
 
 def stalled(pod: ObservedPod, processes: int, now: datetime) -> str | None:
     """A pod told a count IN_PLACE_DEADLINE_S ago that still runs another: why (the shell marks
-    it refused). Counts are only known to the shell, so this is asked there."""
+    it refused, unless it saw the pod run the count since the change: a process re-forking
+    later is no refusal). Only within STALL_WINDOW_S after the deadline: a change older than
+    that was taken or refused already. Counts are only known to the shell, so it asks this."""
     if pod.changed_at is None or pod.processes_alive is None or pod.processes_alive == processes:
         return None
-    if (now - pod.changed_at).total_seconds() <= IN_PLACE_DEADLINE_S:
+    since = (now - pod.changed_at).total_seconds()
+    if not IN_PLACE_DEADLINE_S < since <= IN_PLACE_DEADLINE_S + STALL_WINDOW_S:
         return None
     return (
         f"its arbiter runs {pod.processes_alive} processes {IN_PLACE_DEADLINE_S:.0f} s after it "

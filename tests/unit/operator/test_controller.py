@@ -774,3 +774,50 @@ def test_a_refused_resize_marks_the_pod_and_the_next_plan_rolls_it():
         assert warnings and old in warnings[0] and "rolling update" in warnings[0]
 
     asyncio.run(scenario())
+
+
+class StubbornKube(ArbiterKube):
+    """An arbiter that runs `running` processes whatever it is told (None: what it is told)."""
+
+    running: int | None = None
+
+    async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
+        if self.running is None:
+            return await super().pod_processes(namespace, pod, port)
+        return {"pod": pod, "processes": [{"pid": i, "alive": True} for i in range(self.running)]}
+
+
+def stalled_scenario(running_after: int | None, reach_first: bool) -> dict[str, Any]:
+    """processesPerPod 2→3 on 1 pod; the clock moves past the deadline; the pod's annotations."""
+    clock = {"now": datetime(2026, 1, 1, tzinfo=UTC)}
+
+    async def scenario() -> dict[str, Any]:
+        kube = StubbornKube({"replicas": 1, "processesPerPod": 2})
+        ctl = Controller(
+            kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=lambda: clock["now"]
+        )
+        for _ in range(3):
+            await ctl.reconcile((NS, NAME))
+            kube.make_ready()
+        kube.running = None if reach_first else 2
+        kube.cluster["spec"]["processesPerPod"] = 3
+        kube.cluster["metadata"]["generation"] = 2
+        await ctl.reconcile((NS, NAME))
+        await ctl.reconcile((NS, NAME))  # reads the count after the change
+        kube.running = running_after
+        clock["now"] += timedelta(seconds=61)
+        await ctl.reconcile((NS, NAME))
+        (pod,) = kube.pods.values()
+        return dict(pod["metadata"]["annotations"])
+
+    return asyncio.run(scenario())
+
+
+def test_an_arbiter_that_does_not_follow_its_count_is_marked_refused_after_the_deadline():
+    annotations = stalled_scenario(running_after=2, reach_first=False)
+    assert "runs 2 processes 60 s after it was told 3" in annotations[ANNOTATION_IN_PLACE_REFUSED]
+
+
+def test_a_process_re_forking_long_after_a_change_that_was_taken_is_no_refusal():
+    annotations = stalled_scenario(running_after=2, reach_first=True)
+    assert ANNOTATION_IN_PLACE_REFUSED not in annotations

@@ -144,13 +144,6 @@ def not_in_place(pod: ObservedPod, now: datetime) -> str | None:
     return None
 
 
-def pending(pod: ObservedPod, processes: int, resources: dict[str, Any]) -> bool:
-    """A current pod whose in-place change is not done yet (counts unknown: not waited for)."""
-    if change_for(pod, processes, resources) is not None or not resize_done(pod):
-        return True
-    return pod.processes_alive is not None and pod.processes_alive != processes
-
-
 def stalled(pod: ObservedPod, processes: int, now: datetime) -> str | None:
     """A pod told a count IN_PLACE_DEADLINE_S ago that still runs another: why (the shell marks
     it refused, unless it saw the pod run the count since the change: a process re-forking

@@ -110,11 +110,32 @@ class ChangeInPlace:
         return ", ".join(parts)
 
 
+def covers(asked: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Every amount `wanted` states is what the pod asks for. Amounts it does not state are
+    not compared: admission may add them (a namespace's LimitRange defaults a CPU limit)."""
+    have = normalized(asked)
+    return all(
+        have.get(kind, {}).get(name) == amount
+        for kind, amounts in normalized(wanted).items()
+        for name, amount in amounts.items()
+    )
+
+
+def merged(asked: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The pod's resources with the wanted amounts set: what admission added stays (a resize
+    may not remove a request or limit)."""
+    out = {kind: dict(asked.get(kind) or {}) for kind in ("requests", "limits") if asked.get(kind)}
+    for kind in ("requests", "limits"):
+        if wanted.get(kind):
+            out.setdefault(kind, {}).update(wanted[kind])
+    return out
+
+
 def change_for(pod: ObservedPod, processes: int, resources: dict[str, Any]) -> ChangeInPlace | None:
     """What to change in place so that a current pod runs `processes` with `resources`."""
     told = None if pod.processes_told == processes else (pod.processes_told, processes)
     asked = pod.resources
-    resize = None if normalized(asked) == normalized(resources) else (asked, resources)
+    resize = None if covers(asked, resources) else (asked, merged(asked, resources))
     if told is None and resize is None:
         return None
     return ChangeInPlace(pod.name, pod.uid, told, resize)

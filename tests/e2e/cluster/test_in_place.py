@@ -142,10 +142,12 @@ def test_an_image_change_falls_back_to_a_rolling_update_and_says_so(
     cluster, served, wait_for, worker_image
 ):
     ns = served
-    before = set(pods(cluster, ns))
-    # The same worker by another reference (a digest-free tag of the lab's registry): a new
-    # image for the pod spec, which no running container can switch to.
-    other = worker_image.rsplit(":", 1)[0] + ":0.1.0"
+    running = pods(cluster, ns)
+    before = set(running)
+    # The same worker by another reference (its digest, as the node pulled it): a new image
+    # for the pod spec, which no running container can switch to.
+    image_id = next(iter(running.values()))["status"]["containerStatuses"][0]["imageID"]
+    other = worker_image.rsplit(":", 1)[0] + "@" + image_id.rsplit("@", 1)[1]
     assert other != worker_image
     generation = cluster.get("wc", WC, "-n", ns)["metadata"]["generation"] + 1
     patch(cluster, ns, {"image": other})

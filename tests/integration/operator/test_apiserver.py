@@ -155,9 +155,9 @@ def test_kubectl_scale_uses_the_scale_subresource(plane, operator):
 
 def test_template_change_rolls_pods_within_bounds(plane, operator):
     old_hash = plane.json("get", "wc", "demo", "-n", NS)["status"]["templateHash"]
-    plane.ok(
-        "patch", "wc", "demo", "-n", NS, "--type=merge", "-p", '{"spec":{"processesPerPod":3}}'
-    )
+    # An env var: no running process can take it (processesPerPod would change in place).
+    patch = '{"spec":{"env":[{"name":"ROLL","value":"1"}]}}'
+    plane.ok("patch", "wc", "demo", "-n", NS, "--type=merge", "-p", patch)
     desired, surge = 2, 1  # 25% of 2, rounded up
     peak = 0
 
@@ -171,7 +171,7 @@ def test_template_change_rolls_pods_within_bounds(plane, operator):
     plane.wait(rolled, 20, "pods on the new template")
     assert peak <= desired + surge
     env = live_pods(plane, "demo")[0]["spec"]["containers"][0]["env"]
-    assert {"name": "WORKER_PROCESSES", "value": "3"} in env
+    assert {"name": "ROLL", "value": "1"} in env
 
 
 def test_hand_edited_service_is_restored(plane, operator):

@@ -111,3 +111,18 @@ def test_scaled_down_pods_are_not_changed_first():
     assert len(result.deletes) == 1 and len(result.in_place) == 1
     assert isinstance(result.in_place[0], ChangeInPlace)
     assert result.in_place[0].uid != result.deletes[0].uid
+
+
+def test_amounts_admission_added_are_kept_and_not_compared():
+    """A learner namespace's LimitRange defaults a CPU limit on every pod: no resize for that,
+    and a resize keeps it (the API server refuses one that removes a limit)."""
+    cluster = make_cluster(resources=SIZED)
+    defaulted = {**SIZED, "limits": {"memory": "512Mi", "cpu": "500m"}}
+    assert World(cluster, [make_pod(cluster, resources=defaulted)]).observe().in_place == []
+    bigger = make_cluster(resources={**SIZED, "requests": {"cpu": "1", "memory": "256Mi"}})
+    (change,) = World(bigger, [make_pod(cluster, resources=defaulted)]).observe().in_place
+    assert change.resources is not None
+    assert change.resources[1] == {
+        "requests": {"cpu": "1", "memory": "256Mi"},
+        "limits": {"memory": "512Mi", "cpu": "500m"},
+    }

@@ -5,6 +5,7 @@ The seed's `cluster.fork()` is `spawn_worker`, its `cluster.on('exit')` is `chil
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ from uvicorn_worker import UvicornWorker
 
 from workerlab.api import exits
 from workerlab.worker import siblings
+from workerlab.worker.accept import accept_in_turn
 from workerlab.worker.config import Settings
 
 HEARTBEAT_S = 1.0
@@ -53,6 +55,8 @@ class HeartbeatUvicornWorker(UvicornWorker):
         self.config.app = self.wsgi
         self._server = Server(config=self.config)
         self._install_sigquit_handler()
+        if not self.cfg.reuse_port:  # BALANCE=shared: one idle process per connection, in turn
+            accept_in_turn(asyncio.get_running_loop())
         await self._server.serve(sockets=plain_sockets(self.sockets))
         if not self._server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

@@ -151,6 +151,9 @@ def accept_in_turn(loop: asyncio.AbstractEventLoop) -> None:
     async def create_server_in_turn(protocol_factory, *args, sock=None, **kwargs):
         if sock is None or args or kwargs.get("ssl") is not None:
             return await create_server(protocol_factory, *args, sock=sock, **kwargs)
-        return TurnAcceptServer(loop, protocol_factory, sock)
+        try:
+            return TurnAcceptServer(loop, protocol_factory, sock)
+        except OSError:  # EPOLLEXCLUSIVE known to Python but refused by the kernel (< 4.5)
+            return await create_server(protocol_factory, *args, sock=sock, **kwargs)
 
     loop.create_server = create_server_in_turn  # type: ignore[method-assign]

@@ -129,7 +129,7 @@ class TurnAcceptServer:
             else:
                 shutdown()
 
-        protocol.shutdown = shutdown_after_first_request
+        protocol.shutdown = shutdown_after_first_request  # type: ignore[attr-defined]
         return protocol
 
     def close(self) -> None:

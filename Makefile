@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-spread bench-scale bench-failover bench-nodeloss clean
+.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-spread bench-scale bench-failover bench-nodeloss bench-inplace clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample (NODES=3: 1 control plane + 2 workers)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-scale the operator vs the Deployment controller at 10-1,000 workloads (kwok, no cluster)"
 	@echo "make bench-failover  the standby master vs kopf peering's default (a control plane on loopback)"
 	@echo "make bench-nodeloss  a stopped machine: WorkerCluster vs Deployment (after make up NODES=3)"
+	@echo "make bench-inplace   processes and CPU changed in place vs a rolling update (after make up)"
 	@echo "make down        remove the cluster (caches stay)"
 
 $(BIN)/.installed: pyproject.toml
@@ -127,6 +128,13 @@ bench-failover: venv toolchain
 BENCH_NODELOSS_ARGS ?=
 bench-nodeloss: venv
 	source hack/lib.sh && $(BIN)/python bench/nodeloss/run.py $(BENCH_NODELOSS_ARGS)
+
+# Both levels scaled without a restart (issue 26): processesPerPod 2→4→1 and a CPU resize in
+# place against a rolling update, 3 trials under load, ~6 min (after make up).
+# bench/results/inplace.md.
+BENCH_INPLACE_ARGS ?=
+bench-inplace: venv
+	source hack/lib.sh && $(BIN)/python bench/inplace/run.py $(BENCH_INPLACE_ARGS)
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .ruff_cache

@@ -146,6 +146,24 @@ def pod_action(message: str) -> tuple[str, str, str] | None:
     return words[0], words[2], why
 
 
+NO_RESTART = "no restart"
+
+
+def changed_in_place_message(pod: str, change: str) -> str:
+    """The message of the operator's ChangedInPlace Event: "Changed pod NAME in place: processes
+    2→4, no restart" (`change` as inplace.ChangeInPlace.summary says it)."""
+    return f"Changed pod {pod} in place: {change}, {NO_RESTART}"
+
+
+def changed_in_place(message: str) -> tuple[str, str] | None:
+    """(pod, change) from a changed_in_place_message; None for any other message."""
+    head, sep, rest = message.partition(" in place: ")
+    words = head.split()
+    if not sep or len(words) != 3 or words[:2] != ["Changed", "pod"]:
+        return None
+    return words[2], rest.removesuffix(f", {NO_RESTART}")
+
+
 def process_replaced_message(
     pod: str,
     arbiter_pid: int | None,

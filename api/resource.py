@@ -21,6 +21,12 @@ LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_TEMPLATE_HASH: Final = f"{GROUP}/template-hash"
+# What the operator told a pod's arbiter in place (no restart): the process count, which the
+# worker reads through a downward API file (WORKER_PROCESSES_FILE); when it said so (RFC 3339);
+# and why the pod could not take a change in place (it is rolled instead).
+ANNOTATION_PROCESSES: Final = f"{GROUP}/processes"
+ANNOTATION_CHANGED_AT: Final = f"{GROUP}/changed-in-place-at"
+ANNOTATION_IN_PLACE_REFUSED: Final = f"{GROUP}/in-place-refused"
 APP_NAME: Final = "workerlab-worker"
 MANAGER: Final = "workerlab-operator"
 
@@ -101,6 +107,9 @@ class Reason(StrEnum):
     NODE_RECOVERED = "NodeRecovered"
     # A pod's own master re-forked a dead process (seen in its /processes): the arbiter healed it.
     PROCESS_REPLACED = "ProcessReplaced"
+    CHANGED_IN_PLACE = "ChangedInPlace"  # processes or CPU/memory of a running pod, no restart
+    IN_PLACE_FALLBACK = "InPlaceFallback"  # a change a pod could not take in place: rolled
+    ROLLING_UPDATE = "RollingUpdate"  # a template change no pod can take in place
     RECOVERED = "Recovered"
     READY = "Ready"
     PAUSED = "Paused"

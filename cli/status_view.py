@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from workerlab.api import exits
+from workerlab.api.objects import NO_RESTART
 from workerlab.common.views import ClusterView
 
 
@@ -73,6 +74,14 @@ def render(views: list[ClusterView], console: Console) -> None:
                 + (f"  arbiter pid={pod.arbiter_pid}" if pod.arbiter_pid else "")
                 + (f"  balance={pod.balance}" if pod.balance else "")
             )
+            if pod.in_place:
+                branch.add(f"[cyan]changing in place: {escape(pod.in_place)}[/]")
+            elif pod.changed_in_place_at:
+                branch.add(
+                    f"[cyan]changed in place at {pod.changed_in_place_at}: told "
+                    f"{pod.processes_told} processes, {NO_RESTART}[/] [dim](same pod, same "
+                    "arbiter)[/]"
+                )
             if pod.processes_error:
                 branch.add(f"[dim]processes unknown: {pod.processes_error}[/]")
             if pod.processes:

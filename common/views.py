@@ -7,7 +7,7 @@ the host without port-forwards. `workerlab status` renders it; the labs' checker
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from workerlab.api.objects import (
     conditions_by_type,
@@ -21,7 +21,13 @@ from workerlab.api.objects import (
     worker_port,
 )
 from workerlab.api.processes import ProcessesReport
-from workerlab.api.resource import HPA_RESOURCE, OPERATOR_LEASE, OPERATOR_NAMESPACE
+from workerlab.api.resource import (
+    ANNOTATION_CHANGED_AT,
+    ANNOTATION_PROCESSES,
+    HPA_RESOURCE,
+    OPERATOR_LEASE,
+    OPERATOR_NAMESPACE,
+)
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.kube import Kube
 
@@ -52,6 +58,11 @@ class PodRow:
     balance: str | None = None  # how the pod's processes share connections (BALANCE)
     processes: list[ProcessRow] | None = None  # None: not asked, or the pod did not answer
     processes_error: str | None = None
+    # In place (no restart): the count the operator told the pod, when it last changed the pod
+    # in place, and the change it is still taking (the operator's status.pods[].inPlace).
+    processes_told: int | None = None
+    changed_in_place_at: str | None = None
+    in_place: str | None = None
 
     @property
     def alive_processes(self) -> int | None:
@@ -102,6 +113,7 @@ class ClusterView:
 
 def pod_row(pod: dict) -> PodRow:
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
+    annotations = meta.get("annotations") or {}
     return PodRow(
         name=meta.get("name", "?"),
         phase=status.get("phase", "Unknown"),
@@ -111,6 +123,10 @@ def pod_row(pod: dict) -> PodRow:
         template_hash=pod_template_hash(pod),
         terminating=pod_terminating(pod),
         waiting_reason=pod_waiting_reason(pod),
+        processes_told=int(told)
+        if (told := annotations.get(ANNOTATION_PROCESSES, "")).isdigit()
+        else None,
+        changed_in_place_at=annotations.get(ANNOTATION_CHANGED_AT),
     )
 
 
@@ -171,6 +187,9 @@ def list_hpas(kube: Kube) -> list[dict]:
 
 def cluster_view(wc: dict, pods: list[dict]) -> ClusterView:
     spec, status = wc.get("spec") or {}, wc.get("status") or {}
+    in_place = {
+        str(p.get("name")): str(p["inPlace"]) for p in status.get("pods") or [] if p.get("inPlace")
+    }
     return ClusterView(
         name=wc["metadata"]["name"],
         namespace=wc["metadata"].get("namespace", ""),
@@ -180,7 +199,7 @@ def cluster_view(wc: dict, pods: list[dict]) -> ClusterView:
         ready_processes=status.get("readyProcesses"),
         phase=status.get("phase"),
         conditions=conditions_of(wc),
-        pods=[pod_row(p) for p in pods],
+        pods=[replace(pod_row(p), in_place=in_place.get(p["metadata"]["name"])) for p in pods],
         lost_nodes={
             str(n.get("name")): str(n.get("lastHeartbeatTime", "?"))
             for n in status.get("lostNodes") or []

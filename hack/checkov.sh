@@ -30,7 +30,8 @@ import sys
 
 import yaml
 from workerlab.operator.model import WorkerCluster
-from workerlab.operator.templates import build_ingress, build_network_policy, build_pod, build_service
+from workerlab.operator.endpoints import build_ingress, build_network_policy, build_service
+from workerlab.operator.templates import build_pod
 
 body = yaml.safe_load(open("manifests/samples/demo.yaml"))
 body["spec"]["ingress"] = {"enabled": True, "className": "traefik", "host": "demo.localtest.me"}

@@ -7,7 +7,8 @@
 #                   operator's settings), one after another as a learner would. Lab 10's drill
 #                   stops the API server: it runs last (tests/e2e/conftest.py), when the other
 #                   lanes are done with the lab's cluster.
-#   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA)
+#   isolated lane:  the e2e suites that work in namespaces of their own (the class, the HPA,
+#                   changes in place)
 #                   first, then unit and integration tests (no cluster).
 #   dashboard lane: the dashboard's browser tests (a throwaway namespace; their 10-minute idle
 #                   period costs no CPU), then the own-cluster suite (a second, multi-node kind
@@ -22,7 +23,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 read -r -a extra <<<"${PYTEST_ARGS:-}"
-own_namespace=(tests/e2e/class tests/e2e/cluster/test_metrics.py)
+own_namespace=(tests/e2e/class tests/e2e/cluster/test_metrics.py tests/e2e/cluster/test_in_place.py)
 isolated=("${own_namespace[@]}" tests/unit tests/integration)
 dashboard=(tests/e2e/dashboard tests/e2e/owncluster)
 shared=(tests/e2e --ignore=tests/e2e/dashboard --ignore=tests/e2e/owncluster)

@@ -78,13 +78,32 @@ def delete_demo_hpas(kube: Kube) -> list[str]:
     return names
 
 
+QUOTA_UNKNOWN = "status unknown for quota"  # a quota made a moment ago (`class add`)
+QUOTA_WAIT_S = 30.0
+
+
+def _create_when_quota_known(kube: Kube, manifest: dict) -> None:
+    """Create demo; the API server refuses creates that a ResourceQuota counts until the quota
+    controller has computed the quota's status (a learner's first reset right after `class
+    add`): that refusal is retried for QUOTA_WAIT_S, any other is the learner's to see."""
+    deadline = time.monotonic() + QUOTA_WAIT_S
+    while True:
+        try:
+            kube.run("create", "-f", "-", stdin=json.dumps(manifest))
+            return
+        except KubeError as error:
+            if QUOTA_UNKNOWN not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def reset_demo(kube: Kube, wait: bool = True) -> str:
     hpas = delete_demo_hpas(kube)
     manifest = demo_manifest(kube.namespace, _sample_path())
     for attempt in range(REPLACE_ATTEMPTS):
         current = kube.get(RESOURCE, DEMO)
         if current is None:
-            kube.run("create", "-f", "-", stdin=json.dumps(manifest))
+            _create_when_quota_known(kube, manifest)
             break
         # Custom resources allow no unconditional update: replace the version we just read.
         # The operator may write (status, its annotations) in between: read again and retry.

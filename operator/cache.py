@@ -145,6 +145,16 @@ class CachedKube:
         self.caches.pods.mark_terminating(namespace, name, uid, datetime.now(UTC))
         return deleted
 
+    async def patch_pod(self, namespace: str, name: str, uid: str, patch: Obj) -> Obj:
+        patched = await self.kube.patch_pod(namespace, name, uid, patch)
+        self.caches.pods.put({"kind": "Pod", **patched})
+        return patched
+
+    async def resize_pod(self, namespace: str, name: str, container: str, resources: Obj) -> Obj:
+        resized = await self.kube.resize_pod(namespace, name, container, resources)
+        self.caches.pods.put({"kind": "Pod", **resized})
+        return resized
+
     async def get_service(self, namespace: str, name: str) -> Obj | None:
         await self.caches.wait_synced()
         return self.caches.services.get(namespace, name)

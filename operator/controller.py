@@ -13,12 +13,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from workerlab.api.resource import Reason
+from workerlab.api.objects import format_time
+from workerlab.api.resource import ANNOTATION_CHANGED_AT, ANNOTATION_PROCESSES, Reason
 from workerlab.operator import events
 from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
+from workerlab.operator.inplace import (
+    IN_PLACE_DEADLINE_S,
+    STALL_WINDOW_S,
+    ChangeInPlace,
+    refusal_patch,
+    stalled,
+)
 from workerlab.operator.kube import ApiError
 from workerlab.operator.metrics import Metrics
 from workerlab.operator.model import ObservedPod, WorkerCluster
@@ -28,7 +36,7 @@ from workerlab.operator.processes import ProcessProbe
 from workerlab.operator.reconcile import CreatePod, DeletePod, HeldWrite, Plan, plan
 from workerlab.operator.recorder import EventSink, Recorder
 from workerlab.operator.status import status_patch, with_refusals
-from workerlab.operator.templates import build_pod
+from workerlab.operator.templates import CONTAINER_NAME, build_pod
 from workerlab.operator.writes import Writes
 
 logger = logging.getLogger("workerlab.operator")
@@ -51,9 +59,18 @@ class KubeClient(OwnedClient, EventSink, Protocol):
     async def patch_cluster_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> Any: ...
+    async def patch_pod(
+        self, namespace: str, name: str, uid: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
+    async def resize_pod(
+        self, namespace: str, name: str, container: str, resources: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 Key = tuple[str, str]  # (namespace, name)
+
+
+IN_PLACE_RECHECK_S = 5.0  # while a pod takes a change in place: to see its deadline pass
 
 
 def _now() -> datetime:
@@ -81,6 +98,8 @@ class Controller:
     recorder: Recorder = field(init=False)
     # Per WorkerCluster, the writes the API server refused, by kind (writes.Writes).
     _held: dict[Key, dict[str, HeldWrite]] = field(default_factory=dict)
+    # Pods seen running their count since their last change in place (uid -> that change).
+    _reached: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.kube, background=self.events_in_background)
@@ -134,6 +153,7 @@ class Controller:
         live = sum(1 for p in observed if p.owned_by(cluster) and not p.terminating)
         await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)
+        await self._refuse_stalled(cluster, pods, now)
         for seen in self.probe.take_replacements(namespace, name):
             # Stamped when the process died (the arbiter's record), not when this poll saw it:
             # the Event says when the heal happened, as the other heals' Events do.
@@ -171,6 +191,8 @@ class Controller:
             again = min(again, retry_in + 0.1)
         if result.requeue_after is not None:
             again = min(again, result.requeue_after + 0.1)
+        if any("inPlace" in p for p in status["pods"]):
+            again = min(again, IN_PLACE_RECHECK_S)  # its deadline passes with no event
         if writes.refusals:
             return again, "error"
         return again, "requeue_after" if result.requeue_after is not None else "success"
@@ -204,6 +226,9 @@ class Controller:
         # controller does, so scaling 10 -> 2 waits for 8 round trips at once, not in a row.
         await asyncio.gather(*(self._delete_pod(cluster, body, a, now) for a in result.deletes))
         live -= len(result.deletes)
+        await asyncio.gather(
+            *(self._change_in_place(cluster, body, a, now) for a in result.in_place)
+        )
         created = 0
         if result.creates and writes.may("Pod", _pod_context(cluster, live)):
             created = await self._create_pods(cluster, body, result, live, writes, now)
@@ -211,6 +236,8 @@ class Controller:
             await self.recorder.post(body, scaled, now)
         for reason, message in result.warnings:
             await self.recorder.say_once(body, "Warning", reason, message, now)
+        for reason, message in result.notes:
+            await self.recorder.post(body, events.Event("Normal", reason, message), now)
 
     async def _create_pods(
         self,
@@ -251,6 +278,59 @@ class Controller:
                 return live - before
         writes.done("Pod")
         return live - before
+
+    async def _change_in_place(
+        self, cluster: WorkerCluster, body: dict[str, Any], action: ChangeInPlace, now: datetime
+    ) -> None:
+        """Resize first, then tell the count: a refused resize leaves the pod as it was, marked
+        refused, and the next plan rolls it."""
+        namespace, name = cluster.namespace, action.name
+        annotations = {ANNOTATION_CHANGED_AT: format_time(now)}
+        if action.processes is not None:
+            annotations[ANNOTATION_PROCESSES] = str(action.processes[1])
+        try:
+            if action.resources is not None:
+                await self.kube.resize_pod(namespace, name, CONTAINER_NAME, action.resources[1])
+            await self.kube.patch_pod(
+                namespace, name, action.uid, {"metadata": {"annotations": annotations}}
+            )
+        except ApiError as error:
+            if error.status == 409:
+                return  # another pod by that name now: the next reconcile sees it
+            if error.status not in (400, 403, 404, 422):
+                raise  # transient: retried by the work queue
+            # Refused (an older API server, RBAC, validation): roll this pod instead.
+            why = f"the API server refused the change ({error.status}): {error.message[:200]}"
+            await self._refuse(namespace, name, action.uid, why)
+            return
+        self.probe.watch_closely(action.uid, IN_PLACE_DEADLINE_S)
+        await self.recorder.post(body, events.changed_in_place(action), now)
+
+    async def _refuse_stalled(
+        self, cluster: WorkerCluster, pods: list[ObservedPod], now: datetime
+    ) -> None:
+        """Pods told a count long ago that still run another: marked, so the next plan rolls
+        them (counts are known only here, after the plan's actions)."""
+        wanted = cluster.spec.processes_per_pod
+        for pod in pods:
+            if not pod.owned_by(cluster) or pod.terminating or pod.in_place_refused:
+                continue
+            if pod.changed_at is not None and pod.processes_alive == wanted:
+                self._reached[pod.uid] = pod.changed_at
+            elif self._reached.get(pod.uid) == pod.changed_at:
+                continue  # it ran the count since its change: a process re-forking now
+            elif (why := stalled(pod, wanted, now)) is not None:
+                await self._refuse(cluster.namespace, pod.name, pod.uid, why)
+        horizon = now - timedelta(seconds=IN_PLACE_DEADLINE_S + STALL_WINDOW_S)
+        self._reached = {u: at for u, at in self._reached.items() if at > horizon}
+
+    async def _refuse(self, namespace: str, name: str, uid: str, why: str) -> None:
+        logger.warning("in place refused: namespace=%s pod=%s: %s", namespace, name, why)
+        try:
+            await self.kube.patch_pod(namespace, name, uid, refusal_patch(why))
+        except ApiError as error:
+            if error.status not in (404, 409):  # gone: nothing to roll
+                raise
 
     async def _delete_pod(
         self, cluster: WorkerCluster, body: dict[str, Any], action: DeletePod, now: datetime

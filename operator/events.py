@@ -13,6 +13,7 @@ from workerlab.api.objects import (
     ROLLING_UPDATE,
     SCALE_DOWN,
     SCALE_UP,
+    changed_in_place_message,
     conditions_by_type,
     pod_action_message,
     process_replaced_message,
@@ -20,6 +21,7 @@ from workerlab.api.objects import (
 )
 from workerlab.api.processes import PodReplacement
 from workerlab.api.resource import ConditionType, Reason
+from workerlab.operator.inplace import ChangeInPlace
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan
 from workerlab.operator.status import REFUSAL_REASONS, condition_cause
 
@@ -71,6 +73,12 @@ def pod_deleted(action: DeletePod) -> Event:
     if action.reason == "NodeLost":
         why = f"its node {action.node} is lost (deleted without grace: no kubelet to honour it)"
     return Event("Normal", Reason.DELETED_POD, pod_action_message("Deleted", action.name, why))
+
+
+def changed_in_place(action: ChangeInPlace) -> Event:
+    return Event(
+        "Normal", Reason.CHANGED_IN_PLACE, changed_in_place_message(action.name, action.summary)
+    )
 
 
 def process_replaced(seen: PodReplacement) -> Event:

@@ -43,16 +43,24 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 LOCAL_GRACE_SECONDS = 30.0  # a written-through object survives a relist that predates it
 
 
+CONTAINER_KEPT = ("name", "image", "resources")  # what a change in place compares
+
+
 def trim(obj: Obj) -> Obj:
-    """What the operator reads of an object, without the bulk: managedFields always, and a
-    pod's spec (the controller reads a pod's metadata and status only)."""
+    """What the operator reads of an object, without the bulk: managedFields always, and of a
+    pod's spec only its node and its containers' name, image and resources (the controller
+    reads a pod's metadata and status, and compares those for a change in place)."""
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
     out = {k: v for k, v in obj.items() if k != "metadata"}
     out["metadata"] = meta
     if obj.get("kind") == "Pod" or ("spec" in obj and "containers" in (obj.get("spec") or {})):
         spec = obj.get("spec") or {}
-        out["spec"] = {"nodeName": spec.get("nodeName")} if spec.get("nodeName") else {}
+        kept: dict[str, Any] = {"nodeName": spec["nodeName"]} if spec.get("nodeName") else {}
+        kept["containers"] = [
+            {k: c[k] for k in CONTAINER_KEPT if k in c} for c in spec.get("containers") or []
+        ]
+        out["spec"] = kept
     return out
 
 

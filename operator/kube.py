@@ -29,6 +29,7 @@ warnings.filterwarnings("once", category=urllib3.exceptions.InsecureRequestWarni
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 # The API server's own --request-timeout, which client-go's controllers wait for: on a loaded
 # server a 15-s client timeout failed reconciles whose write the server may still complete (a
 # pod created behind a timeout is known only when its watch event comes).
@@ -215,6 +216,27 @@ class Kube:
                 return False
             raise
         return True
+
+    async def patch_pod(
+        self, namespace: str, name: str, uid: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A merge patch of exactly this pod (the uid in the patch is a precondition)."""
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": uid}}
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        return await self.call("PATCH", path, body, content_type=MERGE_PATCH)
+
+    async def resize_pod(
+        self, namespace: str, name: str, container: str, resources: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Set the container's resources through the pod's `resize` subresource (Kubernetes
+        >= 1.33): the kubelet applies them to the running container. The whole resources
+        object is replaced (a merge would keep a limit the spec no longer has)."""
+        patch = [
+            {"op": "test", "path": "/spec/containers/0/name", "value": container},
+            {"op": "replace", "path": "/spec/containers/0/resources", "value": resources},
+        ]
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/resize"
+        return await self.call("PATCH", path, patch, content_type=JSON_PATCH)
 
     async def create_service(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call("POST", f"/api/v1/namespaces/{namespace}/services", body)

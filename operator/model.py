@@ -24,6 +24,7 @@ from workerlab.api.objects import (
 )
 from workerlab.api.resource import API_VERSION, APP_NAME, KIND, LABEL_INSTANCE, LABEL_NAME
 from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage, resolve
+from workerlab.operator.podfacts import in_place_facts
 
 # How each pod's processes share connections (the worker's BALANCE; docs/worker.md).
 BALANCE_MODES = ("shared", "reuseport")
@@ -31,6 +32,7 @@ DEFAULT_BALANCE = "shared"
 # Env names the operator sets itself; spec.env may not override them (the CRD rejects it too).
 RESERVED_ENV = (
     "WORKER_PROCESSES",
+    "WORKER_PROCESSES_FILE",
     "PORT",
     "BALANCE",
     "WORKERLAB_LAB_MODE",
@@ -293,6 +295,15 @@ class ObservedPod:
     last_exit_message: str | None = None
     status_reason: str | None = None  # pod-level, e.g. "Evicted"
     processes_alive: int | None = None  # from GET /processes, None when unknown
+    # In place (inplace.py): what the operator told the pod, and what its kubelet applied.
+    processes_told: int | None = None  # the annotation its arbiter follows
+    image: str | None = None  # the worker container's
+    resources: dict[str, Any] = field(default_factory=dict)  # the container's spec
+    resources_applied: dict[str, Any] | None = None  # containerStatuses[].resources, if told
+    resize: str | None = None  # Infeasible | Deferred (PodResizePending) | InProgress
+    resize_message: str | None = None
+    changed_at: datetime | None = None
+    in_place_refused: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -343,4 +354,5 @@ class ObservedPod:
             last_exit_message=last_message or None,
             status_reason=status.get("reason"),
             processes_alive=processes_alive,
+            **in_place_facts(pod),
         )

@@ -13,10 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from workerlab.api.resource import Reason
-from workerlab.operator.model import WorkerCluster
-from workerlab.operator.recorder import Recorder
-from workerlab.operator.status import conflict
-from workerlab.operator.templates import (
+from workerlab.operator.endpoints import (
     build_ingress,
     build_network_policy,
     build_service,
@@ -24,6 +21,9 @@ from workerlab.operator.templates import (
     network_policy_update,
     service_update,
 )
+from workerlab.operator.model import WorkerCluster
+from workerlab.operator.recorder import Recorder
+from workerlab.operator.status import conflict
 from workerlab.operator.writes import Writes, digest
 
 

@@ -38,6 +38,9 @@ TELL_WITHIN_S = 900.0  # a re-fork older than this, first seen now, is not told
 RATE_PER_SECOND = 50.0
 
 
+CLOSE_PERIOD_S = 1.0  # between reads of a pod taking a new process count
+
+
 @dataclass
 class _Entry:
     fetched: float = -1e9  # when the last read ended (monotonic)
@@ -50,6 +53,7 @@ class _Entry:
     port: int = 0
     owner: str | None = None
     told: set[int] = field(default_factory=set)  # dead pids already taken as replacements
+    closely_until: float = 0.0  # read every poll until then (monotonic): a change in place
 
 
 class ProcessProbe:
@@ -112,9 +116,18 @@ class ProcessProbe:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def watch_closely(self, uid: str, seconds: float) -> None:
+        """Read this pod at every poll for a while (its process count is being changed in
+        place): the status shows the new count within a poll, not a ttl."""
+        if (entry := self._cache.get(uid)) is not None:
+            entry.closely_until = time.monotonic() + seconds
+            entry.fetched = min(entry.fetched, time.monotonic() - self._ttl)
+
     def _period(self, entry: _Entry) -> float:
         """Seconds between reads of a pod: ttl while it answers, backing off while it does not."""
         if entry.failures == 0:
+            if time.monotonic() < entry.closely_until:
+                return min(self._ttl, CLOSE_PERIOD_S)
             return self._ttl
         return min(self._ttl * 2.0 ** min(entry.failures, 20), self._max_backoff)
 
@@ -188,7 +201,10 @@ class ProcessProbe:
         owner: str | None,
         notify: bool = True,  # False: the reconcile that asked waits for this read anyway
     ) -> None:
-        entry = self._cache.setdefault(uid, _Entry())
+        entry = self._cache.get(uid)
+        if entry is None:  # forgotten (its owner or pod gone) between the spawn and this read
+            self._inflight.discard(uid)
+            return
         before = entry.value
         healed = False
         try:

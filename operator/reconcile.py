@@ -18,6 +18,10 @@ rule 6 replaces them; new pods keep off lost nodes, which the scheduler still th
 
 Containers that crash-loop are restarted by the kubelet (with its own backoff); the operator
 does not delete those pods, it reports them in the Degraded condition.
+
+The process count and CPU/memory are not in the template hash: current pods that differ are
+changed in place (`ChangeInPlace`, inplace.py). A pod that cannot take its change in place is
+counted as outdated, so rules 3, 5 and 6 replace it as a rolling update does.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from typing import Any
 
 from workerlab.api.objects import format_time
 from workerlab.api.resource import Reason
+from workerlab.operator.inplace import ChangeInPlace, change_for, describe, not_in_place
 from workerlab.operator.model import FailureBackoff, ObservedPod, WorkerCluster
 from workerlab.operator.nodeloss import NodeHealth
 from workerlab.operator.status import Counts, Refusal, build_status
-from workerlab.operator.templates import template_hash
+from workerlab.operator.templates import desired_resources, roll_reason, template_hash
 
 BACKOFF_BASE_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 300.0
@@ -55,7 +60,7 @@ class DeletePod:
     force: bool = False  # no grace period: the pod's kubelet is not there to honour one
 
 
-Action = CreatePod | DeletePod
+Action = CreatePod | DeletePod | ChangeInPlace
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Plan:
     requeue_after: float | None = None
     # Situations worth an Event that are not actions (e.g. a foreign pod was ignored).
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    # Normal Events, each posted once by this plan (not deduplicated like the warnings).
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def creates(self) -> list[CreatePod]:
@@ -74,6 +81,10 @@ class Plan:
     @property
     def deletes(self) -> list[DeletePod]:
         return [a for a in self.actions if isinstance(a, DeletePod)]
+
+    @property
+    def in_place(self) -> list[ChangeInPlace]:
+        return [a for a in self.actions if isinstance(a, ChangeInPlace)]
 
 
 def backoff_delay(consecutive_failures: int) -> float:
@@ -160,9 +171,28 @@ def plan(
     active = [p for p in live if not p.finished]
     current = [p for p in active if p.template_hash == current_hash]
     outdated = [p for p in active if p.template_hash != current_hash]
+    processes, resources = spec.processes_per_pod, desired_resources(spec)
 
     backoff = FailureBackoff.from_status(cluster.status)
     warnings: list[tuple[str, str]] = []
+    notes: list[tuple[str, str]] = []
+    # A current pod that cannot take its change in place is rolled like an outdated one.
+    in_place: dict[str, str] = {}
+    for pod in list(current):
+        if (why := not_in_place(pod, now)) is not None:
+            current.remove(pod)
+            outdated.append(pod)
+            in_place[pod.name] = f"refused: {why}"
+            warnings.append(
+                (Reason.IN_PLACE_FALLBACK, f"pod {pod.name}: {why}; replacing it (rolling update)")
+            )
+        elif (change := describe(pod, processes, resources)) is not None:
+            in_place[pod.name] = change
+    # Said once per new template: at the first plan that sees it (the status still names the
+    # template before), so a template rolled to again later is said again.
+    new_template = cluster.status.get("templateHash") not in (None, current_hash)
+    if new_template and outdated and (why := roll_reason(cluster, outdated)) is not None:
+        notes.append((Reason.ROLLING_UPDATE, why))
     if foreign:
         names = ", ".join(sorted(p.name for p in foreign)[:5])
         warnings.append(
@@ -170,10 +200,19 @@ def plan(
         )
 
     lost_status = lost_nodes_status(cluster, stranded, lost)
+    changing = sum(p.name in in_place for p in current)
     if spec.paused:
-        counts = Counts.of(active, current, desired, pods_waiting_backoff=0)
+        counts = Counts.of(active, current, desired, pods_waiting_backoff=0, in_place=changing)
         status = build_status(
-            cluster, owned, counts, now, backoff, current_hash, paused=True, lost_nodes=lost_status
+            cluster,
+            owned,
+            counts,
+            now,
+            backoff,
+            current_hash,
+            paused=True,
+            lost_nodes=lost_status,
+            in_place=in_place,
         )
         return Plan(actions=[], status=status, warnings=warnings)
 
@@ -210,6 +249,9 @@ def plan(
         actions += [DeletePod(p.name, p.uid, p.ready, "ScaleDown") for p in surplus]
         kept_current = order[len(current) - desired :]
 
+    # In place: the current pods keep serving while their arbiter and kubelet take the change.
+    actions += [c for p in kept_current if (c := change_for(p, processes, resources)) is not None]
+
     # 5. Outdated Ready pods, within the availability budget.
     min_available = max(0, desired - unavailable)
     ready_now = sum(p.ready for p in kept_current) + len(outdated_ready)
@@ -239,7 +281,9 @@ def plan(
         avoid = tuple(sorted(lost))
         actions += [CreatePod(current_hash, reason, avoid, stand_ins[i]) for i in range(to_create)]
 
-    counts = Counts.of(active, current, desired, pods_waiting_backoff=waiting_failed)
+    counts = Counts.of(
+        active, current, desired, pods_waiting_backoff=waiting_failed, in_place=changing
+    )
     converged = counts.converged and not finished
     if converged and backoff.consecutive_failures:
         backoff = FailureBackoff()  # healthy again: the next failure is replaced at once
@@ -254,5 +298,12 @@ def plan(
         pending_actions=len(actions),
         waiting_failed=waiting_failed,
         lost_nodes=lost_status,
+        in_place=in_place,
     )
-    return Plan(actions=actions, status=status, requeue_after=requeue_after, warnings=warnings)
+    return Plan(
+        actions=actions,
+        status=status,
+        requeue_after=requeue_after,
+        warnings=warnings,
+        notes=notes,
+    )

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from workerlab.operator.images import FALLBACK_WORKER_IMAGE, WorkerImage
+from workerlab.operator.inplace import ChangeInPlace
 from workerlab.operator.model import ObservedPod, WorkerCluster, WorkerClusterSpec
 from workerlab.operator.reconcile import CreatePod, DeletePod, Plan, plan
-from workerlab.operator.templates import template_hash
+from workerlab.operator.templates import desired_resources, template_hash
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 CLUSTER_UID = "uid-demo"
@@ -54,6 +55,8 @@ def make_pod(
     n = next(_serial)
     if hash == CURRENT:
         hash = template_hash(cluster) if cluster else None
+    # As the cluster's template makes it (told its process count, sized), else as told nothing.
+    processes = cluster.spec.processes_per_pod if cluster else 2
     base = ObservedPod(
         name=f"demo-{n:05d}",
         uid=f"pod-uid-{n}",
@@ -62,7 +65,9 @@ def make_pod(
         created=now - timedelta(seconds=age),
         phase="Running",
         ready=ready,
-        processes_alive=2 if ready else None,
+        processes_alive=processes if ready else None,
+        processes_told=processes if cluster else None,
+        resources=desired_resources(cluster.spec) if cluster else {},
     )
     return replace(base, **fields)
 
@@ -92,10 +97,13 @@ class World:
                 survivors.append(replace(p, terminating=True, ready=False))
             else:
                 survivors.append(p)
+        changes = {a.uid: a for a in result.actions if isinstance(a, ChangeInPlace)}
+        survivors = [self._changed(p, changes[p.uid]) if p.uid in changes else p for p in survivors]
         for action in result.actions:
             if isinstance(action, CreatePod):
                 survivors.append(
                     make_pod(
+                        self.cluster,
                         hash=action.template_hash,
                         ready=False,
                         age=0,
@@ -108,6 +116,16 @@ class World:
         self.now += timedelta(seconds=self.step_seconds)
         self._become_ready()
 
+    @staticmethod
+    def _changed(pod: ObservedPod, change: ChangeInPlace) -> ObservedPod:
+        """The arbiter and the kubelet take a change in place within the step."""
+        if change.processes is not None:
+            told = change.processes[1]
+            pod = replace(pod, processes_told=told, processes_alive=told if pod.ready else None)
+        if change.resources is not None:
+            pod = replace(pod, resources=change.resources[1])
+        return pod
+
     def _become_ready(self) -> None:
         updated = []
         for p in self.pods:
@@ -116,7 +134,7 @@ class World:
                 self.ready_after_steps is not None and self._ages[p.uid] >= self.ready_after_steps
             )
             if ripe and not p.ready and not p.terminating and not p.finished and not p.stuck:
-                p = replace(p, ready=True, phase="Running", processes_alive=2)
+                p = replace(p, ready=True, phase="Running", processes_alive=p.processes_told or 2)
             updated.append(p)
         self.pods = updated
 

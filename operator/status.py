@@ -29,6 +29,7 @@ class Counts:
     outdated: int
     waiting_backoff: int
     ready_processes: int
+    in_place: int = 0  # current pods still taking a change in place (inplace.pending)
 
     @classmethod
     def of(
@@ -37,6 +38,7 @@ class Counts:
         current: list[ObservedPod],
         desired: int,
         pods_waiting_backoff: int,
+        in_place: int = 0,
     ) -> Counts:
         return cls(
             desired=desired,
@@ -47,11 +49,14 @@ class Counts:
             outdated=len(active) - len(current),
             waiting_backoff=pods_waiting_backoff,
             ready_processes=sum(p.processes_alive or 0 for p in active if p.ready),
+            in_place=in_place,
         )
 
     @property
     def converged(self) -> bool:
-        return self.replicas == self.updated == self.updated_ready == self.desired
+        return self.replicas == self.updated == self.updated_ready == self.desired and (
+            not self.in_place
+        )
 
 
 def _condition(
@@ -104,10 +109,15 @@ def _progress(counts: Counts) -> tuple[str, str]:
         return "ScalingUp", f"{counts.replicas}/{counts.desired} pods exist"
     if counts.replicas > counts.desired:
         return "ScalingDown", f"{counts.replicas} pods exist, {counts.desired} wanted"
+    if counts.in_place:
+        return "ChangingInPlace", f"{counts.in_place}/{counts.updated} pods changing in place"
     return "WaitingForPods", f"{counts.updated_ready}/{counts.desired} pods ready"
 
 
-def pod_summary(pods: list[ObservedPod], current_hash: str) -> list[dict[str, Any]]:
+def pod_summary(
+    pods: list[ObservedPod], current_hash: str, in_place: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One entry per pod; `in_place`: pod name -> the change it is taking in place."""
     summary = []
     for pod in sorted(pods, key=lambda p: p.name)[:MAX_PODS_IN_STATUS]:
         entry: dict[str, Any] = {
@@ -124,6 +134,8 @@ def pod_summary(pods: list[ObservedPod], current_hash: str) -> list[dict[str, An
         reason = pod.waiting_reason or pod.status_reason
         if reason:
             entry["reason"] = reason
+        if (change := (in_place or {}).get(pod.name)) is not None:
+            entry["inPlace"] = change
         summary.append(entry)
     return summary
 
@@ -140,6 +152,7 @@ def build_status(
     pending_actions: int = 0,
     waiting_failed: int = 0,
     lost_nodes: list[dict[str, str]] | None = None,
+    in_place: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     prior = conditions_by_type({"status": cluster.status})
     gen = cluster.generation
@@ -193,7 +206,7 @@ def build_status(
         "image": cluster.image.reference,
         "phase": phase,
         "conditions": [ready, progressing, degraded],
-        "pods": pod_summary(owned, current_hash),
+        "pods": pod_summary(owned, current_hash, in_place),
         "failureBackoff": backoff.to_status(),
         "lostNodes": lost_nodes or [],
     }

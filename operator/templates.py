@@ -1,10 +1,12 @@
 """Manifests the operator owns (Pod, Service, Ingress, NetworkPolicy), built from a WorkerCluster.
 Pure.
 
-The template hash is computed over the pod template exactly as it will be sent, so any change
-that alters a pod (image, env, processesPerPod, resources, probes, extras) rolls the pods, and
-anything that does not (replicas, service, ingress, paused) does not. The image is the resolved
-one (`WorkerCluster.image`): a new operator default rolls the pods that follow it.
+The template hash is computed over the pod template as it will be sent, but for what a running
+pod takes in place (inplace.py): the process count (an annotation its arbiter follows) and the
+CPU/memory amounts (the resize subresource), of which only the QoS class counts. So a change
+of image, env, probes or extras rolls the pods; processesPerPod and resources change them in
+place; replicas, service, ingress and paused touch no pod. The image is the resolved one
+(`WorkerCluster.image`): a new operator default rolls the pods that follow it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import json
 from typing import Any
 
 from workerlab.api.resource import (
+    ANNOTATION_PROCESSES,
     APP_NAME,
-    INGRESS_NAMESPACE,
     LABEL_COMPONENT,
     LABEL_INSTANCE,
     LABEL_MANAGED_BY,
@@ -25,10 +27,14 @@ from workerlab.api.resource import (
     MANAGER,
 )
 from workerlab.operator.images import WorkerImage
-from workerlab.operator.model import WorkerCluster, WorkerClusterSpec
+from workerlab.operator.inplace import qos_class
+from workerlab.operator.model import ObservedPod, WorkerCluster, WorkerClusterSpec
 
 WORKER_UID = 10001
 STATE_DIR = "/tmp/workerlab"
+# The downward API file with the pod's ANNOTATION_PROCESSES: the arbiter follows it.
+PROCESSES_DIR = "/etc/workerlab"
+PROCESSES_FILE = f"{PROCESSES_DIR}/processes"
 CONTAINER_NAME = "worker"
 PORT_NAME = "http"
 # Extra grace after preStop + the worker's own graceful timeout, so the kubelet's SIGKILL only
@@ -62,6 +68,10 @@ def default_spread(name: str) -> list[dict[str, Any]]:
     ]
 
 
+def desired_resources(spec: WorkerClusterSpec) -> dict[str, Any]:
+    return copy.deepcopy(spec.resources) or default_resources(spec)
+
+
 def default_resources(spec: WorkerClusterSpec) -> dict[str, Any]:
     """Sized by process count: every uvicorn process is a full Python interpreter.
 
@@ -81,7 +91,7 @@ def termination_grace_seconds(spec: WorkerClusterSpec) -> int:
 
 def _env(spec: WorkerClusterSpec) -> list[dict[str, Any]]:
     own: list[dict[str, Any]] = [
-        {"name": "WORKER_PROCESSES", "value": str(spec.processes_per_pod)},
+        {"name": "WORKER_PROCESSES_FILE", "value": PROCESSES_FILE},
         {"name": "PORT", "value": str(spec.port)},
         {"name": "BALANCE", "value": spec.balance},
         {"name": "WORKERLAB_LAB_MODE", "value": "true" if spec.lab_mode else "false"},
@@ -103,7 +113,7 @@ def _container(spec: WorkerClusterSpec, image: WorkerImage) -> dict[str, Any]:
         "imagePullPolicy": image.pull_policy,
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": _env(spec),
-        "resources": copy.deepcopy(spec.resources) or default_resources(spec),
+        "resources": desired_resources(spec),
         # Startup gives gunicorn time to fork every process before liveness can kill it.
         "startupProbe": {
             "httpGet": http_get("/healthz"),
@@ -138,7 +148,10 @@ def _container(spec: WorkerClusterSpec, image: WorkerImage) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "told", "mountPath": PROCESSES_DIR, "readOnly": True},
+        ],
     }
 
 
@@ -161,7 +174,22 @@ def pod_template(cluster: WorkerCluster) -> dict[str, Any]:
             "fsGroup": WORKER_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+            {
+                "name": "told",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "processes",
+                            "fieldRef": {
+                                "fieldPath": f"metadata.annotations['{ANNOTATION_PROCESSES}']"
+                            },
+                        }
+                    ]
+                },
+            },
+        ],
     }
     if image.pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": name} for name in image.pull_secrets]
@@ -177,14 +205,22 @@ def pod_template(cluster: WorkerCluster) -> dict[str, Any]:
     elif spread:
         pod_spec["topologySpreadConstraints"] = copy.deepcopy(spread)
     labels = {**extras.labels, **owned_labels(cluster)}
-    metadata: dict[str, Any] = {"labels": labels}
-    if extras.annotations:
-        metadata["annotations"] = dict(extras.annotations)
+    annotations = {**extras.annotations, ANNOTATION_PROCESSES: str(spec.processes_per_pod)}
+    metadata: dict[str, Any] = {"labels": labels, "annotations": annotations}
     return {"metadata": metadata, "spec": pod_spec}
 
 
+def hashed_template(cluster: WorkerCluster) -> dict[str, Any]:
+    """The pod template without what a running pod takes in place (inplace.py)."""
+    template = pod_template(cluster)
+    del template["metadata"]["annotations"][ANNOTATION_PROCESSES]
+    for container in template["spec"]["containers"]:
+        container["resources"] = {"qosClass": qos_class(container["resources"])}
+    return template
+
+
 def template_hash(cluster: WorkerCluster) -> str:
-    canonical = json.dumps(pod_template(cluster), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(hashed_template(cluster), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
@@ -219,171 +255,18 @@ def build_pod(cluster: WorkerCluster, avoid_nodes: tuple[str, ...] = ()) -> dict
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
-def _object_meta(cluster: WorkerCluster) -> dict[str, Any]:
-    labels = owned_labels(cluster)
-    labels[LABEL_COMPONENT] = "endpoint"
-    return {
-        "name": cluster.name,
-        "namespace": cluster.namespace,
-        "labels": labels,
-        "ownerReferences": [cluster.owner_reference()],
-    }
-
-
-def build_service(cluster: WorkerCluster) -> dict[str, Any]:
-    service = cluster.spec.service
-    port: dict[str, Any] = {
-        "name": PORT_NAME,
-        "port": service.port,
-        "targetPort": PORT_NAME,
-        "protocol": "TCP",
-    }
-    if service.type == "NodePort" and service.node_port:
-        port["nodePort"] = service.node_port
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _object_meta(cluster),
-        "spec": {"type": service.type, "selector": dict(cluster.selector), "ports": [port]},
-    }
-
-
-def build_ingress(cluster: WorkerCluster) -> dict[str, Any] | None:
-    ingress = cluster.spec.ingress
-    if not ingress.enabled:
+def roll_reason(cluster: WorkerCluster, outdated: list[ObservedPod]) -> str | None:
+    """Why pods of an older template are replaced rather than changed in place (for an Event),
+    from one of them; None when they only refused in place (they get a warning of their own)."""
+    current = template_hash(cluster)
+    pod = next((p for p in outdated if p.template_hash != current), None)
+    if pod is None:
         return None
-    backend = {"service": {"name": cluster.name, "port": {"name": PORT_NAME}}}
-    rule = {
-        "host": ingress.host,
-        "http": {"paths": [{"path": ingress.path, "pathType": "Prefix", "backend": backend}]},
-    }
-    spec: dict[str, Any] = {"rules": [rule]}
-    if ingress.class_name:
-        spec["ingressClassName"] = ingress.class_name
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": _object_meta(cluster),
-        "spec": spec,
-    }
-
-
-# The label the API server puts on every namespace: a namespace selector by name.
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-
-def build_network_policy(cluster: WorkerCluster) -> dict[str, Any] | None:
-    """Ingress to the worker port from this namespace's pods, the Ingress controller's namespace
-    and what the spec lists; nothing else. Egress is left alone (Redis, DNS...)."""
-    policy = cluster.spec.network_policy
-    if not policy.enabled:
-        return None
-    namespaces = sorted({INGRESS_NAMESPACE, *policy.allowed_namespaces} - {cluster.namespace})
-    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # no namespaceSelector: this namespace
-    if namespaces:
-        expression = {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": namespaces}
-        peers.append({"namespaceSelector": {"matchExpressions": [expression]}})
-    peers += [{"ipBlock": {"cidr": cidr}} for cidr in policy.allowed_cidrs]
-    port = {"protocol": "TCP", "port": cluster.spec.port}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _object_meta(cluster),
-        "spec": {
-            "podSelector": {"matchLabels": dict(cluster.selector)},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": peers, "ports": [port]}],
-        },
-    }
-
-
-def _metadata_drifted(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
-    labels = actual["metadata"].get("labels") or {}
-    if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
-        return True
-    owner_uid = desired["metadata"]["ownerReferences"][0]["uid"]
-    return not any(
-        ref.get("uid") == owner_uid and ref.get("controller")
-        for ref in actual["metadata"].get("ownerReferences") or []
-    )
-
-
-def _merge_metadata(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
-    """Keep what others put on the object (their labels, resourceVersion), restore ours."""
-    merged = copy.deepcopy(actual)
-    meta = merged["metadata"]
-    meta["labels"] = {**(meta.get("labels") or {}), **desired["metadata"]["labels"]}
-    owner_uid = desired["metadata"]["ownerReferences"][0]["uid"]
-    others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != owner_uid]
-    meta["ownerReferences"] = [*others, *desired["metadata"]["ownerReferences"]]
-    for key in ("managedFields", "creationTimestamp", "generation"):
-        meta.pop(key, None)
-    merged.pop("status", None)
-    return merged
-
-
-def service_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
-    """The body to PUT when the live Service drifted from the desired one; None when in sync.
-
-    Compares only the fields we own, so the API server's own additions (clusterIP, an
-    allocated nodePort, ipFamilies...) never count as drift and never cause a write.
-    """
-    want, have = desired["spec"], actual.get("spec") or {}
-    want_port = want["ports"][0]
-    have_ports = have.get("ports") or []
-    have_port = have_ports[0] if len(have_ports) == 1 else {}
-    port_keys = ("name", "port", "targetPort", "protocol")
-    drifted = (
-        have.get("type") != want["type"]
-        or have.get("selector") != want["selector"]
-        or any(have_port.get(k) != want_port.get(k) for k in port_keys)
-        or ("nodePort" in want_port and have_port.get("nodePort") != want_port["nodePort"])
-        or _metadata_drifted(desired, actual)
-    )
-    if not drifted:
-        return None
-    merged = _merge_metadata(desired, actual)
-    port = dict(want_port)
-    # Keep an allocated nodePort when the user did not ask for a specific one (no churn).
-    if want["type"] == "NodePort" and "nodePort" not in port and have_port.get("nodePort"):
-        port["nodePort"] = have_port["nodePort"]
-    merged["spec"]["type"] = want["type"]
-    merged["spec"]["selector"] = dict(want["selector"])
-    merged["spec"]["ports"] = [port]
-    if want["type"] == "ClusterIP":
-        merged["spec"].pop("externalTrafficPolicy", None)
-    return merged
-
-
-def ingress_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
-    """Same contract as service_update, for the Ingress.
-
-    Without `spec.ingress.className` we want the cluster's default class: the API server's
-    DefaultIngressClass admission writes it into `ingressClassName` at creation, so whatever
-    class it filled in is in sync, and an update keeps it (removing it would leave the Ingress
-    to no controller).
-    """
-    have = actual.get("spec") or {}
-    want = desired["spec"]
-    class_drifted = (
-        "ingressClassName" in want and have.get("ingressClassName") != want["ingressClassName"]
-    )
-    drifted = (
-        have.get("rules") != want["rules"] or class_drifted or _metadata_drifted(desired, actual)
-    )
-    if not drifted:
-        return None
-    merged = _merge_metadata(desired, actual)
-    merged["spec"] = copy.deepcopy(want)
-    if "ingressClassName" not in want and have.get("ingressClassName"):
-        merged["spec"]["ingressClassName"] = have["ingressClassName"]
-    return merged
-
-
-def network_policy_update(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any] | None:
-    """Same contract as service_update, for the NetworkPolicy (we own its whole spec)."""
-    if actual.get("spec") == desired["spec"] and not _metadata_drifted(desired, actual):
-        return None
-    merged = _merge_metadata(desired, actual)
-    merged["spec"] = copy.deepcopy(desired["spec"])
-    return merged
+    changed = []
+    if pod.image and pod.image != cluster.image.reference:
+        changed.append(f"image {pod.image} → {cluster.image.reference}")
+    before, after = qos_class(pod.resources), qos_class(desired_resources(cluster.spec))
+    if pod.resources and before != after:
+        changed.append(f"QoS class {before} → {after}")
+    what = "; ".join(changed) or "the pod template (env, port, balance, probes or podTemplate)"
+    return f"rolling update to template {current}: {what} cannot change in a running pod"

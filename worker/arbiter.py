@@ -20,9 +20,17 @@ from uvicorn_worker import UvicornWorker
 from workerlab.api import exits
 from workerlab.worker import siblings
 from workerlab.worker.accept import accept_in_turn
-from workerlab.worker.config import Settings
+from workerlab.worker.config import ConfigError, Settings, read_processes_file
 
 HEARTBEAT_S = 1.0
+# The arbiter's loop wakes at least this often (gunicorn's: every 1 s) to follow the count file:
+# a change in place starts within a quarter second of the kubelet writing it.
+TICK_S = 0.25
+# A process told to stop closes its listener, then waits this long before uvicorn's shutdown
+# closes every connection without a request in progress: a connection it accepted just before
+# has sent its request by then, which is served instead of reset (seen when retiring processes
+# under fresh-connection load: one request in ~300 failed with "disconnected").
+SETTLE_S = 0.5
 
 
 def plain_sockets(listeners: list) -> list[socket.socket]:
@@ -37,6 +45,16 @@ def plain_sockets(listeners: list) -> list[socket.socket]:
     return [getattr(listener, "sock", listener) for listener in listeners]
 
 
+class SettlingServer(Server):
+    """uvicorn's Server, but stops accepting SETTLE_S before its shutdown (see SETTLE_S)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(SETTLE_S)
+        await super().shutdown(sockets)
+
+
 class HeartbeatUvicornWorker(UvicornWorker):
     """uvicorn-worker, heartbeating every second instead of every WORKER_TIMEOUT/2.
 
@@ -48,12 +66,15 @@ class HeartbeatUvicornWorker(UvicornWorker):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.config.timeout_notify = min(self.config.timeout_notify, HEARTBEAT_S)
+        # Stock uvicorn-worker leaves uvicorn's own bound unset: a retired process holding a
+        # long-lived connection then waited for the arbiter's SIGKILL. Same bound as gunicorn's.
+        self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
         self._server: Server | None = None
 
     async def _serve(self) -> None:
         # As UvicornWorker._serve, but keeping the server so SIGQUIT can reach it.
         self.config.app = self.wsgi
-        self._server = Server(config=self.config)
+        self._server = SettlingServer(config=self.config)
         self._install_sigquit_handler()
         if not self.cfg.reuse_port:  # BALANCE=shared: one idle process per connection, in turn
             accept_in_turn(asyncio.get_running_loop())
@@ -78,9 +99,24 @@ DEFAULT_WORKER_CLASS = "uvicorn"  # faster on `/` when measured with wrk: see do
 
 
 class DrainingArbiter(Arbiter):
-    """On SIGTERM, first turn every process's /readyz to 503, keep serving DRAIN_DELAY seconds
-    so the Service/Ingress stop routing here, then stop gracefully (in-flight requests finish
-    within GRACEFUL_TIMEOUT)."""
+    """gunicorn's arbiter with two additions.
+
+    Draining: on SIGTERM, first turn every process's /readyz to 503, keep serving DRAIN_DELAY
+    seconds so the Service/Ingress stop routing here, then stop gracefully (in-flight requests
+    finish within GRACEFUL_TIMEOUT).
+
+    A count changed in place: the arbiter follows WORKER_PROCESSES_FILE (the operator's pod
+    annotation, through the downward API) at every turn of its loop (TICK_S), forking or
+    retiring processes. A retired
+    process (the oldest first, as gunicorn's TTOU) gets SIGTERM and GRACEFUL_TIMEOUT to finish
+    its requests; it is not a hung process while it drains (it no longer heartbeats), and is
+    killed only past that bound. A reload (HUP) reads the file again, so it keeps the count.
+    """
+
+    def __init__(self, app: WorkerApplication) -> None:
+        super().__init__(app)
+        self.retiring: dict[int, float] = {}  # pid -> monotonic deadline of its graceful stop
+        self._file_error: str | None = None
 
     def handle_term(self) -> None:
         app: WorkerApplication = self.app
@@ -98,6 +134,63 @@ class DrainingArbiter(Arbiter):
             self.murder_workers()
             self.manage_workers()
         raise StopIteration
+
+    def wait_for_signals(self, timeout: float = 1.0) -> list[int]:
+        return list(super().wait_for_signals(timeout=min(timeout, TICK_S)))
+
+    def follow_count_file(self) -> None:
+        path = self.app.settings.processes_file
+        if path is None:
+            return
+        try:
+            count = read_processes_file(path)
+        except ConfigError as error:
+            if str(error) != self._file_error:  # said once per distinct problem
+                self._file_error = str(error)
+                self.log.error("%s; keeping %d processes", error, self._get_num_workers())
+            return
+        self._file_error = None
+        running = self._get_num_workers()  # gunicorn's property, untyped
+        if count is not None and count != running:
+            self.log.info("processes %d -> %d (%s), in place", running, count, path)
+            self.num_workers = count
+
+    def manage_workers(self) -> None:
+        self.follow_count_file()
+        self.retiring = {pid: t for pid, t in self.retiring.items() if pid in self.WORKERS}
+        serving = sorted(
+            (w.age, pid) for pid, w in self.WORKERS.items() if pid not in self.retiring
+        )
+        wanted: int = self._get_num_workers()
+        for _ in range(wanted - len(serving)):
+            self.spawn_worker()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        for _, pid in serving[: max(0, len(serving) - wanted)]:  # the oldest first
+            self.retiring[pid] = deadline
+            self.kill_worker(pid, signal.SIGTERM)
+
+    def murder_workers(self) -> None:
+        now = time.monotonic()
+        for pid, deadline in list(self.retiring.items()):
+            if now > deadline and pid in self.WORKERS:
+                self.log.warning("retired process %s still running after its graceful timeout", pid)
+                self.kill_worker(pid, signal.SIGKILL)
+        if not self.timeout:
+            return
+        for pid, worker in list(self.WORKERS.items()):
+            if pid in self.retiring:
+                continue  # draining: no heartbeats, bounded by its deadline instead
+            try:
+                if now - worker.tmp.last_update() <= self.timeout:
+                    continue
+            except (OSError, ValueError):
+                continue
+            if not worker.aborted:
+                self.log.critical("WORKER TIMEOUT (pid:%s)", pid)
+                worker.aborted = True
+                self.kill_worker(pid, signal.SIGABRT)
+            else:
+                self.kill_worker(pid, signal.SIGKILL)
 
 
 class WorkerApplication(BaseApplication):
@@ -122,7 +215,7 @@ class WorkerApplication(BaseApplication):
         s = self.settings
         options = {
             "bind": [self.bind],
-            "workers": s.processes,
+            "workers": self.processes_now(),
             "worker_class": self.worker_class,
             "timeout": s.worker_timeout,
             "graceful_timeout": s.graceful_timeout,
@@ -145,6 +238,15 @@ class WorkerApplication(BaseApplication):
         }
         for key, value in options.items():
             self.cfg.set(key, value)
+
+    def processes_now(self) -> int:
+        """The file's count when it has a valid one (a reload keeps a count changed in place),
+        else the count the arbiter started with."""
+        path = self.settings.processes_file
+        try:
+            return (read_processes_file(path) if path else None) or self.settings.processes
+        except ConfigError:
+            return self.settings.processes
 
     def load(self):
         # Imported in the forked process, after PROMETHEUS_MULTIPROC_DIR is set.
@@ -175,7 +277,7 @@ class WorkerApplication(BaseApplication):
 
         # `aborted` is gunicorn's mark for a process its watchdog killed; a process that leaves
         # while the arbiter still has all it wants was removed on purpose (TTOU, reload).
-        surplus = len(server.WORKERS) >= server.num_workers
+        surplus = worker.pid in server.retiring or len(server.WORKERS) >= server.num_workers
         self.state.mark_dead(
             worker.pid,
             exits.how_it_ended(timed_out=bool(getattr(worker, "aborted", False)), surplus=surplus),

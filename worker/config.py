@@ -16,6 +16,7 @@ from workerlab.worker.cpus import available_cpus
 MAX_CPU_MS = 5_000
 MAX_IO_MS = 30_000
 MAX_LEAK_MB = 1_024
+MAX_PROCESSES = 256
 
 # How connections reach the processes (see docs/worker.md, "Balancing: measured"):
 #   shared     the arbiter binds one socket, every forked process accepts from it; the kernel
@@ -31,6 +32,12 @@ DEFAULT_BALANCE = "shared"
 # (name, default shown in --help, meaning) — the single source for --help and docs/worker.md.
 ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("WORKER_PROCESSES", "CPUs this container may use", "processes the arbiter forks"),
+    (
+        "WORKER_PROCESSES_FILE",
+        "(unset)",
+        "a file holding the process count (the operator's pod annotation, through the downward "
+        "API): read at start and followed every second, it wins over WORKER_PROCESSES",
+    ),
     ("PORT", "8000", "TCP port, bound on 0.0.0.0 (--bind overrides)"),
     (
         "BALANCE",
@@ -60,6 +67,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     processes: int
+    processes_file: Path | None  # followed at run time (arbiter.DrainingArbiter)
     port: int
     balance: str
     graceful_timeout: int
@@ -85,8 +93,13 @@ class Settings:
 
         processes = get("WORKER_PROCESSES")
         state_dir = get("WORKERLAB_STATE_DIR")
+        count_file = get("WORKER_PROCESSES_FILE")
+        count = _int("WORKER_PROCESSES", processes, 1, 1, MAX_PROCESSES) if processes else None
+        if count_file:
+            count = read_processes_file(Path(count_file)) or count
         return cls(
-            processes=_int("WORKER_PROCESSES", processes, 1, 1, 256) if processes else cpus(),
+            processes=count or cpus(),
+            processes_file=Path(count_file) if count_file else None,
             port=_int("PORT", get("PORT"), 8000, 1, 65535),
             balance=_choice("BALANCE", get("BALANCE"), DEFAULT_BALANCE, BALANCE_MODES),
             graceful_timeout=_int("GRACEFUL_TIMEOUT", get("GRACEFUL_TIMEOUT"), 20, 1, 3600),
@@ -98,6 +111,20 @@ class Settings:
             pod_name=get("POD_NAME") or socket.gethostname(),
             state_dir=Path(state_dir) if state_dir else None,
         )
+
+
+def read_processes_file(path: Path) -> int | None:
+    """The count in WORKER_PROCESSES_FILE; None while the file is missing or empty (the
+    annotation not there yet). Anything else not a count is a ConfigError."""
+    try:
+        raw = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ConfigError(f"WORKER_PROCESSES_FILE {path}: {error.strerror}") from None
+    if not raw:
+        return None
+    return _int(f"WORKER_PROCESSES_FILE {path}: the count", raw, 1, 1, MAX_PROCESSES)
 
 
 def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:

@@ -4,6 +4,7 @@ Event becomes an entry. Pure; the model (model.py) decides when.
 Who acted, truthfully:
   operator  the master one level up: its Events on a WorkerCluster, and a heal only when it
             said the new pod replaces one (ReplacedPod), never for a rollout or scale step;
+            a change in place (ChangedInPlace: "processes 2→4, no restart") on the pod's lane;
   arbiter   the pod's own master re-forked a dead process (seen in /processes by the page, or
             told by the operator's ProcessReplaced Event: whichever comes first, once);
   kubelet   a container restarted in place, or the kubelet's Warning about a pod (BackOff,
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from workerlab.api.objects import event_time, pod_action, process_replaced
+from workerlab.api.objects import changed_in_place, event_time, pod_action, process_replaced
 from workerlab.api.resource import KIND, Reason
 
 OPERATOR, KUBELET, ARBITER, YOU, CLUSTER = "operator", "kubelet", "arbiter", "you", "cluster"
@@ -68,6 +69,9 @@ def read_event(obj: dict[str, Any], pod_owner: dict[str, str | None]) -> EventFa
     if kind == KIND:
         if reason == Reason.PROCESS_REPLACED and (seen := process_replaced(message)):
             return EventFacts(ARBITER, name, seen[0], reason, message, warning, reforked=seen)
+        if reason == Reason.CHANGED_IN_PLACE and (changed := changed_in_place(message)):
+            # The operator told the pod's arbiter (and kubelet): same pod, its lane goes on.
+            return EventFacts(OPERATOR, name, changed[0], reason, message, warning)
         action = pod_action(message)
         pod = action[1] if action else None
         return EventFacts(OPERATOR, name, pod, reason, message, warning, acted_on=action)

@@ -1,10 +1,17 @@
 """Lab 5: two knobs, two levels: `kubectl scale` (pods: the operator forks) and processesPerPod
-(processes: each arbiter forks); a load run shows work reaching every pod and every process."""
+(processes: each arbiter forks, in place); a change no running pod can take (env) rolls the pods
+for contrast; a load run shows work reaching every pod and every process.
+
+The in-place change and the roll are over once the learner checks: they are judged from the
+Events the operator wrote since the lab began (ChangedInPlace, RollingUpdate)."""
 
 from __future__ import annotations
 
+import time
+
 from workerlab.api.objects import (
     ROLLING_UPDATE,
+    changed_in_place,
     created_at,
     pod_action,
     scaled_message,
@@ -15,7 +22,15 @@ from workerlab.api.resource import KIND, Reason
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.views import pod_row
 from workerlab.common.wcstate import converged
-from workerlab.labs.checking import CheckContext, Checker, Evidence, Item, counts, item
+from workerlab.labs.checking import (
+    CheckContext,
+    Checker,
+    Evidence,
+    Item,
+    counts,
+    gather_evidence,
+    item,
+)
 from workerlab.labs.starting_state import DEMO, demo_runs, reset_demo
 
 REPLICAS, PROCESSES = 3, 3
@@ -32,7 +47,10 @@ def gather(ctx: CheckContext) -> dict:
             alive[pod["metadata"]["name"]] = alive_count(report)
         except (WorkerlabError, KeyError):
             alive[pod["metadata"]["name"]] = None
-    return {"demo": demo, "pods": pods, "alive": alive, "runs": ctx.runs()}
+    # The Events since the lab began: the in-place change and the roll are over by now.
+    since = ctx.started_at or 0.0
+    events = gather_evidence(kube, since, time.time(), []).events
+    return {"demo": demo, "pods": pods, "alive": alive, "runs": ctx.runs(), "events": events}
 
 
 def evaluate(facts: dict) -> list[Item]:
@@ -66,9 +84,45 @@ def evaluate(facts: dict) -> list[Item]:
         )
     )
     names = {p["metadata"]["name"] for p in facts["pods"]}
+    evidence = Evidence(0.0, 0.0, facts["events"], [])
+    items += _in_place_then_rolled(evidence, names)
     newest = max((created_at(p) or 0 for p in facts["pods"]), default=0)
     after = [r for r in demo_runs(facts["runs"]) if r.get("started_at", 0) >= newest]
     return items + _spread(after, names)
+
+
+def _in_place_then_rolled(evidence: Evidence, now_running: set[str] | None) -> list[Item]:
+    """The running pods took the new count in place (ChangedInPlace, 2+ pods: the reset's),
+    then a change no running process can take rolled them (RollingUpdate; the pods running now,
+    when known, are new ones)."""
+    told = {
+        changed[0]
+        for e in evidence.of(KIND, DEMO, Reason.CHANGED_IN_PLACE)
+        if (changed := changed_in_place(str(e.get("message", ""))))
+        and f"processes 2→{PROCESSES}" in changed[1]
+    }
+    rolls = evidence.of(KIND, DEMO, Reason.ROLLING_UPDATE)
+    items = [
+        item(
+            f"processesPerPod in place: running pods took {PROCESSES} processes, no restart",
+            len(told) >= 2,
+            f"changed in place: {', '.join(sorted(told)) or 'no pod'}",
+            "patch processesPerPod after the scale, while the pods run (`workerlab lab reset 5` "
+            "to start over); `kubectl -n workerlab get events --field-selector "
+            "involvedObject.name=demo` lists ChangedInPlace",
+        )
+    ]
+    new = now_running is None or not (now_running & told)
+    items.append(
+        item(
+            "a change no running pod can take (env) rolled them: new pods",
+            bool(rolls) and new,
+            str(rolls[-1].get("message", "")) if rolls else "no rolling update since the reset",
+            "kubectl -n workerlab patch wc demo --type merge "
+            '-p \'{"spec":{"env":[{"name":"LAB5","value":"rolled"}]}}\'',
+        )
+    )
+    return items
 
 
 def _spread(runs: list[dict], names: set[str]) -> list[Item]:
@@ -132,10 +186,11 @@ def audit(evidence: Evidence) -> list[Item]:
             scaled_message("up", REPLICAS),
         ),
         item(
-            "... and rolled its pods for the new processesPerPod",
+            "... and rolled its pods for a change no running pod can take",
             rolled,
             f"{len(rolled)} pods created by the rolling update",
         ),
+        *_in_place_then_rolled(evidence, None),
     ]
     # The pods a run reached must be ones the operator created in the lab (the new template's),
     # at least as many as the scale asked for.

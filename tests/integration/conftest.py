@@ -30,6 +30,7 @@ STOP_TIMEOUT_S = 15.0
 # The worker reads these; a developer's own shell must not leak into a test's worker.
 _WORKER_ENV = (
     "WORKER_PROCESSES",
+    "WORKER_PROCESSES_FILE",
     "PORT",
     "GRACEFUL_TIMEOUT",
     "DRAIN_DELAY",

@@ -71,10 +71,15 @@ one Role per namespace when .Values.operator.watchNamespaces lists them.
 - apiGroups: [workerlab.dev]
   resources: [workerclusters/status]
   verbs: [get, patch]
-# The workers: the operator creates, watches and deletes pods itself (no Deployment).
+# The workers: the operator creates, watches and deletes pods itself (no Deployment), and
+# changes them in place: patch tells a pod's arbiter its process count (an annotation), the
+# resize subresource sets a running container's CPU and memory.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, delete, patch]
+- apiGroups: [""]
+  resources: [pods/resize]
+  verbs: [patch]
 # GET /processes of each Ready pod through the API server's pod proxy.
 - apiGroups: [""]
   resources: [pods/proxy]

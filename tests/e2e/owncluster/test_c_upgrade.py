@@ -22,6 +22,7 @@ import pytest
 from support.own_cluster import NAME, OwnCluster, run, with_standby
 from support.paths import REPO
 
+from workerlab.api.objects import parse_time
 from workerlab.api.resource import OPERATOR_LEASE
 
 pytestmark = pytest.mark.e2e
@@ -147,6 +148,32 @@ def lease_holder(own_cluster: OwnCluster) -> str:
     return str(lease["spec"].get("holderIdentity") or "")
 
 
+def replaced_by(own_cluster: OwnCluster, since: float) -> list[str]:
+    """The operator instances (Event.reportingInstance: the pod's name) that created a pod
+    in place of a deleted one since `since` (epoch; the Events' times have whole seconds)."""
+    events = own_cluster.get("events", "-n", NS)["items"]
+    return sorted(
+        str(e.get("reportingInstance"))
+        for e in events
+        if e.get("reason") == "ReplacedPod"
+        and (stamp := parse_time(e.get("eventTime") or e.get("lastTimestamp"))) is not None
+        and stamp.timestamp() >= int(since)
+    )
+
+
+def operator_logs(own_cluster: OwnCluster) -> str:
+    """The operator pods' last lines (current and previous containers), for a failure message."""
+    out = []
+    for pod in own_cluster.get("pods", "-n", "workerlab-system", "-l", INSTANCE)["items"]:
+        name = pod["metadata"]["name"]
+        for previous in ("--previous=false", "--previous=true"):
+            logs = own_cluster.kubectl_run(
+                "-n", "workerlab-system", "logs", name, previous, "--tail=25", "--timestamps"
+            )  # fmt: skip
+            out.append(f"--- {name} {previous}\n{logs.stdout[-3000:]}")
+    return "\n".join(out)
+
+
 def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster, figures):
     """`helm upgrade --set operator.leaderElection=true,operator.replicas=2`: two operator pods
     on the two workers, one holding the Lease. The active one's node frozen (`docker pause` of
@@ -165,7 +192,9 @@ def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster
         if not p["metadata"].get("deletionTimestamp")
     )[0]
     healed_s = None
+    paused_at = time.time()
     run("docker", "pause", lost_node)
+    assert run("docker", "inspect", "-f", "{{.State.Paused}}", lost_node).strip() == "true"
     try:
         stopped = time.monotonic()
         own_cluster.kubectl("-n", NS, "delete", "pod", victim, "--wait=false")
@@ -199,9 +228,10 @@ def test_a_standby_master_takes_over_when_the_active_ones_node_stops(own_cluster
         new_holder=new_holder,
         healed_after_node_stop_s=None if healed_s is None else round(healed_s, 1),
         old_master_exit_code=exit_code,
+        healed_by=(healers := replaced_by(own_cluster, paused_at)),
     )
     assert healed_s is not None, f"{victim} was not replaced within 60 s of {lost_node} stopping"
-    assert new_holder == standby
+    assert healers == [standby] and new_holder == standby, operator_logs(own_cluster)
     assert healed_s <= 10 + 5 + 5, f"the standby healed after {healed_s:.1f} s"
     assert exit_code == 3, f"the old master's container: last exit {exit_code} (3: lost the Lease)"
     assert lease_holder(own_cluster) == standby  # the woken one did not take it back

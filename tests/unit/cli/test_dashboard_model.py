@@ -406,3 +406,15 @@ def test_a_re_fork_is_told_once_whether_the_page_or_the_operator_saw_it_first():
                                  proc(12, started=1002), proc(11, index=1)), 1005)  # fmt: skip
     assert levels(m) == [ARBITER]
     assert m.timeline[0].pod == "demo-a" and "arbiter" in m.timeline[0].message
+
+
+def test_a_change_in_place_is_the_operators_entry_on_the_pod_and_says_no_restart():
+    from workerlab.api.objects import changed_in_place_message
+
+    told = changed_in_place_message("demo-a", "processes 2→4")
+    m = base()
+    m.event("ADDED", k8s_event("ChangedInPlace", told, 1004), 1004)
+    (entry,) = m.timeline
+    assert (entry.level, entry.pod, entry.warning) == (OPERATOR, "demo-a", False)
+    assert entry.message.endswith("in place: processes 2→4, no restart")
+    assert entry.heal_s is None  # nothing was broken

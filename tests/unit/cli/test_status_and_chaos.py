@@ -166,3 +166,33 @@ def test_the_process_count_is_the_one_read_now_with_the_status_figure_beside_whe
     buffer = io.StringIO()
     render([unread], Console(file=buffer, width=200))
     assert "5 processes ready" in buffer.getvalue() and "the operator's status" in buffer.getvalue()
+
+
+def test_status_says_a_change_in_place_as_such():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from workerlab.cli.status_view import render
+    from workerlab.common.views import cluster_view
+
+    wc = {
+        "metadata": {"name": "demo", "namespace": "workerlab"},
+        "spec": {"replicas": 2, "processesPerPod": 4},
+        "status": {"pods": [{"name": "demo-a", "inPlace": "processes 2→4"}]},
+    }
+    pods = [
+        {"metadata": {"name": name, "annotations": {
+            "workerlab.dev/processes": "4",
+            "workerlab.dev/changed-in-place-at": "2026-12-05T01:00:00Z"}},
+         "status": {"phase": "Running"}}
+        for name in ("demo-a", "demo-b")
+    ]  # fmt: skip
+    view = cluster_view(wc, pods)
+    assert [p.in_place for p in view.pods] == ["processes 2→4", None]
+    assert view.pods[1].processes_told == 4
+    text = StringIO()
+    render([view], Console(file=text, width=200))
+    shown = text.getvalue()
+    assert "changing in place: processes 2→4" in shown
+    assert "changed in place at 2026-12-05T01:00:00Z: told 4 processes, no restart" in shown

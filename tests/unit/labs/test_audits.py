@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from workerlab.api.objects import changed_in_place_message
 from workerlab.labs import course
 from workerlab.labs.checking import Evidence, gather_evidence
 
@@ -78,11 +79,22 @@ def created(pod: str, why: str, at: float) -> dict:
     return wc_ev("CreatedPod", f"Created pod {pod}: {why}", at)
 
 
-def test_lab5_needs_the_scale_the_roll_and_a_run_on_the_new_pods():
+def in_place(pod: str, at: float) -> dict:
+    return wc_ev("ChangedInPlace", changed_in_place_message(pod, "processes 2→3"), at)
+
+
+LAB5_ROLL = "rolling update to template abc: the pod template (env, ...) cannot change in a ..."
+
+
+def test_lab5_needs_the_scale_in_place_change_the_roll_and_a_run_on_the_new_pods():
     pods = ["demo-n1", "demo-n2", "demo-n3"]
     events = [
         wc_ev("Scaled", "Scaled up to 3 pods", T0 + 10),
         created("demo-x", "scale up", T0 + 10),
+        in_place("demo-a", T0 + 20),
+        in_place("demo-b", T0 + 20),
+        in_place("demo-x", T0 + 20),
+        wc_ev("RollingUpdate", LAB5_ROLL, T0 + 39),
         *(created(p, "rolling update", T0 + 40 + i) for i, p in enumerate(pods)),
     ]
     spread = run(
@@ -93,7 +105,8 @@ def test_lab5_needs_the_scale_the_roll_and_a_run_on_the_new_pods():
     )
     assert audit(5, events, [spread])[0]
     assert not audit(5, events[1:], [spread])[0]  # no Scaled up to 3
-    assert not audit(5, [events[0], events[1]], [spread])[0]  # nothing rolled
+    assert not audit(5, events[:5], [spread])[0]  # nothing rolled
+    assert not audit(5, events[:2] + events[5:], [spread])[0]  # processes not changed in place
     # a run on pods the operator did not create in the lab proves nothing
     elsewhere = run(T0 + 100, T0 + 120, by_pod={"demo-old1": 1, "demo-old2": 1, "demo-old3": 1})
     assert not audit(5, events, [elsewhere])[0]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from workerlab.api.objects import changed_in_place_message
 from workerlab.labs import course
 
 CHECKERS = {lab.number: course.checker(lab) for lab in course.labs()}
@@ -257,6 +258,24 @@ def spread_run(pods, per_pod=3, start=T0 + 100):
     )
 
 
+def lab5_events(changed: list[str], rolled: bool = True) -> list[dict]:
+    """demo's Events since the reset: pods changed in place, then a rolling update."""
+    told = [
+        {
+            "involvedObject": {"kind": "WorkerCluster", "name": "demo"},
+            "reason": "ChangedInPlace",
+            "message": changed_in_place_message(name, "processes 2→3, memory 128Mi/320Mi"),
+        }
+        for name in changed
+    ]
+    roll = {
+        "involvedObject": {"kind": "WorkerCluster", "name": "demo"},
+        "reason": "RollingUpdate",
+        "message": "rolling update to template abc: the pod template (env, ...) cannot ...",
+    }
+    return told + ([roll] if rolled else [])
+
+
 def test_lab5():
     pods = [pod(f"demo-{i}") for i in "xyz"]
     names = [p["metadata"]["name"] for p in pods]
@@ -265,9 +284,15 @@ def test_lab5():
         "pods": pods,
         "alive": dict.fromkeys(names, 3),
         "runs": [spread_run(names)],
+        "events": lab5_events(["demo-a", "demo-b", "demo-c"]),
     }
     assert verdict(5, solved)[0]
     assert not verdict(5, dict(solved, demo=wc()))[0]
+    # the processes changed by a roll, not in place; or never rolled after the in-place change
+    assert not verdict(5, dict(solved, events=lab5_events([])))[0]
+    assert not verdict(5, dict(solved, events=lab5_events(["demo-a", "demo-b"], rolled=False)))[0]
+    # the pods changed in place still running: the env patch has not rolled them yet
+    assert not verdict(5, dict(solved, events=lab5_events(["demo-x", "demo-y"])))[0]
     # a run from before the scale does not count
     assert not verdict(5, dict(solved, runs=[spread_run(names, start=T0)]))[0]
     assert not verdict(5, dict(solved, runs=[spread_run(names, per_pod=1)]))[0]
@@ -627,6 +652,7 @@ def test_lab5_names_the_shape_it_finds():
         "pods": pods,
         "alive": dict.fromkeys(names, 1),
         "runs": [spread_run(names, per_pod=1)],
+        "events": [],
     }
     passed, items = verdict(5, facts)
     assert not passed

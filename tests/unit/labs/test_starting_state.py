@@ -77,3 +77,43 @@ def test_reset_deletes_the_hpa_on_demo_first_and_only_that_one():
     said = starting_state.reset_demo(kube, wait=False)
     assert kube.deleted == ["demo"] and kube.calls == ["delete", "replace"]
     assert said.endswith("deleted hpa/demo")
+
+
+QUOTA_UNKNOWN = (
+    'Error from server (Forbidden): error when creating "STDIN": workerclusters.workerlab.dev '
+    '"demo" is forbidden: status unknown for quota: workerlab-learner, resources: '
+    "count/workerclusters.workerlab.dev"
+)
+
+
+class NewNamespaceKube(RacingKube):
+    """No demo yet, and a quota the quota controller has not computed for `unknown` tries."""
+
+    def __init__(self, unknown: int, refusal: str = QUOTA_UNKNOWN) -> None:
+        super().__init__(conflicts=0)
+        self.unknown, self.refusal, self.created = unknown, refusal, 0
+
+    def get(self, resource: str, name: str) -> dict | None:
+        return None
+
+    def run(self, verb: str, *args: str, stdin: str | None = None) -> str:
+        assert verb == "create"
+        if self.unknown:
+            self.unknown -= 1
+            raise KubeError(self.refusal)
+        self.created += 1
+        return ""
+
+
+def test_the_first_reset_after_class_add_waits_for_the_quota_to_be_known(monkeypatch):
+    monkeypatch.setattr(starting_state.time, "sleep", lambda _s: None)
+    kube = NewNamespaceKube(unknown=3)
+    starting_state.reset_demo(kube, wait=False)
+    assert kube.created == 1
+
+
+def test_a_quota_that_refuses_for_real_is_said_at_once(monkeypatch):
+    monkeypatch.setattr(starting_state.time, "sleep", lambda _s: None)
+    over = "exceeded quota: workerlab-learner, requested: count/workerclusters.workerlab.dev=1"
+    with pytest.raises(KubeError, match="exceeded quota"):
+        starting_state.reset_demo(NewNamespaceKube(unknown=1, refusal=over), wait=False)

@@ -25,15 +25,28 @@ def pod(name: str, rv: int, instance: str = "a", uid: str | None = None, **meta:
             "managedFields": [{"manager": "x"}] * 3,
             **meta,
         },
-        "spec": {"containers": [{"name": "worker", "image": "i"}], "nodeName": "n1"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": "i",
+                    "resources": {"requests": {"cpu": "50m"}},
+                    "env": [{"name": "BULK", "value": "x" * 100}],
+                    "readinessProbe": {"httpGet": {"path": "/readyz"}},
+                }
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "nodeName": "n1",
+        },
         "status": {"phase": "Running"},
     }
 
 
-def test_trim_drops_managed_fields_and_the_pods_spec():
+def test_trim_drops_managed_fields_and_the_pods_spec_but_what_a_change_in_place_compares():
     trimmed = trim(pod("p", 1))
     assert "managedFields" not in trimmed["metadata"]
-    assert trimmed["spec"] == {"nodeName": "n1"}
+    worker = {"name": "worker", "image": "i", "resources": {"requests": {"cpu": "50m"}}}
+    assert trimmed["spec"] == {"nodeName": "n1", "containers": [worker]}
     assert trimmed["status"] == {"phase": "Running"}
 
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from workerlab.api.resource import LABEL_INSTANCE
+from workerlab.api.resource import (
+    ANNOTATION_IN_PLACE_REFUSED,
+    ANNOTATION_PROCESSES,
+    LABEL_INSTANCE,
+    Reason,
+)
 from workerlab.operator.__main__ import main
 from workerlab.operator.controller import Controller
 from workerlab.operator.images import WorkerImage
@@ -67,6 +72,24 @@ class RecordingKube:
     ) -> bool:
         self.writes.append(("delete", name) if grace_seconds is None else ("delete-now", name))
         return self.pods.pop(name, None) is not None
+
+    async def patch_pod(
+        self, namespace: str, name: str, uid: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        pod = self.pods[name]
+        annotations = pod["metadata"].setdefault("annotations", {})
+        annotations.update(patch.get("metadata", {}).get("annotations", {}))
+        self.writes.append(("patch", name))
+        return copy.deepcopy(pod)
+
+    async def resize_pod(
+        self, namespace: str, name: str, container: str, resources: dict[str, Any]
+    ) -> dict[str, Any]:
+        pod = self.pods[name]
+        (worker,) = [c for c in pod["spec"]["containers"] if c["name"] == container]
+        worker["resources"] = copy.deepcopy(resources)
+        self.writes.append(("resize", name))
+        return copy.deepcopy(pod)
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.service)
@@ -681,3 +704,120 @@ def test_an_arbiters_re_fork_is_told_once_stamped_when_the_process_died():
         ]
 
     asyncio.run(scenario())
+
+
+class ArbiterKube(RecordingKube):
+    """Pods whose arbiter runs the count the pod's annotation tells it (at once)."""
+
+    refuse_resize = False
+
+    async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
+        told = int(self.pods[pod]["metadata"]["annotations"][ANNOTATION_PROCESSES])
+        return {"pod": pod, "processes": [{"pid": i, "alive": True} for i in range(told)]}
+
+    async def resize_pod(
+        self, namespace: str, name: str, container: str, resources: dict[str, Any]
+    ) -> dict[str, Any]:
+        if self.refuse_resize:
+            self.writes.append(("resize-refused", name))
+            raise ApiError(422, "PATCH", "pods/resize", '{"message": "QoS may not change"}')
+        return await super().resize_pod(namespace, name, container, resources)
+
+
+def test_a_new_process_count_is_told_to_the_running_pods_without_a_restart():
+    async def scenario():
+        kube = ArbiterKube({"replicas": 2, "processesPerPod": 2})
+        ctl = controller_for(kube)
+        for _ in range(3):
+            await ctl.reconcile((NS, NAME))
+            kube.make_ready()
+        names = set(kube.pods)
+        kube.cluster["spec"]["processesPerPod"] = 4
+        kube.cluster["metadata"]["generation"] = 2
+        kube.writes.clear()
+        await ctl.reconcile((NS, NAME))
+        kinds = sorted({w[0] for w in kube.writes})
+        assert kinds == ["patch", "resize", "status"]  # the count, and memory sized by it
+        assert set(kube.pods) == names
+        told = {p["metadata"]["annotations"][ANNOTATION_PROCESSES] for p in kube.pods.values()}
+        assert told == {"4"}
+        changed = [m for r, m in kube.events if r == Reason.CHANGED_IN_PLACE]
+        assert len(changed) == 2 and all("processes 2→4" in m for m in changed)
+        assert all(m.endswith(", no restart") for m in changed)
+        await ctl.reconcile((NS, NAME))
+        status = kube.cluster["status"]
+        assert status["phase"] == "Ready" and status["readyProcesses"] == 8
+        assert set(kube.pods) == names
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_resize_marks_the_pod_and_the_next_plan_rolls_it():
+    async def scenario():
+        kube = ArbiterKube({"replicas": 1, "resources": {"requests": {"cpu": "100m"}}})
+        ctl = controller_for(kube)
+        for _ in range(3):
+            await ctl.reconcile((NS, NAME))
+            kube.make_ready()
+        (old,) = kube.pods
+        kube.refuse_resize = True
+        kube.cluster["spec"]["resources"] = {"requests": {"cpu": "200m"}}
+        kube.cluster["metadata"]["generation"] = 2
+        await ctl.reconcile((NS, NAME))
+        refused = kube.pods[old]["metadata"]["annotations"][ANNOTATION_IN_PLACE_REFUSED]
+        assert "refused the change (422): QoS may not change" in refused
+        await ctl.reconcile((NS, NAME))
+        assert len(kube.pods) == 2  # a new pod with the new resources, the old one still serving
+        new = next(p for n, p in kube.pods.items() if n != old)
+        assert new["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "200m"}}
+        warnings = [m for r, m in kube.events if r == Reason.IN_PLACE_FALLBACK]
+        assert warnings and old in warnings[0] and "rolling update" in warnings[0]
+
+    asyncio.run(scenario())
+
+
+class StubbornKube(ArbiterKube):
+    """An arbiter that runs `running` processes whatever it is told (None: what it is told)."""
+
+    running: int | None = None
+
+    async def pod_processes(self, namespace: str, pod: str, port: int) -> dict[str, Any]:
+        if self.running is None:
+            return await super().pod_processes(namespace, pod, port)
+        return {"pod": pod, "processes": [{"pid": i, "alive": True} for i in range(self.running)]}
+
+
+def stalled_scenario(running_after: int | None, reach_first: bool) -> dict[str, Any]:
+    """processesPerPod 2→3 on 1 pod; the clock moves past the deadline; the pod's annotations."""
+    clock = {"now": datetime(2026, 1, 1, tzinfo=UTC)}
+
+    async def scenario() -> dict[str, Any]:
+        kube = StubbornKube({"replicas": 1, "processesPerPod": 2})
+        ctl = Controller(
+            kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=lambda: clock["now"]
+        )
+        for _ in range(3):
+            await ctl.reconcile((NS, NAME))
+            kube.make_ready()
+        kube.running = None if reach_first else 2
+        kube.cluster["spec"]["processesPerPod"] = 3
+        kube.cluster["metadata"]["generation"] = 2
+        await ctl.reconcile((NS, NAME))
+        await ctl.reconcile((NS, NAME))  # reads the count after the change
+        kube.running = running_after
+        clock["now"] += timedelta(seconds=61)
+        await ctl.reconcile((NS, NAME))
+        (pod,) = kube.pods.values()
+        return dict(pod["metadata"]["annotations"])
+
+    return asyncio.run(scenario())
+
+
+def test_an_arbiter_that_does_not_follow_its_count_is_marked_refused_after_the_deadline():
+    annotations = stalled_scenario(running_after=2, reach_first=False)
+    assert "runs 2 processes 60 s after it was told 3" in annotations[ANNOTATION_IN_PLACE_REFUSED]
+
+
+def test_a_process_re_forking_long_after_a_change_that_was_taken_is_no_refusal():
+    annotations = stalled_scenario(running_after=2, reach_first=True)
+    assert ANNOTATION_IN_PLACE_REFUSED not in annotations

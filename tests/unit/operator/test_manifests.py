@@ -195,8 +195,10 @@ def test_rbac_is_least_privilege():
     assert not any(res in ("secrets", "configmaps", "*") for _, res in granted)
     assert not any("*" in r["verbs"] for r in rules())
     by_resource = {res: set(r["verbs"]) for r in rules() for res in r["resources"]}
-    assert by_resource["pods"] == {"get", "list", "watch", "create", "delete"}
+    # patch: the annotation that tells a pod's arbiter its count (in place)
+    assert by_resource["pods"] == {"get", "list", "watch", "create", "delete", "patch"}
     assert by_resource["pods/proxy"] == {"get"}
+    assert by_resource["pods/resize"] == {"patch"}  # CPU and memory in place
     assert by_resource["events"] == {"create"}
     assert "clusterkopfpeerings" in by_resource
 

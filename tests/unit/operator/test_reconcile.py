@@ -273,13 +273,16 @@ def test_template_hash_tracks_pod_relevant_fields_only():
         make_cluster(paused=True),
         make_cluster(service={"type": "NodePort", "nodePort": 30080}),
         make_cluster(ingress={"enabled": True, "host": "demo.localhost"}),
+        # Taken in place by running pods (inplace.py), so no new template:
+        make_cluster(processesPerPod=4),
+        make_cluster(resources={"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}}),
     ]
+    guaranteed = {"cpu": "1", "memory": "1Gi"}
     different = [
         make_cluster(image="workerlab/worker:v2"),
-        make_cluster(processesPerPod=4),
         make_cluster(env=[{"name": "GREETING", "value": "hi"}]),
         make_cluster(labMode=True),
-        make_cluster(resources={"limits": {"memory": "1Gi"}}),
+        make_cluster(resources={"requests": guaranteed, "limits": guaranteed}),  # QoS class
     ]
     h = template_hash(base)
     assert all(template_hash(c) == h for c in same)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-from workerlab.operator.images import FALLBACK_IMAGE
-from workerlab.operator.model import DEFAULT_BALANCE, ObservedPod, WorkerClusterSpec
-from workerlab.operator.simulation import make_cluster
-from workerlab.operator.templates import (
+from workerlab.api.resource import ANNOTATION_PROCESSES
+from workerlab.operator.endpoints import (
     build_ingress,
     build_network_policy,
-    build_pod,
     build_service,
     ingress_update,
     network_policy_update,
     service_update,
-    template_hash,
 )
+from workerlab.operator.images import FALLBACK_IMAGE
+from workerlab.operator.model import DEFAULT_BALANCE, ObservedPod, WorkerClusterSpec
+from workerlab.operator.simulation import make_cluster
+from workerlab.operator.templates import build_pod, template_hash
 
 
 def test_pod_meets_restricted_pod_security_and_carries_owner_and_labels():
@@ -52,9 +52,19 @@ def test_pod_meets_restricted_pod_security_and_carries_owner_and_labels():
 
 def test_pod_env_probes_and_graceful_shutdown():
     wc = make_cluster(processesPerPod=3, labMode=True, port=8001, env=[{"name": "X", "value": "1"}])
-    (container,) = build_pod(wc)["spec"]["containers"]
+    pod = build_pod(wc)
+    (container,) = pod["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["WORKER_PROCESSES"]["value"] == "3"
+    # The count is the pod's annotation, which the arbiter follows through a downward API file.
+    assert "WORKER_PROCESSES" not in env
+    assert env["WORKER_PROCESSES_FILE"]["value"] == "/etc/workerlab/processes"
+    assert pod["metadata"]["annotations"][ANNOTATION_PROCESSES] == "3"
+    (told,) = [v for v in pod["spec"]["volumes"] if "downwardAPI" in v]
+    (item,) = told["downwardAPI"]["items"]
+    assert item["fieldRef"]["fieldPath"] == f"metadata.annotations['{ANNOTATION_PROCESSES}']"
+    assert {"name": told["name"], "mountPath": "/etc/workerlab", "readOnly": True} in container[
+        "volumeMounts"
+    ]
     assert env["PORT"]["value"] == "8001"
     assert env["WORKERLAB_LAB_MODE"]["value"] == "true"
     assert env["WORKERLAB_STATE_DIR"]["value"] == "/tmp/workerlab"
@@ -86,7 +96,7 @@ def test_pod_template_extras_are_copied():
     }
     pod = build_pod(make_cluster(podTemplate=extras))
     assert pod["metadata"]["labels"]["team"] == "lab"
-    assert pod["metadata"]["annotations"] == {"note": "x"}
+    assert pod["metadata"]["annotations"] == {"note": "x", ANNOTATION_PROCESSES: "2"}
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pod["spec"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
 

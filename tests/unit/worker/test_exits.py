@@ -37,20 +37,27 @@ class RecordingState:
 
 
 @pytest.mark.parametrize(
-    ("left_behind", "wanted", "aborted", "expected"),
+    ("left_behind", "wanted", "aborted", "retired", "expected"),
     [
-        (1, 2, False, exits.EXITED),  # one of two died: a replacement is due
-        (2, 2, False, exits.REMOVED),  # TTOU took 3 -> 2: the arbiter has all it wants
-        (1, 2, True, exits.TIMED_OUT),
+        (1, 2, False, False, exits.EXITED),  # one of two died: a replacement is due
+        (2, 2, False, False, exits.REMOVED),  # TTOU took 3 -> 2: the arbiter has all it wants
+        (1, 2, True, False, exits.TIMED_OUT),
+        # 1 -> 2 while the retired one of 2 -> 1 still drained: its exit is on purpose
+        (1, 2, False, True, exits.REMOVED),
     ],
 )
-def test_the_child_exit_hook_records_why(monkeypatch, left_behind, wanted, aborted, expected):
+def test_the_child_exit_hook_records_why(
+    monkeypatch, left_behind, wanted, aborted, retired, expected
+):
     import prometheus_client.multiprocess
 
     monkeypatch.setattr(prometheus_client.multiprocess, "mark_process_dead", lambda *a: None)
     app = SimpleNamespace(state=RecordingState())
     # gunicorn has already popped the reaped process from WORKERS when it calls child_exit
-    server = SimpleNamespace(WORKERS=dict.fromkeys(range(left_behind)), num_workers=wanted)
+    retiring = {42: 0.0} if retired else {}
+    server = SimpleNamespace(
+        WORKERS=dict.fromkeys(range(left_behind)), num_workers=wanted, retiring=retiring
+    )
     worker = SimpleNamespace(pid=42, aborted=aborted)
     app.state.metrics = "/nonexistent"
     arbiter.WorkerApplication._child_exit(app, server, worker)

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-scale bench-failover bench-nodeloss bench-inplace clean
+.PHONY: help venv host-deps toolchain kwok lint typecheck checkov format up down images test unit integration e2e bench bench-spread bench-scale bench-failover bench-nodeloss bench-inplace clean
 
 help:
 	@echo "make up          bring up the lab: kind cluster, images, CRD, operator, sample (NODES=3: 1 control plane + 2 workers)"
@@ -16,6 +16,7 @@ help:
 	@echo "make e2e         end-to-end on the kind cluster"
 	@echo "make images      build the worker and operator images"
 	@echo "make bench       the side-by-side benchmarks (after make up)"
+	@echo "make bench-spread the BALANCE modes vs Node's cluster on loopback (~10 min, no cluster)"
 	@echo "make bench-scale the operator vs the Deployment controller at 10-1,000 workloads (kwok, no cluster)"
 	@echo "make bench-failover  the standby master vs kopf peering's default (a control plane on loopback)"
 	@echo "make bench-nodeloss  a stopped machine: WorkerCluster vs Deployment (after make up NODES=3)"
@@ -96,6 +97,12 @@ test: lint typecheck host-deps up kwok checkov chart
 # After `make up`. BENCH_ARGS=--quick shortens the steady-state window (about 10 min in all).
 bench: venv host-deps
 	source hack/lib.sh && $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Balancing (issues 14 and 26): spread, the busy-node check (3 processes, one core busy, three
+# runs), CPU isolation and throughput of BALANCE=shared/reuseport beside Node's cluster, on
+# 127.0.0.1 only (no cluster; wrk and node). Run it on a quiet machine: bench/results/spread.md.
+bench-spread: venv host-deps
+	source hack/lib.sh && $(BIN)/python bench/run.py --only spread $(BENCH_ARGS)
 
 # The scale rig: a control plane on loopback, kwok's nodes, the operator as a process, against
 # kube-controller-manager's Deployment controller. Needs no kind cluster: the lab's, if up, is

@@ -11,6 +11,8 @@ Contenders (each started fresh per measurement on a free 127.0.0.1 port):
    master has (its children, so a process that got nothing counts as a zero). Idle, then with
    one core kept busy by a bounded busy-loop subprocess. Then 64 keep-alive connections with
    the same number of requests each (a kept-alive connection stays on the process that took it).
+   Then the busy-node check of issue 26: 3 processes, one core kept busy, 600 requests on fresh
+   connections from 16 clients, three runs in a row (a fresh server each), the share of each.
 2. CPU isolation at 2 processes: p99 of `/` (wrk -c4, a fresh connection per request) alone,
    then while one keep-alive client streams /work/cpu?ms=50: the ratio loaded / alone.
 3. Throughput: the worker against a plain FastAPI hello app under the same arbiter, worker class
@@ -55,6 +57,14 @@ PID = re.compile(rb'"pid":\s*(\d+)')
 # Goals of issue 14.
 JAIN_GOAL = 0.95  # worker default mode, 16+ clients
 THROUGHPUT_GOAL = 0.95  # worker / FastAPI hello, same mode
+# Issue 26: on a busy node every process of 3 serves >= 27 % of 600 fresh-connection requests
+# from 16 clients, in each of three runs in a row (Node's round-robin master does).
+BUSY_NODE_PROCESSES = 3
+BUSY_NODE_REQUESTS = 600
+BUSY_NODE_CLIENTS = 16
+BUSY_NODE_RUNS = 3
+BUSY_NODE_MIN_SHARE = 0.27
+BUSY_NODE_CONTENDERS = ("worker/shared", "worker/reuseport", "node/rr")
 
 
 def children(pid: int) -> set[int]:
@@ -187,6 +197,35 @@ def spread_section(log_dir: Path, requests: int) -> dict:
     }
 
 
+def busy_node_section(log_dir: Path) -> dict:
+    """Issue 26's check: the share of each of 3 processes, one core busy, three runs in a row."""
+    result: dict = {}
+    for name in BUSY_NODE_CONTENDERS:
+        server, env = CONTENDERS[name]
+        runs = []
+        for _ in range(BUSY_NODE_RUNS):
+            with serving(server, BUSY_NODE_PROCESSES, log_dir, env) as running:
+                pids = children(running.pid)
+                asyncio.run(_fresh_connection_requests(running.port, 50, 4))  # warm-up
+                with busy_core(RUN_DEADLINE_S):
+                    served = asyncio.run(
+                        _fresh_connection_requests(
+                            running.port, BUSY_NODE_REQUESTS, BUSY_NODE_CLIENTS
+                        )
+                    )
+                cell = fairness(served, pids)
+                cell["shares"] = [
+                    round(n / max(1, cell["requests"]), 3) for n in cell["per_process"]
+                ]
+                runs.append(cell)
+        result[name] = runs
+        log(
+            f"busy node {name} x{BUSY_NODE_PROCESSES}: "
+            + " | ".join(str(r["shares"]) for r in runs)
+        )
+    return result
+
+
 def _cpu_stream(port: int, seconds: float) -> threading.Thread:
     url = f"http://127.0.0.1:{port}{CPU_PATH}"
     thread = threading.Thread(target=wrk, args=(url, seconds, 1), daemon=True)
@@ -267,6 +306,9 @@ def goals(result: dict, default_balance: str) -> dict:
     }
     iso = result["isolation"]["figures"]
     node_best = min(iso[n]["ratio"] for n in ("node/rr", "node/none") if iso[n]["ratio"])
+    node_rr = iso["node/rr"]["ratio"]
+    busy = result["busy_node"].get(mode, [])
+    busy_min = [min(run["shares"]) for run in busy]
     tput = {
         key: f["worker_vs_fastapi_hello"]
         for key, f in result["throughput"]["figures"].items()
@@ -279,6 +321,20 @@ def goals(result: dict, default_balance: str) -> dict:
             "values": jains,
             "holds": all(v is not None and v >= JAIN_GOAL for v in jains.values()),
             "keepalive_for_reference": keepalive,
+        },
+        "busy_node_share": {
+            "goal": f">= {BUSY_NODE_MIN_SHARE} each, {BUSY_NODE_RUNS} runs in a row",
+            "min_share_per_run": busy_min,
+            "holds": len(busy_min) == BUSY_NODE_RUNS
+            and all(v >= BUSY_NODE_MIN_SHARE for v in busy_min),
+        },
+        "isolation_vs_node_rr": {
+            "goal": "worker ratio <= Node's round-robin master's, 2 processes, same run",
+            "worker": iso[mode]["ratio"],
+            "node_rr": node_rr,
+            "holds": iso[mode]["ratio"] is not None
+            and node_rr is not None
+            and iso[mode]["ratio"] <= node_rr,
         },
         "isolation_vs_node": {
             "goal": "worker ratio <= Node's (the better Node mode), 2 processes",
@@ -305,6 +361,7 @@ def run(log_dir: Path, requests: int, rounds: int, seconds: float, default_balan
             "rounds": rounds,
         },
         "spread": spread_section(log_dir, requests),
+        "busy_node": busy_node_section(log_dir),
         "isolation": isolation_section(log_dir, rounds, seconds),
         "throughput": throughput_section(log_dir, rounds, seconds),
     }
@@ -345,6 +402,20 @@ def markdown(result: dict, machine: dict) -> str:
             row = [f"{cells[k]['jain']} ({cells[k]['min_over_max']})" for k in keys]
             lines.append(f"| {name} | " + " | ".join(row) + " |")
         lines.append("")
+    lines += [
+        f"## Busy node: {BUSY_NODE_PROCESSES} processes, one core busy, {BUSY_NODE_RUNS} runs",
+        "",
+        f"{BUSY_NODE_REQUESTS} requests on fresh connections from {BUSY_NODE_CLIENTS} clients per "
+        "run, a fresh server each run; each process's share of the requests, largest first "
+        f"(issue 26's goal for the default: every share >= {BUSY_NODE_MIN_SHARE}).",
+        "",
+        "| contender | " + " | ".join(f"run {i + 1}" for i in range(BUSY_NODE_RUNS)) + " |",
+        "|---|" + "---|" * BUSY_NODE_RUNS,
+    ]
+    for name, runs in result["busy_node"].items():
+        cells = [" / ".join(f"{x:.3f}" for x in run["shares"]) for run in runs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
     iso = result["isolation"]["figures"]
     lines += [
         "## CPU isolation, 2 processes",
@@ -380,6 +451,7 @@ def markdown(result: dict, machine: dict) -> str:
         g["isolation_vs_node"],
         g["throughput_vs_fastapi_hello"],
     )
+    busy_goal, rr_goal = g["busy_node_share"], g["isolation_vs_node_rr"]
     lines += [
         "",
         f"## Goals (worker default: BALANCE={g['default_balance']})",
@@ -389,8 +461,13 @@ def markdown(result: dict, machine: dict) -> str:
         f"| Jain {jain_goal['goal']} at 16+ clients (fresh connections) | "
         f"min {min(v for v in jain_goal['values'].values() if v is not None)} | "
         f"{_mark(jain_goal['holds'])} |",
-        f"| isolation ratio at 2 processes <= Node's | worker {iso_goal['worker']}, best Node "
-        f"{iso_goal['node_best']} | {_mark(iso_goal['holds'])} |",
+        f"| busy node, 3 processes: every share {busy_goal['goal']} | min share per run "
+        f"{', '.join(str(v) for v in busy_goal['min_share_per_run'])} | "
+        f"{_mark(busy_goal['holds'])} |",
+        f"| isolation ratio at 2 processes <= Node's round-robin master | worker "
+        f"{rr_goal['worker']}, Node rr {rr_goal['node_rr']} | {_mark(rr_goal['holds'])} |",
+        f"| isolation ratio at 2 processes <= the better Node mode | worker {iso_goal['worker']}, "
+        f"best Node {iso_goal['node_best']} | {_mark(iso_goal['holds'])} |",
         f"| worker {tput_goal['goal']} x FastAPI hello | "
         + ", ".join(f"{k}: {v}" for k, v in tput_goal["values"].items())
         + f" | {_mark(tput_goal['holds'])} |",

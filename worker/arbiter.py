@@ -19,6 +19,7 @@ from uvicorn_worker import UvicornWorker
 
 from workerlab.api import exits
 from workerlab.worker import siblings
+from workerlab.worker.accept import accept_in_turn
 from workerlab.worker.config import ConfigError, Settings, read_processes_file
 
 HEARTBEAT_S = 1.0
@@ -75,6 +76,8 @@ class HeartbeatUvicornWorker(UvicornWorker):
         self.config.app = self.wsgi
         self._server = SettlingServer(config=self.config)
         self._install_sigquit_handler()
+        if not self.cfg.reuse_port:  # BALANCE=shared: one idle process per connection, in turn
+            accept_in_turn(asyncio.get_running_loop())
         await self._server.serve(sockets=plain_sockets(self.sockets))
         if not self._server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

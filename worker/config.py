@@ -19,10 +19,13 @@ MAX_LEAK_MB = 1_024
 MAX_PROCESSES = 256
 
 # How connections reach the processes (see docs/worker.md, "Balancing: measured"):
-#   shared     the arbiter binds one socket, every forked process accepts from it: an idle
-#              process picks up the next connection, a busy one takes none.
+#   shared     the arbiter binds one socket, every forked process accepts from it; the kernel
+#              wakes one idle process per new connection, in turn (worker/accept.py): even
+#              shares on a busy node, a busy process takes none, and a retired process leaves
+#              the queue to the others.
 #   reuseport  each process binds its own SO_REUSEPORT socket after the fork: the kernel hashes
-#              every new connection to one of them, busy or not.
+#              every new connection to one of them, busy or not; connections queued on a
+#              process's socket are reset when that process exits (retired, replaced).
 BALANCE_MODES = ("shared", "reuseport")
 DEFAULT_BALANCE = "shared"
 
@@ -39,9 +42,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     (
         "BALANCE",
         DEFAULT_BALANCE,
-        "shared: one socket all processes accept from (an idle process takes the next "
-        "connection); reuseport: one SO_REUSEPORT socket per process (the kernel hashes "
-        "connections over them, busy or not)",
+        "shared: one socket all processes accept from, each connection to one idle process "
+        "in turn; reuseport: one SO_REUSEPORT socket per process (the kernel hashes "
+        "connections over them, busy or not; a process that exits resets its queue)",
     ),
     ("GRACEFUL_TIMEOUT", "20", "seconds in-flight requests get to finish after SIGTERM"),
     ("DRAIN_DELAY", "2", "seconds between SIGTERM (readiness -> 503) and closing the socket"),

@@ -26,14 +26,15 @@ pytestmark = pytest.mark.integration
 BURST_REQUESTS = 600
 BURST_CLIENTS = 16
 BUSY_LOOP_MAX_S = 120  # the busy loop ends by itself even if the test is killed
-# Measured (bench/results/spread*.md; docs/worker.md): with one core busy and 16+ clients the
-# default mode's Jain index was 0.92-1.0 in the bench, and this test saw 0.83-0.97 with 3
-# processes on a 2-CPU machine at load average 10-14 from other jobs (worst: 88/200/312, the
-# least-served process at 44 % of its fair share): in `shared` the process the scheduler runs
-# first takes more. The bounds below leave room for that and still fail on what matters: a
-# process starved (none: Jain <= 0.67) or at under a quarter of its fair share.
-MIN_JAIN = 0.75
-MIN_SHARE_OF_FAIR = 0.25  # every process gets at least a quarter of 1/N of the requests
+# The default (`shared`, each connection offered to one idle process in turn: worker/accept.py)
+# gave every process of 3 at least 0.287 of the requests in every run measured with one core
+# busy on this 2-CPU machine (bench/results/spread.md; the goal of issue 26 is >= 0.27, checked
+# there three runs in a row). The test asks for a bit less, 3/4 of the fair share, to stay green
+# next to CI's other lanes; uvloop's own accept, the default before, gave 0.11-0.16 to the
+# process on the busier core in 4 runs of 5 here, so this still fails on what matters.
+MIN_SHARE = 0.25  # of the requests, for every process
+MIN_JAIN = 0.95
+RECORDS_SETTLE_S = 10.0  # /processes lags: each process publishes its counts within 0.5 s
 
 
 def listening_sockets(port: int) -> int:
@@ -95,25 +96,29 @@ def test_default_mode_gives_every_process_a_fair_share_while_a_core_is_busy(star
     print(f"BALANCE={DEFAULT_BALANCE}, 3 processes, one core busy: {counts}")
     assert sum(served.values()) == BURST_REQUESTS
     assert set(served) <= pids  # no process was replaced meanwhile
-    fair = BURST_REQUESTS / len(pids)
-    assert all(n >= MIN_SHARE_OF_FAIR * fair for n in counts.values()), counts
+    assert all(n >= MIN_SHARE * BURST_REQUESTS for n in counts.values()), counts
     assert jain(counts) >= MIN_JAIN, counts
 
-    # /processes agrees exactly with what the clients saw (each process publishes within 0.5 s):
-    # its own polls are control traffic, counted apart, so the burst is all there is.
+    # /processes agrees exactly with what the clients saw. Its own polls are control traffic,
+    # counted apart, so the burst is all there is; but each process publishes its record within
+    # 0.5 s, so one read right after the burst may still show a request in flight (seen once:
+    # in_flight [0, 1, 1]). Poll until the records settle, bounded; the asserts then read the
+    # last records, so a count that never settles still fails.
     def published() -> dict[int, dict]:
         report = worker.get("/processes").json()
         return {p["pid"]: p for p in report["processes"] if p["alive"]}
 
-    def settled(records: dict[int, dict]) -> bool:
-        caught_up = all(records[pid]["requests_served"] == served[pid] for pid in pids)
-        return caught_up and all(r["in_flight"] == 0 for r in records.values())
+    def observed(records: dict[int, dict]) -> tuple[dict, dict]:
+        served_by = {pid: records.get(pid, {}).get("requests_served") for pid in pids}
+        in_flight = {pid: r["in_flight"] for pid, r in records.items()}
+        return served_by, in_flight
 
-    deadline = time.monotonic() + 5
-    while not settled(records := published()) and time.monotonic() < deadline:
+    expected = ({pid: served[pid] for pid in pids}, dict.fromkeys(pids, 0))
+    deadline = time.monotonic() + RECORDS_SETTLE_S
+    while (last := observed(published())) != expected and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert {pid: records[pid]["requests_served"] for pid in pids} == {p: served[p] for p in pids}
-    assert all(r["in_flight"] == 0 for r in records.values()), records
+    assert last[0] == expected[0], f"requests_served: published {last[0]}, seen {expected[0]}"
+    assert last[1] == expected[1], f"in_flight after {RECORDS_SETTLE_S}s: {last[1]}"
 
 
 @pytest.mark.parametrize(("balance", "sockets"), [("shared", 1), ("reuseport", 3)])

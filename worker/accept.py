@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-RESCUE_S = 0.01  # an idle process re-checks the socket at least this often
+RESCUE_S = 0.05  # an idle process re-checks the socket at least this often
 FIRST_REQUEST_S = 1.0  # at shutdown: time a just-accepted connection gets to send its request
 WAIT_S = 0.2  # the thread re-checks `closed` at least this often (bounded waits only)
 SUPPORTED = hasattr(select, "EPOLLEXCLUSIVE")  # Linux >= 4.5

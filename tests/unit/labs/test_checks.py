@@ -708,3 +708,16 @@ def test_lab2_names_each_replacement_once_when_its_slot_died_twice():
     facts = {"url": lab02.DEFAULT_URL, "report": report, "parents": {201: 100, 202: 100, 203: 100}}
     passed, items = verdict(2, facts)
     assert passed and items[2].detail == "pid 201 in slot 0, parent 100", items[2].detail
+
+
+def test_lab7_counts_a_run_that_began_before_the_first_new_pod_was_ready():
+    """`workerlab load` starts its clock once it has found its target: on a busy machine, after
+    the patch created the first new pod. No old pod goes before a new one is Ready."""
+    env = [{"name": "ROLLOUT", "value": "v2"}]
+    pods = [pod(f"demo-n{i}", created=T0 + 10 + 20 * i, hash_="h2") for i in (1, 2)]
+    pods[0]["status"]["conditions"][0]["lastTransitionTime"] = iso(T0 + 34)
+    pods[1]["status"]["conditions"][0]["lastTransitionTime"] = iso(T0 + 54)
+    facts = {"started_at": T0, "demo": wc(env=env), "pods": pods}
+    assert verdict(7, dict(facts, runs=[run(start=T0 + 32, end=T0 + 95)]))[0]
+    passed, items = verdict(7, dict(facts, runs=[run(start=T0 + 36, end=T0 + 95)]))
+    assert not passed and "0 run(s) with --no-keepalive spanned them" in items[2].detail

@@ -37,7 +37,7 @@ RESCUE_S = 0.01  # while connections come: an idle process re-checks the socket 
 # CPU: 10 ms re-checks cost a 2-process pod 13 millicores at rest, a quarter of its request).
 ACTIVE_S = 2.0
 IDLE_RESCUE_S = 0.25
-FIRST_REQUEST_S = 1.0  # at shutdown: time a just-accepted connection gets to send its request
+FIRST_REQUEST_S = 5.0  # at shutdown: time a just-accepted connection gets to send its request
 WAIT_S = 0.2  # the thread re-checks `closed` at least this often (bounded waits only)
 SUPPORTED = hasattr(select, "EPOLLEXCLUSIVE")  # Linux >= 4.5
 

@@ -107,10 +107,10 @@ class DrainingArbiter(Arbiter):
 
     A count changed in place: the arbiter follows WORKER_PROCESSES_FILE (the operator's pod
     annotation, through the downward API) at every turn of its loop (TICK_S), forking or
-    retiring processes. A retired
-    process (the oldest first, as gunicorn's TTOU) gets SIGTERM and GRACEFUL_TIMEOUT to finish
-    its requests; it is not a hung process while it drains (it no longer heartbeats), and is
-    killed only past that bound. A reload (HUP) reads the file again, so it keeps the count.
+    retiring processes. A retired process (the oldest first, as gunicorn's TTOU) gets SIGTERM
+    and GRACEFUL_TIMEOUT to finish its requests; it is not a hung process while it drains (it
+    no longer heartbeats), and is killed only past that bound. A reload (HUP) reads the file
+    again, so it keeps the count.
     """
 
     def __init__(self, app: WorkerApplication) -> None:

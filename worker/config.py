@@ -36,7 +36,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
         "WORKER_PROCESSES_FILE",
         "(unset)",
         "a file holding the process count (the operator's pod annotation, through the downward "
-        "API): read at start and followed every second, it wins over WORKER_PROCESSES",
+        "API): read at start and followed 4 times a second, it wins over WORKER_PROCESSES",
     ),
     ("PORT", "8000", "TCP port, bound on 0.0.0.0 (--bind overrides)"),
     (

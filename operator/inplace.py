@@ -181,13 +181,20 @@ def stalled(pod: ObservedPod, processes: int, now: datetime) -> str | None:
     )
 
 
-def describe(pod: ObservedPod, processes: int, resources: dict[str, Any]) -> str | None:
-    """What a current pod is still taking in place, as status.pods[].inPlace says it."""
+def describe(
+    pod: ObservedPod, processes: int, resources: dict[str, Any], now: datetime
+) -> str | None:
+    """What a current pod is still taking in place, as status.pods[].inPlace says it. Another
+    count than the one told is a change still under way only within IN_PLACE_DEADLINE_S of it:
+    later, a process the arbiter is re-forking (a crash, a drill) is no change in place."""
     if (change := change_for(pod, processes, resources)) is not None:
         return change.summary
     if not resize_done(pod):
         return f"resize {(pod.resize or 'pending').lower()}: {resources_text(pod.resources)}"
-    if pod.processes_alive is not None and pod.processes_alive != processes:
+    recent = (
+        pod.changed_at is not None and (now - pod.changed_at).total_seconds() <= IN_PLACE_DEADLINE_S
+    )
+    if recent and pod.processes_alive is not None and pod.processes_alive != processes:
         return f"processes {pod.processes_alive}→{processes}"
     return None
 

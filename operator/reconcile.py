@@ -186,7 +186,7 @@ def plan(
             warnings.append(
                 (Reason.IN_PLACE_FALLBACK, f"pod {pod.name}: {why}; replacing it (rolling update)")
             )
-        elif (change := describe(pod, processes, resources)) is not None:
+        elif (change := describe(pod, processes, resources, now)) is not None:
             in_place[pod.name] = change
     # Said once per new template: at the first plan that sees it (the status still names the
     # template before), so a template rolled to again later is said again.

@@ -35,12 +35,25 @@ def test_a_new_process_count_is_told_to_the_running_pods_and_nothing_rolls():
 
 def test_a_pod_whose_arbiter_has_not_caught_up_keeps_the_cluster_not_ready():
     cluster, _ = settled(processesPerPod=4)
-    pods = [make_pod(cluster), make_pod(cluster, processes_alive=2)]
+    told = T0 - timedelta(seconds=3)
+    pods = [
+        make_pod(cluster, changed_at=told),
+        make_pod(cluster, processes_alive=2, changed_at=told),
+    ]
     result = World(cluster, pods).observe()
     assert result.actions == []
     assert result.status["phase"] == "Progressing"
     assert [p.get("inPlace") for p in result.status["pods"]] == [None, "processes 2→4"]
     assert "changing in place" in result.status["conditions"][1]["message"]
+
+
+def test_a_process_re_forking_long_after_a_change_is_no_change_in_place():
+    cluster, _ = settled(processesPerPod=4)
+    long_ago = T0 - timedelta(minutes=10)
+    pods = [make_pod(cluster, changed_at=long_ago), make_pod(cluster, processes_alive=3)]
+    result = World(cluster, pods).observe()
+    assert result.status["phase"] == "Ready"
+    assert all("inPlace" not in p for p in result.status["pods"])
 
 
 def test_cpu_and_memory_are_resized_in_place_while_the_qos_class_stays():

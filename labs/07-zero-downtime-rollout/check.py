@@ -140,6 +140,16 @@ def rollouts(events: list[dict]) -> dict[str, list[float]]:
     return {template: sorted(times) for template, times in found.items()}
 
 
+def drains(events: list[dict]) -> list[float]:
+    """When the operator deleted an outdated pod in a rollout, in order."""
+    found = []
+    for event in events:
+        action = pod_action(str(event.get("message", "")))
+        if action and action[0] == "Deleted" and action[2].startswith(ROLLING_UPDATE):
+            found.append(epoch(event_time(event)) or 0)
+    return sorted(found)
+
+
 def audit(evidence: Evidence) -> list[Item]:
     """The pass from the Events kept: a rollout of demo's pods, and a recorded
     new-connection-per-request run spanning the whole of it with zero failures."""
@@ -153,12 +163,21 @@ def audit(evidence: Evidence) -> list[Item]:
     ]
     if not rolled:
         return items
+    # As the live check: a run that began before the rollout's first old pod went (after the
+    # first new one was Ready) saw every pod change; the run's clock starts once `workerlab load`
+    # has found its target, which on a busy machine can be after the first new pod was created.
+    deleted = drains(evidence.of(KIND, DEMO, Reason.DELETED_POD))
+    spans = [
+        (max(times[0], next((t for t in deleted if t >= times[0]), times[0])), times[-1])
+        for times in rolled.values()
+    ]
     runs = [r for r in demo_runs(evidence.runs) if not _keepalive(r)]
     covering = [
         r
         for r in runs
-        for times in rolled.values()
-        if r.get("started_at", 0) <= times[0] and r.get("ended_at", 0) >= times[-1]
+        for began, ended in spans
+        # an Event's time is its second, truncated: the drain came within the next one
+        if r.get("started_at", 0) < began + 1 and r.get("ended_at", 0) >= ended
     ]
     clean = [r for r in covering if r["summary"]["errors"] == 0 and r["summary"]["ok"] > 0]
     best = (clean or covering)[-1] if covering else None

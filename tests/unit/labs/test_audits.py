@@ -79,6 +79,10 @@ def created(pod: str, why: str, at: float) -> dict:
     return wc_ev("CreatedPod", f"Created pod {pod}: {why}", at)
 
 
+def deleted(pod: str, why: str, at: float) -> dict:
+    return wc_ev("DeletedPod", f"Deleted pod {pod}: {why}", at)
+
+
 def in_place(pod: str, at: float) -> dict:
     return wc_ev("ChangedInPlace", changed_in_place_message(pod, "processes 2→3"), at)
 
@@ -133,6 +137,23 @@ def test_lab7_needs_a_clean_new_connection_run_across_the_rolled_pods():
     ]
     assert audit(7, events + reset, [run(T0 + 30, T0 + 90)])[0]
     assert not audit(7, reset, [run(T0 + 30, T0 + 90)])[0]
+
+
+def test_lab7_counts_a_run_that_began_before_the_rollouts_first_old_pod_went():
+    # `workerlab load` starts its clock once it has found its target: on a busy machine that
+    # is after the patch created the first new pod, but before any old pod was drained
+    events = [
+        created("demo-r1", "rolling update", T0 + 40),
+        deleted("demo-o1", "rolling update, outdated pod template", T0 + 45),
+        created("demo-r2", "rolling update", T0 + 46),
+        deleted("demo-o2", "rolling update, outdated pod template", T0 + 52),
+    ]
+    assert audit(7, events, [run(T0 + 42, T0 + 90)])[0]
+    assert audit(7, events, [run(T0 + 45.5, T0 + 90)])[0]  # Events' times are whole seconds
+    assert not audit(7, events, [run(T0 + 47, T0 + 90)])[0]  # an old pod went before it began
+    # a scale-down's deletion is not the rollout's first drain
+    scaled = [deleted("demo-o0", "scale down", T0 + 41), *events]
+    assert audit(7, scaled, [run(T0 + 42, T0 + 90)])[0]
 
 
 def rescale(size: int, at: float) -> dict:

@@ -35,7 +35,9 @@ class FreshConnectionLoad:
         self.url, self.stop_flag = url, threading.Event()
         self.ok, self.failed = 0, []
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(4)]
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(LOAD_CLIENTS)
+        ]
 
     def _run(self) -> None:
         deadline = time.monotonic() + LOAD_MAX_S

@@ -3,7 +3,8 @@
 labs 4, 5, 7 and 11 at the same time from their own kubeconfigs, with the commands `workerlab
 lab show` prints for their namespace; once they moved on, the instructor re-checks every pass
 from the Events kept; a pass written by hand stays a claim; a
-WorkerCluster over the quota is refused visibly; `class remove` leaves nothing behind.
+WorkerCluster over the quota, or asking for a NodePort, is refused visibly; `class remove` leaves
+nothing behind.
 
 Learners are named e2e-a/b/c (namespaces learner-e2e-*); everything is removed at the end.
 """
@@ -120,6 +121,7 @@ def test_add_made_namespaces_quota_and_private_kubeconfigs(classroom):
     )
     assert re.search(warning, classroom.added), classroom.added
     assert f"export KUBECONFIG={classroom.out.resolve()}/NAME.kubeconfig" in classroom.added
+    assert "also export WORKERLAB_LAB_HOME=$HOME/lab-NAME" in classroom.added
     # a learner's kubeconfig just works: its context, its namespace
     env = classroom.learners["e2e-a"]
     assert ok(env, "kubectl", "config", "current-context").strip() == "workerlab-e2e-a"
@@ -340,6 +342,55 @@ def test_a_workercluster_over_the_quota_is_refused_visibly(classroom, operator):
         if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
     }
     assert before and before <= after, "learner B's pods changed while C was refused"
+
+
+def test_a_nodeport_in_a_learner_namespace_is_refused_visibly_and_quietly(classroom, operator):
+    """The quota allows a learner no NodePort: the master says so in the WorkerCluster's
+    condition and one Warning naming the quota, and its log does not repeat it every second."""
+    kube, env, ns = classroom.kube, classroom.learners["e2e-c"], "learner-e2e-c"
+    exposed = {
+        "apiVersion": "workerlab.dev/v1alpha1",
+        "kind": "WorkerCluster",
+        "metadata": {"name": "exposed"},
+        "spec": {"replicas": 0, "service": {"type": "NodePort"}},
+    }
+    done = subprocess.run(
+        ["kubectl", "apply", "-f", "-"], input=json.dumps(exposed), env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    applied = time.monotonic()
+
+    def refused() -> dict | None:
+        wc = kube.get("wc", "exposed", "-n", ns)
+        for c in (wc.get("status") or {}).get("conditions") or []:
+            if (c["type"], c["status"], c["reason"]) == ("Degraded", "True", "ServiceRefused"):
+                return c
+        return None
+
+    try:
+        condition = wait_until(refused, 30, "wc/exposed Degraded with reason ServiceRefused")
+        assert QUOTA in condition["message"] and "services.nodeports" in condition["message"]
+
+        def warnings() -> list:
+            events = kube.get(
+                "events", "-n", ns, "--field-selector",
+                "involvedObject.kind=WorkerCluster,involvedObject.name=exposed,type=Warning",
+            )["items"]  # fmt: skip
+            return [e for e in events if e["reason"] == "ServiceRefused" and QUOTA in e["message"]]
+
+        wait_until(warnings, 30 - (time.monotonic() - applied), "a Warning naming the quota")
+        # the learner reads it with their own rights
+        assert "services.nodeports" in ok(env, "kubectl", "get", "wc", "exposed", "-o", "yaml")
+        time.sleep(max(0.0, 30 - (time.monotonic() - applied)))  # let retries show, if any
+        assert len(warnings()) == 1 and warnings()[0].get("count", 1) == 1, warnings()
+        logs = kube.run(
+            "-n", "workerlab-system", "logs", "deployment/workerlab-operator", "--since=40s"
+        ).stdout  # fmt: skip
+        said = [line for line in logs.splitlines() if "exposed" in line]
+        assert len(said) <= 5, "\n".join(said)
+    finally:
+        kube.run("delete", "wc", "exposed", "-n", ns, "--ignore-not-found", "--wait=false")
 
 
 def test_bad_inputs_are_refused_and_nothing_is_half_done(classroom):

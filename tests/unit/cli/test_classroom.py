@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from workerlab.api.resource import LABEL_LEARNER, PROGRESS_CONFIGMAP
 from workerlab.cli import classroom, targets
+from workerlab.cli.commands.class_ import _grid_labs
 from workerlab.cli.main import app
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.kube import Kube, choose_context, choose_namespace, is_learner_namespace
@@ -202,6 +203,15 @@ def test_grid_tells_verified_from_claimed_passes():
         ["ada", "c", "-", "ok", "c", "1/3", "2"],
         ["bob", ".", "-", ".", ".", "0/3", "0"],
     ]
+
+
+def test_the_grid_lists_every_lab_and_counts_those_a_learner_can_do():
+    labs = _grid_labs()
+    assert [lab.number for lab in labs] == [lab.number for lab in course.labs()]
+    doable = {lab.number for lab in labs if not lab.cluster_admin}
+    assert {4, 5, 7, 9, 11} <= doable  # 9 is local (a claim only); 11 needs the class Role's HPA
+    _, rows = classroom.grid_rows({"ada": classroom.Standing({}, {})}, labs)
+    assert rows[0][-2] == f"0/{len(doable)}"
 
 
 def test_a_hand_written_verification_without_a_record_verifies_nothing():

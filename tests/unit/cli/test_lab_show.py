@@ -184,3 +184,18 @@ def test_the_solo_lab_keeps_its_namespace_and_raw_keeps_the_source():
 def test_for_namespace_rewrites_the_namespace_and_nothing_else(text, aimed):
     assert course.for_namespace(text, "learner-ada") == aimed
     assert course.for_namespace(text, "workerlab") == text
+
+
+def test_a_checks_hints_are_aimed_at_the_learners_namespace():
+    """`lab check` in a learner's namespace: the hints' commands are theirs to paste."""
+    from workerlab.cli.commands.lab import aimed
+
+    fresh = {"started_at": 0, "demo": {"metadata": {"name": "demo"}}, "pods": [], "runs": []}
+    items = course.checker(course.get(7)).evaluate(fresh)
+    hints = [it.hint for it in items if it.hint]
+    assert any(" -n workerlab " in hint for hint in hints), hints  # the solo lab's own text
+    for it in aimed(items, "learner-ada"):
+        assert " -n workerlab " not in it.hint, it
+    assert any(
+        "kubectl -n learner-ada patch wc demo" in it.hint for it in aimed(items, "learner-ada")
+    )

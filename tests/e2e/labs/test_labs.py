@@ -5,6 +5,7 @@ or red naming what the questions did on purpose."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -37,7 +38,7 @@ AFTER_QUESTIONS: dict[int, AfterQuestions] = {
     7: red("only keep-alive runs did"),
     # Q2 scales Redis to 0 and back: the in-memory counter restarts at 0.
     8: red("the counter went DOWN"),
-    # Q1-Q3 only read (pods, events, the operator's log, kopf's peering).
+    # Q1-Q3 only read (pods, events, the operator's log, its Deployment, kopf's peering).
     10: GREEN,
     # Q1 reads; Q3 scales demo by hand and the idle HPA takes it back down: more evidence of
     # the same up-then-down cycle.
@@ -93,17 +94,18 @@ def test_a_multi_node_lab_on_one_node_says_what_it_needs(number, env):
     assert "make up NODES=3" in said and "Traceback" not in said, said
 
 
-def stops_the_api_server(number: int) -> bool:
-    return "kube-apiserver.yaml" in course.text(course.get(number))  # lab 10's drill
+def late_marks(number: int) -> list[pytest.MarkDecorator]:
+    """What a lab does to the cluster that the other lanes must not meet (tests/e2e/conftest.py)."""
+    text = course.text(course.get(number))
+    marks = []
+    if re.search(r"^kubectl apply -k manifests/$", text, re.M):  # lab 3 installs the operator
+        marks.append(pytest.mark.replaces_operator)
+    if "kube-apiserver.yaml" in text:  # lab 10's drill
+        marks.append(pytest.mark.stops_api_server)
+    return marks
 
 
-@pytest.mark.parametrize(
-    "number",
-    [
-        pytest.param(n, marks=pytest.mark.stops_api_server) if stops_the_api_server(n) else n
-        for n in CLUSTER_LABS
-    ],
-)
+@pytest.mark.parametrize("number", [pytest.param(n, marks=late_marks(n)) for n in CLUSTER_LABS])
 def test_lab_fails_fresh_then_passes_after_its_steps_and_survives_its_questions(number, env):
     fresh = bash(f"workerlab lab reset {number}\nworkerlab lab check {number}", env)
     assert fresh.returncode == 1, f"fresh state should fail:\n{fresh.stdout}\n{fresh.stderr}"

@@ -18,7 +18,7 @@ from support.paths import REPO
 
 from workerlab.operator.model import STUCK_REASONS
 
-# It applies manifests/ over make up's operator: run late (tests/e2e/conftest.py, hack/test.sh).
+# It applies manifests/ over make up's operator: run first (tests/e2e/conftest.py, hack/test.sh).
 pytestmark = [pytest.mark.e2e, pytest.mark.replaces_operator]
 
 

@@ -94,8 +94,8 @@ def test_a_multi_node_lab_on_one_node_says_what_it_needs(number, env):
     assert "make up NODES=3" in said and "Traceback" not in said, said
 
 
-def late_marks(number: int) -> list[pytest.MarkDecorator]:
-    """What a lab does to the cluster that the other lanes must not meet (tests/e2e/conftest.py)."""
+def cluster_wide_marks(number: int) -> list[pytest.MarkDecorator]:
+    """What a lab does to the cluster for everyone: it runs apart (tests/e2e/conftest.py)."""
     text = course.text(course.get(number))
     marks = []
     if re.search(r"^kubectl apply -k manifests/$", text, re.M):  # lab 3 installs the operator
@@ -105,7 +105,9 @@ def late_marks(number: int) -> list[pytest.MarkDecorator]:
     return marks
 
 
-@pytest.mark.parametrize("number", [pytest.param(n, marks=late_marks(n)) for n in CLUSTER_LABS])
+@pytest.mark.parametrize(
+    "number", [pytest.param(n, marks=cluster_wide_marks(n)) for n in CLUSTER_LABS]
+)
 def test_lab_fails_fresh_then_passes_after_its_steps_and_survives_its_questions(number, env):
     fresh = bash(f"workerlab lab reset {number}\nworkerlab lab check {number}", env)
     assert fresh.returncode == 1, f"fresh state should fail:\n{fresh.stdout}\n{fresh.stderr}"

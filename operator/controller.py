@@ -96,8 +96,11 @@ class Controller:
     # The nodes' last heartbeats (heartbeats.Heartbeats.health); none known: no node is lost.
     node_health: Callable[[], NodeHealth] = NodeHealth
     recorder: Recorder = field(init=False)
-    # Per WorkerCluster, the writes the API server refused, by kind (writes.Writes).
-    _held: dict[Key, dict[str, HeldWrite]] = field(default_factory=dict)
+    # Per WorkerCluster, the writes the API server refused, by kind (writes.Writes), and the uid
+    # of the incarnation they were refused to: one deleted and created again under the same name
+    # (its DELETED event folded into the ADDED one in the work queue) starts afresh, instead of
+    # inheriting its predecessor's backoff.
+    _held: dict[Key, tuple[str, dict[str, HeldWrite]]] = field(default_factory=dict)
     # Pods seen running their count since their last change in place (uid -> that change).
     _reached: dict[str, datetime] = field(default_factory=dict)
 
@@ -121,6 +124,14 @@ class Controller:
         # only the core asking to be called again (a backoff expiring) is.
         self.metrics.reconcile_total.labels(result=result).inc()
         return again
+
+    def _held_for(self, key: Key, uid: str) -> dict[str, HeldWrite]:
+        held = self._held.get(key)
+        if held is None or held[0] != uid:
+            if held is not None:  # a new incarnation: what was said of the old one is news again
+                self.recorder.forget(key)
+            held = self._held[key] = (uid, {})
+        return held[1]
 
     def forget(self, key: Key) -> None:
         self.recorder.forget(key)
@@ -149,7 +160,7 @@ class Controller:
             # operator was paused): creating pods for it would fight garbage collection forever.
             self.forget(key)
             return None, "success"
-        writes = Writes(self._held.setdefault(key, {}), now)
+        writes = Writes(self._held_for(key, cluster.uid), now)
         live = sum(1 for p in observed if p.owned_by(cluster) and not p.terminating)
         await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)

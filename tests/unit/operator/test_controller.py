@@ -468,6 +468,47 @@ def test_a_service_name_held_by_someone_else_is_a_conflict_not_a_retry_loop():
     asyncio.run(scenario())
 
 
+def test_a_workercluster_created_again_under_its_name_does_not_inherit_the_old_backoff():
+    """Deleted and created again before the operator saw the deletion (the work queue folds the
+    DELETED event into the ADDED one): the old one's Service, still being collected, is in the
+    way, but the new incarnation's backoff starts afresh, its Events are said again."""
+
+    class CollectingKube(RecordingKube):
+        leftover = True  # the previous incarnation's Service, not yet garbage-collected
+        tries = 0
+
+        async def create_service(self, namespace: str, body: dict[str, Any]) -> None:
+            self.tries += 1
+            if self.leftover:
+                message = 'services "demo" already exists'
+                raise ApiError(409, "POST", "/services", json.dumps({"message": message}))
+            await super().create_service(namespace, body)
+
+    async def scenario():
+        kube, clock = CollectingKube({"replicas": 1}), Clock()
+        ctl = Controller(kube, ProcessProbe(kube.pod_processes, ttl=0), Metrics(), clock=clock)
+        for _ in range(80):  # refused at 0, 10, 30 and 70 s: the backoff has grown to 80 s
+            await ctl.reconcile((NS, NAME))
+            clock.advance(1)
+        assert kube.tries == 4
+        kube.cluster["metadata"]["uid"] = "uid-demo-again"  # deleted, created again
+        kube.cluster["status"] = {}
+        await ctl.reconcile((NS, NAME))
+        assert kube.tries == 5  # tried at once
+        for _ in range(11):
+            clock.advance(1)
+            await ctl.reconcile((NS, NAME))
+        assert kube.tries == 6, "the new incarnation's first backoff is 10 s, not the old 160 s"
+        assert [r for r, _ in kube.events].count("ServiceConflict") == 2  # said to each
+        kube.leftover = False  # collected
+        for _ in range(21):
+            clock.advance(1)
+            await ctl.reconcile((NS, NAME))
+        assert kube.service is not None and degraded_of(kube)["status"] == "False"
+
+    asyncio.run(scenario())
+
+
 def test_a_transient_api_error_still_fails_the_reconcile_for_the_work_queue():
     class BusyKube(RecordingKube):
         async def create_service(self, namespace: str, body: dict[str, Any]) -> None:

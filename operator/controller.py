@@ -50,7 +50,6 @@ class KubeClient(OwnedClient, EventSink, Protocol):
     Events': the recorder's EventSink."""
 
     async def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool: ...
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def delete_pod(
@@ -155,12 +154,13 @@ class Controller:
         observed = [ObservedPod.from_pod(p) for p in raw_pods]
         nodes = self.node_health()
         result = plan(cluster, observed, now, nodes)
-        if result.creates and not await self.kube.cluster_exists(namespace, name, cluster.uid):
-            # A cached WorkerCluster may outlive its deletion (a DELETED event missed while the
-            # operator was paused): creating pods for it would fight garbage collection forever.
+        writes = Writes(self._held_for(key, cluster.uid), now)
+        owned = Owned(self.kube, self.recorder, writes, cluster, body, now)
+        # A cached WorkerCluster may outlive its deletion (a DELETED event late, or missed while
+        # the operator was paused): what is created for it would only feed garbage collection.
+        if result.creates and not await owned.owner_still_exists():
             self.forget(key)
             return None, "success"
-        writes = Writes(self._held_for(key, cluster.uid), now)
         live = sum(1 for p in observed if p.owned_by(cluster) and not p.terminating)
         await self._apply(cluster, body, result, live, writes, now)
         pods = await self._observe(cluster, raw_pods)
@@ -172,7 +172,10 @@ class Controller:
             at = datetime.fromtimestamp(died, UTC) if died else now
             await self.recorder.post(body, events.process_replaced(seen), at)
         result = replace(result, status=plan(cluster, pods, now, nodes).status)
-        await Owned(self.kube, self.recorder, writes, cluster, body, now).ensure_all()
+        await owned.ensure_all()
+        if owned.owner_exists is False:  # found gone before a create: nothing to state or hold
+            self.forget(key)
+            return None, "success"
         retry_in = writes.finish()
         # A refused write is said in status (Degraded, the API server's message; its transition
         # posts one Warning per change of cause) and retried with backoff, never in a tight loop.

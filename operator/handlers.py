@@ -206,11 +206,14 @@ async def cluster_changed(namespace: str | None, name: str, memo: kopf.Memo, **_
 async def cluster_event(
     event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
+    applied = True
     if namespace and hasattr(memo, "caches"):
         # kopf's watch of WorkerClusters feeds the cache (its initial listing has no type).
         kind = str(event.get("type") or "ADDED")
-        memo.caches.clusters.apply(kind, dict(event.get("object") or {}))
-    if event.get("type") == "DELETED" and namespace and hasattr(memo, "queue"):
+        applied = memo.caches.clusters.apply(kind, dict(event.get("object") or {}))
+    # kopf runs each uid's events in a task of its own: the DELETED of a WorkerCluster may come
+    # after the ADDED of the next one under its name, whose timers and holds must stay.
+    if event.get("type") == "DELETED" and applied and namespace and hasattr(memo, "queue"):
         memo.queue.forget((namespace, name))
         memo.controller.forget((namespace, name))
 

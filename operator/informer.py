@@ -6,8 +6,9 @@ operator's caches from these; heartbeats.py reads the nodes' Leases with one).
   trimmed (no managedFields; a pod keeps its metadata, status and node, not the rest of its
   spec), which keeps 5,000 pods in tens of MiB. It is fed by watch events and by the operator's
   own writes ("write-through"), so a reconcile right after a create never misses the pod it just
-  created; an event older than what the store holds (by resourceVersion) is ignored, and a pod
-  once seen terminating stays terminating.
+  created; an event older than what the store holds (by resourceVersion: etcd's revision, which
+  orders all writes, whatever the object) is ignored, and a pod once seen terminating stays
+  terminating.
 - `Informer`: LIST then WATCH of one resource, in a thread of its own (blocking I/O, away from
   kopf's event loop), relisting when the watch expires (410 Gone) and calling back on each
   change so the work queue hears about it at once.
@@ -41,6 +42,10 @@ LIST_PAGE = 500
 WATCH_SECONDS = (300, 600)
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 LOCAL_GRACE_SECONDS = 30.0  # a written-through object survives a relist that predates it
+# A deleted object's uid is remembered this long: the answer to our own create may reach the
+# store after the watch told of its deletion (garbage collection removes an object whose owner
+# is gone within milliseconds), and must not bring it back.
+TOMBSTONE_SECONDS = 600.0
 
 
 CONTAINER_KEPT = ("name", "image", "resources")  # what a change in place compares
@@ -93,6 +98,7 @@ class Store:
         self._lock = threading.Lock()
         self._objects: dict[Key, Obj] = {}
         self._local: dict[Key, float] = {}  # written through by us, not yet confirmed by a watch
+        self._gone: dict[str, float] = {}  # uids seen deleted -> when (oldest first)
         self._index_label = index_label
         self._index: dict[tuple[str, str], set[str]] = {}  # (namespace, label value) -> names
         self.synced = threading.Event()
@@ -108,6 +114,7 @@ class Store:
         with self._lock:
             self._local.pop(key, None)
             if event_type == "DELETED":
+                self._bury(_uid(obj))
                 current = self._objects.get(key)
                 if current is not None and _uid(current) not in ("", _uid(obj)):
                     return False  # a newer object of the same name is already here
@@ -162,21 +169,34 @@ class Store:
                 self._store(key, obj)
         self.synced.set()
 
+    def _bury(self, uid: str) -> None:
+        if not uid:
+            return
+        now = time.monotonic()
+        self._gone.pop(uid, None)
+        self._gone[uid] = now
+        while (oldest := next(iter(self._gone))) and now - self._gone[oldest] >= TOMBSTONE_SECONDS:
+            del self._gone[oldest]
+
     def _store(self, key: Key, obj: Obj) -> bool:
+        if _uid(obj) in self._gone:
+            return False  # deleted already: a late write-through or event of it
         current = self._objects.get(key)
-        if current is not None and _uid(current) == _uid(obj):
-            old, new = resource_version(current), resource_version(obj)
-            if old is not None and new is not None and new < old:
-                return False
-            if current["metadata"].get("deletionTimestamp") and not obj["metadata"].get(
-                "deletionTimestamp"
-            ):
-                # A pod never stops terminating: keep the mark set by our own delete.
-                meta = {
-                    **obj["metadata"],
-                    "deletionTimestamp": current["metadata"]["deletionTimestamp"],
-                }
-                obj = {**obj, "metadata": meta}
+        old, new = resource_version(current or {}), resource_version(obj)
+        if old is not None and new is not None and new < old:
+            # Older than what is here: a late event of this object, or of one deleted since and
+            # created again under its name (kopf hands each uid's events to a task of its own,
+            # so the old one's last MODIFIED may come after the new one's ADDED).
+            return False
+        if (
+            current is not None
+            and _uid(current) == _uid(obj)
+            and current["metadata"].get("deletionTimestamp")
+            and not obj["metadata"].get("deletionTimestamp")
+        ):
+            # A pod never stops terminating: keep the mark set by our own delete.
+            deleted_at = current["metadata"]["deletionTimestamp"]
+            obj = {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": deleted_at}}
         if current is not None:
             self._unindex(key, current)
         self._objects[key] = obj

@@ -28,6 +28,7 @@ from workerlab.operator.writes import Writes, digest
 
 
 class OwnedClient(Protocol):
+    async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool: ...
     async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def create_service(self, namespace: str, body: dict[str, Any]) -> Any: ...
     async def replace_service(self, namespace: str, body: dict[str, Any]) -> Any: ...
@@ -56,6 +57,17 @@ class Owned:
     cluster: WorkerCluster
     body: dict[str, Any]
     now: datetime
+    owner_exists: bool | None = None  # None: not asked yet this reconcile
+
+    async def owner_still_exists(self) -> bool:
+        """A live GET, once per reconcile, before the first create (the WorkerCluster was read
+        from the cache, which may not know yet that it is gone)."""
+        if self.owner_exists is None:
+            cluster = self.cluster
+            self.owner_exists = await self.kube.cluster_exists(
+                cluster.namespace, cluster.name, cluster.uid
+            )
+        return self.owner_exists
 
     async def ensure_all(self) -> None:
         cluster, kube = self.cluster, self.kube
@@ -128,6 +140,8 @@ class Owned:
             return
         wanted = digest(desired)
         if actual is None:
+            if not await self.owner_still_exists():
+                return
             body = desired
             if await writes.attempt(kind, "create", name, wanted, lambda: create(namespace, body)):
                 await self._say(*created)

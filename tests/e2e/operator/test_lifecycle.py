@@ -46,6 +46,27 @@ def owned_set_exists(kube, ns: str, uid: str) -> bool:
     return kinds == ["Ingress", "Pod", "Service"]
 
 
+def what_the_operator_saw(kube, ns: str, name: str) -> str:
+    """For a failure message: the WorkerCluster, what it owns, its Events, the operator's log."""
+    wc = kube.run("get", "wc", name, "-n", ns, "-o", "jsonpath={.metadata.uid} {.status}").stdout
+    owned = kube.run(
+        "get", "pods,services,ingresses", "-n", ns, "-l", OWNED, "-o",
+        "custom-columns=KIND:.kind,NAME:.metadata.name,OWNER:.metadata.ownerReferences[0].uid,"
+        "DELETING:.metadata.deletionTimestamp",
+    ).stdout  # fmt: skip
+    events = kube.run("get", "events", "-n", ns, "--sort-by=.lastTimestamp").stdout
+    log = kube.run(
+        "logs", "-n", "workerlab-system", "deploy/workerlab-operator", "--since=3m"
+    ).stdout
+    mentions = "\n".join(line for line in log.splitlines() if ns in line)
+    return (
+        f"\nwc/{name}: {wc}\nowned:\n{owned}\nevents (last 20):\n"
+        + "\n".join(events.splitlines()[-20:])
+        + f"\noperator log lines naming {ns} (last 40):\n"
+        + "\n".join(mentions.splitlines()[-40:])
+    )
+
+
 def test_deleted_cluster_leaves_nothing_within_30s(cluster, namespace, wait_for, figures):
     ns = namespace("e2e-op-gc")
     cluster.apply(worker_cluster("gone", ns))
@@ -66,7 +87,10 @@ def test_create_delete_cycles_leave_nothing_behind(cluster, namespace, wait_for,
         cluster.apply(worker_cluster("cycle", ns, quick_drain=True))
         uid = cluster.get("wc", "cycle", "-n", ns)["metadata"]["uid"]
         # The previous incarnation's objects may still be collected: ours come anyway.
-        wait_for(lambda u=uid: owned_set_exists(cluster, ns, u), 60, f"cycle {cycle}: objects")
+        try:
+            wait_for(lambda u=uid: owned_set_exists(cluster, ns, u), 60, f"cycle {cycle}: objects")
+        except AssertionError as error:
+            raise AssertionError(f"{error}{what_the_operator_saw(cluster, ns, 'cycle')}") from None
         cluster.ok("delete", "wc", "cycle", "-n", ns, "--timeout=60s")
     cycles_s = time.monotonic() - started
     wait_for(lambda: not leftovers(cluster, ns), 60, "nothing owned left after the cycles")

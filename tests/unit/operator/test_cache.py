@@ -76,6 +76,16 @@ def test_an_older_event_never_overwrites_a_newer_object():
     assert store.apply("MODIFIED", pod("p", 6)) is True
 
 
+def test_a_late_event_of_a_deleted_object_never_replaces_the_one_created_again_under_its_name():
+    # kopf runs each uid's events in a task of its own: the old one's last MODIFIED and its
+    # DELETED may come after the ADDED of its successor.
+    store = Store()
+    store.apply("ADDED", pod("p", 10, uid="new"))
+    assert store.apply("MODIFIED", pod("p", 7, uid="old")) is False
+    assert store.apply("DELETED", pod("p", 8, uid="old")) is False
+    assert store.get(NS, "p")["metadata"]["uid"] == "new"
+
+
 def test_a_deleted_pod_stays_terminating_whatever_stale_events_say():
     store = Store()
     store.apply("ADDED", pod("p", 1))
@@ -202,3 +212,15 @@ def test_cached_kube_reads_memory_and_writes_through():
         assert (await kube.get_cluster(NS, "wc"))["status"] == {"readyReplicas": 2}
 
     asyncio.run(scenario())
+
+
+def test_our_own_write_answered_after_the_watch_told_of_its_deletion_stays_deleted():
+    # Garbage collection removes an object whose owner is gone within milliseconds: the watch's
+    # ADDED and DELETED can both come before the create's answer is written through.
+    store = Store()
+    store.apply("ADDED", pod("p", 3))
+    store.apply("DELETED", pod("p", 4))
+    store.put(pod("p", 3))
+    assert store.get(NS, "p") is None
+    store.put(pod("p", 5, uid="next"))  # another object under that name is welcome
+    assert store.get(NS, "p")["metadata"]["uid"] == "next"

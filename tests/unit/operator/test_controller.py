@@ -258,6 +258,26 @@ def test_a_cached_cluster_deleted_meanwhile_gets_no_new_pods():
     asyncio.run(scenario())
 
 
+def test_a_cached_cluster_deleted_meanwhile_gets_no_service_or_ingress_either():
+    """Its pods all there (no pod to create), it still asks before creating what it owns: a
+    Service made for a gone owner would hold the name against its successor until collected."""
+
+    class StaleCache(RecordingKube):
+        asked = 0
+
+        async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool:
+            self.asked += 1
+            return False
+
+    async def scenario():
+        kube = StaleCache({"replicas": 0, "ingress": {"enabled": True, "host": "demo.test"}})
+        await controller_for(kube).reconcile((NS, NAME))
+        assert kube.service is None and kube.ingress is None and kube.writes == []
+        assert kube.asked == 1  # once per reconcile, not once per object
+
+    asyncio.run(scenario())
+
+
 def test_hand_edited_service_is_restored():
     async def scenario():
         kube = RecordingKube({"replicas": 1})

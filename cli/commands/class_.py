@@ -175,7 +175,8 @@ def list_learners(
         out.print(f"{name}  ({classroom.namespace_of(name)})")
 
 
-def _grid_labs() -> list[classroom.GridLab]:
+def grid_labs() -> list[classroom.GridLab]:
+    """The grid's columns: every lab of the course, and whether a learner can do it."""
     return [classroom.GridLab(lab.number, lab.needs_cluster_admin) for lab in course.labs()]
 
 
@@ -196,7 +197,7 @@ def status(
     Example: workerlab class status
     """
     standings = classroom.class_progress(instructor(context))
-    labs = _grid_labs()
+    labs = grid_labs()
     if as_json:
         print_json(
             {

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from workerlab.api.resource import LABEL_LEARNER, PROGRESS_CONFIGMAP
 from workerlab.cli import classroom, targets
-from workerlab.cli.commands.class_ import _grid_labs
+from workerlab.cli.commands.class_ import grid_labs
 from workerlab.cli.main import app
 from workerlab.common.errors import WorkerlabError
 from workerlab.common.kube import Kube, choose_context, choose_namespace, is_learner_namespace
@@ -206,7 +206,7 @@ def test_grid_tells_verified_from_claimed_passes():
 
 
 def test_the_grid_lists_every_lab_and_counts_those_a_learner_can_do():
-    labs = _grid_labs()
+    labs = grid_labs()
     assert [lab.number for lab in labs] == [lab.number for lab in course.labs()]
     doable = {lab.number for lab in labs if not lab.cluster_admin}
     assert {4, 5, 7, 9, 11} <= doable  # 9 is local (a claim only); 11 needs the class Role's HPA

@@ -156,7 +156,7 @@ class Kube:
         return await self._get_or_none(_cluster_path(namespace, name))
 
     async def cluster_exists(self, namespace: str, name: str, uid: str) -> bool:
-        """Asked of the API server itself, never a cache: before pods are created for it."""
+        """Asked of the API server itself, never a cache: before anything is created for it."""
         found = await self.get_cluster(namespace, name)
         return found is not None and found["metadata"].get("uid") == uid
 
